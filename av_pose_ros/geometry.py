@@ -64,3 +64,10 @@ def matrix_from_quaternion(q) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def invert_transform(transform: np.ndarray) -> np.ndarray:
+    """Inverse of a rigid 4x4 transform (transpose the rotation instead of a general matrix inverse)."""
+    transform = np.asarray(transform, dtype=float)
+    rotation_t = transform[:3, :3].T
+    return make_transform(rotation_t, -rotation_t @ transform[:3, 3])

@@ -1,0 +1,91 @@
+"""Simulated 2D detections: ground-truth joints seen through the camera model with a detector's typical errors.
+
+The simulator and training need keypoints that look like ``keypoint_node`` output without rendering images. The
+errors are made where a detector makes them, in the raw (distorted) image: Gaussian jitter, occasional gross
+outliers, missed joints and left/right confusions; then the pixels are undistorted as the node does, so the result
+is in ideal pixels of ``K`` with a confidence, exactly like a real detection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from av_pose_ros.geometry import apply_transform, invert_transform
+from av_pose_ros.skeleton import LEFT_RIGHT_SWAP
+from av_pose_ros.vision.camera import CameraModel
+
+_SWAP = np.array(LEFT_RIGHT_SWAP)
+_LEFT_OF_PAIR = np.flatnonzero(_SWAP > np.arange(len(_SWAP)))
+_RIGHT_OF_PAIR = _SWAP[_LEFT_OF_PAIR]
+
+
+@dataclass(frozen=True)
+class DetectionNoise:
+    """Detector error model; field names are the keys of the scenario file's ``camera:`` section.
+
+    keypoint_noise_px: standard deviation of the per-axis Gaussian jitter (raw pixels).
+    miss_rate: probability that a joint is not detected (confidence 0, pixels NaN).
+    swap_rate: probability, per left/right pair (eyes, ears, shoulders, ...), that the pair's labels are exchanged.
+    outlier_rate: probability that a joint is a gross error, displaced by a further Gaussian of ``outlier_px``.
+    confidence_range: detected joints get a confidence drawn uniformly from this range.
+    out_of_image_confidence: confidence of joints that land outside the image (detectors extrapolate them).
+    """
+
+    keypoint_noise_px: float = 3.0
+    miss_rate: float = 0.05
+    swap_rate: float = 0.0
+    outlier_rate: float = 0.0
+    outlier_px: float = 50.0
+    confidence_range: tuple[float, float] = (0.6, 1.0)
+    out_of_image_confidence: float = 0.05
+
+    def __post_init__(self):
+        for name in ("miss_rate", "swap_rate", "outlier_rate", "out_of_image_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.keypoint_noise_px < 0 or self.outlier_px < 0:
+            raise ValueError("keypoint_noise_px and outlier_px must be non-negative")
+        low, high = self.confidence_range
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"confidence_range must satisfy 0 < low <= high <= 1, got {self.confidence_range}")
+        object.__setattr__(self, "confidence_range", (float(low), float(high)))
+
+    @classmethod
+    def from_scenario(cls, camera_section: Mapping) -> DetectionNoise:
+        """Read the error model from a scenario's ``camera:`` mapping; keys it does not know (intrinsics) are left
+        to their owners, missing ones keep their defaults."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in camera_section.items() if key in known})
+
+
+def simulate_detections(joints_world: np.ndarray, camera: CameraModel, world_from_camera: np.ndarray,
+                        noise: DetectionNoise, rng: np.random.Generator) -> np.ndarray:
+    """(J, 3) world-frame joints -> (J, 3) [u, v, confidence] in ideal pixels of ``camera.K``, like keypoint_node.
+
+    Joints behind the camera and missed joints have confidence 0 and NaN pixels. ``J`` must be 17 (COCO-17) for the
+    left/right swaps.
+    """
+    joints_optical = apply_transform(invert_transform(world_from_camera), joints_world)
+    count = len(joints_optical)
+    raw = camera.project(joints_optical)
+    raw += rng.normal(0.0, noise.keypoint_noise_px, raw.shape)
+    is_outlier = rng.random(count) < noise.outlier_rate
+    raw[is_outlier] += rng.normal(0.0, noise.outlier_px, (int(is_outlier.sum()), 2))
+
+    confidence = rng.uniform(*noise.confidence_range, count)
+    seen = np.isfinite(raw).all(axis=1)
+    in_image = seen & (raw[:, 0] >= 0) & (raw[:, 0] < camera.width) & (raw[:, 1] >= 0) & (raw[:, 1] < camera.height)
+    confidence[seen & ~in_image] = noise.out_of_image_confidence
+    missed = ~seen | (rng.random(count) < noise.miss_rate)
+    confidence[missed] = 0.0
+    raw[missed] = np.nan
+
+    detections = np.column_stack([camera.undistort_points(raw), confidence])
+    order = np.arange(count)
+    swapped = rng.random(len(_LEFT_OF_PAIR)) < noise.swap_rate
+    order[_LEFT_OF_PAIR[swapped]] = _RIGHT_OF_PAIR[swapped]
+    order[_RIGHT_OF_PAIR[swapped]] = _LEFT_OF_PAIR[swapped]
+    return detections[order]
