@@ -1,0 +1,96 @@
+"""Simulated detections: error statistics with a seeded generator, distortion round trip, swaps, edge cases."""
+
+import numpy as np
+import pytest
+
+from av_pose_ros.geometry import LINK_FROM_OPTICAL, apply_transform, make_transform
+from av_pose_ros.skeleton import JOINT_INDEX, LEFT_RIGHT_SWAP
+from av_pose_ros.vision.camera import CameraModel
+from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
+
+K = [[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]]
+PINHOLE = CameraModel(640, 480, K, [])
+LENS = CameraModel(640, 480, K, [-0.3, 0.1, 0.001, 0.001, -0.02])
+WORLD_FROM_CAMERA = make_transform(translation=[0.0, 0.0, 1.2]) @ LINK_FROM_OPTICAL
+CAMERA_FROM_WORLD = np.linalg.inv(WORLD_FROM_CAMERA)
+
+
+def person(rng):
+    """17 world points in a person-sized box 2.5-3.5 m in front of the camera (x forward, z up)."""
+    return rng.uniform([2.5, -0.4, 0.1], [3.5, 0.4, 1.8], (17, 3))
+
+
+def ideal_pixels(camera, joints):
+    return camera.project_ideal(apply_transform(CAMERA_FROM_WORLD, joints))
+
+
+def test_noise_std_and_miss_rate_match_the_parameters():
+    rng = np.random.default_rng(42)
+    noise = DetectionNoise(keypoint_noise_px=3.0, miss_rate=0.05)
+    residuals, missed = [], []
+    for _ in range(2000):
+        joints = person(rng)
+        detections = simulate_detections(joints, PINHOLE, WORLD_FROM_CAMERA, noise, rng)
+        missed.append(detections[:, 2] == 0)
+        residuals.append((detections[:, :2] - ideal_pixels(PINHOLE, joints))[~missed[-1]])
+    residuals, missed = np.vstack(residuals), np.concatenate(missed)
+    assert missed.mean() == pytest.approx(0.05, abs=0.005)
+    np.testing.assert_allclose(residuals.mean(axis=0), 0.0, atol=0.05)
+    np.testing.assert_allclose(residuals.std(axis=0), 3.0, rtol=0.03)
+
+
+def test_noiseless_detections_are_undistorted_projections():
+    rng = np.random.default_rng(1)
+    joints = person(rng)
+    exact = DetectionNoise(keypoint_noise_px=0.0, miss_rate=0.0)
+    detections = simulate_detections(joints, LENS, WORLD_FROM_CAMERA, exact, rng)
+    np.testing.assert_allclose(detections[:, :2], ideal_pixels(LENS, joints), atol=1e-4)
+    assert ((detections[:, 2] >= 0.6) & (detections[:, 2] <= 1.0)).all()
+
+
+def test_swap_exchanges_left_and_right_labels():
+    rng = np.random.default_rng(2)
+    joints = person(rng)
+    always = DetectionNoise(keypoint_noise_px=0.0, miss_rate=0.0, swap_rate=1.0)
+    detections = simulate_detections(joints, PINHOLE, WORLD_FROM_CAMERA, always, rng)
+    np.testing.assert_allclose(detections[:, :2], ideal_pixels(PINHOLE, joints)[list(LEFT_RIGHT_SWAP)], atol=1e-9)
+    nose = JOINT_INDEX["nose"]
+    np.testing.assert_allclose(detections[nose, :2], ideal_pixels(PINHOLE, joints)[nose], atol=1e-9)
+
+
+def test_outliers_widen_the_error():
+    rng = np.random.default_rng(3)
+    noise = DetectionNoise(keypoint_noise_px=3.0, miss_rate=0.0, outlier_rate=1.0, outlier_px=40.0)
+    residuals = np.vstack([
+        simulate_detections(joints, PINHOLE, WORLD_FROM_CAMERA, noise, rng)[:, :2] - ideal_pixels(PINHOLE, joints)
+        for joints in (person(rng) for _ in range(300))])
+    np.testing.assert_allclose(residuals.std(axis=0), np.hypot(3.0, 40.0), rtol=0.08)
+
+
+def test_out_of_image_and_behind_camera_joints():
+    joints = np.tile([3.0, 0.0, 1.2], (17, 1))
+    joints[0] = [3.0, 5.0, 1.2]  # far to the left: out of the image, in front of the camera
+    joints[1] = [-3.0, 0.0, 1.2]  # behind the camera
+    exact = DetectionNoise(keypoint_noise_px=0.0, miss_rate=0.0, out_of_image_confidence=0.05)
+    detections = simulate_detections(joints, PINHOLE, WORLD_FROM_CAMERA, exact, np.random.default_rng(4))
+    assert detections[0, 2] == 0.05 and detections[0, 0] < 0
+    assert detections[1, 2] == 0.0 and np.isnan(detections[1, :2]).all()
+    assert (detections[2:, 2] >= 0.6).all()
+
+
+def test_seeded_generator_reproduces():
+    joints = person(np.random.default_rng(5))
+    noise = DetectionNoise(swap_rate=0.2, outlier_rate=0.1)
+    first = simulate_detections(joints, LENS, WORLD_FROM_CAMERA, noise, np.random.default_rng(9))
+    second = simulate_detections(joints, LENS, WORLD_FROM_CAMERA, noise, np.random.default_rng(9))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_from_scenario_reads_the_camera_section():
+    noise = DetectionNoise.from_scenario({"keypoint_noise_px": 2.0, "miss_rate": 0.1, "swap_rate": 0.02,
+                                          "width": 640})
+    assert (noise.keypoint_noise_px, noise.miss_rate, noise.swap_rate, noise.outlier_rate) == (2.0, 0.1, 0.02, 0.0)
+    with pytest.raises(ValueError, match="miss_rate"):
+        DetectionNoise.from_scenario({"miss_rate": 1.5})
+    with pytest.raises(ValueError, match="confidence_range"):
+        DetectionNoise(confidence_range=(0.9, 0.5))
