@@ -12,11 +12,11 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from av_pose_ros.geometry import LINK_FROM_OPTICAL, invert_transform, make_transform  # noqa: E402
-from av_pose_ros.vision.rays import MIN_CONFIDENCE, ray_encoding  # noqa: E402
+from av_pose_ros.geometry import LINK_FROM_OPTICAL, invert_transform, make_transform
+from av_pose_ros.vision.rays import MIN_CONFIDENCE, ray_encoding
 
 THREADS = 2
 DETECTION_TARGET_FPS = 15.0

@@ -79,19 +79,20 @@ def test_from_camera_info_fields():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(k=[0.0] * 9), "not calibrated"),
-    (dict(k=[600.0] * 8), "9 values"),
-    (dict(k=[600, 0, 320, 0, -580, 240, 0, 0, 1]), "fx, fy > 0"),
-    (dict(k=[600, 0, 320, 0, 580, 240, 0, 1, 1]), "last row"),
-    (dict(distortion_model="kannala"), "unknown distortion model"),
-    (dict(d=[0.1, 0.0, 0.0]), "needs 5"),
-    (dict(distortion_model="equidistant"), "needs 4"),
-    (dict(d=[np.nan, 0, 0, 0, 0]), "finite"),
-    (dict(p=[1.0] * 9), "needs 12"),
-    (dict(width=0), "positive"),
+    ({"k": [0.0] * 9}, "not calibrated"),
+    ({"k": [600.0] * 8}, "9 values"),
+    ({"k": [600, 0, 320, 0, -580, 240, 0, 0, 1]}, "fx, fy > 0"),
+    ({"k": [600, 0, 320, 0, 580, 240, 0, 1, 1]}, "last row"),
+    ({"distortion_model": "kannala"}, "unknown distortion model"),
+    ({"d": [0.1, 0.0, 0.0]}, "needs 5"),
+    ({"distortion_model": "equidistant"}, "needs 4"),
+    ({"d": [np.nan, 0, 0, 0, 0]}, "finite"),
+    ({"p": [1.0] * 9}, "needs 12"),
+    ({"width": 0}, "positive"),
 ])
 def test_camera_info_errors(kwargs, message):
-    fields = dict(width=640, height=480, distortion_model="plumb_bob", d=[0.0] * 5, k=K.ravel(), r=None, p=None)
+    fields = {"width": 640, "height": 480, "distortion_model": "plumb_bob", "d": [0.0] * 5, "k": K.ravel(),
+              "r": None, "p": None}
     fields.update(kwargs)
     with pytest.raises(ValueError, match=message):
         CameraModel.from_camera_info_fields(**fields)

@@ -11,11 +11,10 @@ import socket
 
 import numpy as np
 import pytest
+from skimage.data import astronaut as astronaut_photo
 
-skimage_data = pytest.importorskip("skimage.data")
-
-from av_pose_ros.skeleton import JOINT_INDEX  # noqa: E402
-from av_pose_ros.vision.keypoints import PoseDetector  # noqa: E402
+from av_pose_ros.skeleton import JOINT_INDEX
+from av_pose_ros.vision.keypoints import PoseDetector
 
 HAND_READ = {  # joint: (u, v, tolerance px)
     "nose": (224, 124, 15),
@@ -41,7 +40,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def astronaut():
-    return skimage_data.astronaut()
+    return astronaut_photo()
 
 
 @pytest.fixture(scope="module")

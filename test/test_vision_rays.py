@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from av_pose_ros.geometry import LINK_FROM_OPTICAL, apply_transform, make_transform, rot_z
+from av_pose_ros.geometry import (
+    LINK_FROM_OPTICAL,
+    apply_transform,
+    make_transform,
+    rot_z,
+)
 from av_pose_ros.vision.camera import CameraModel
 from av_pose_ros.vision.rays import MIN_CONFIDENCE, ray_encoding
 

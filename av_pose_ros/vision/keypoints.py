@@ -42,7 +42,9 @@ class PoseDetector:
 
     def __init__(self, tracking: bool = False, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5):
-        from mediapipe.python.solutions import pose as mp_pose  # deferred: importing MediaPipe takes seconds
+        from mediapipe.python.solutions import (
+            pose as mp_pose,  # deferred: importing MediaPipe takes seconds
+        )
 
         self.tracking = tracking
         self._pose = mp_pose.Pose(
@@ -85,7 +87,7 @@ class PoseDetector:
             self._pose.close()
             self._pose = None
 
-    def __enter__(self) -> PoseDetector:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
