@@ -31,6 +31,16 @@ def rot_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+def rot_x(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def matrix_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """3x3 rotation of fixed-axis roll (x), pitch (y), yaw (z) angles, as URDF and tf2 use them: Rz @ Ry @ Rx."""
+    return rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)
+
+
 def rot_y(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
