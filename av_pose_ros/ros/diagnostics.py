@@ -1,0 +1,67 @@
+"""A node's health on /diagnostics plus throttled log lines: what is wrong now, said once per period, never a crash."""
+
+from __future__ import annotations
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from av_pose_ros.ros.qos import RESULT_QOS
+
+OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
+                          DiagnosticStatus.STALE)
+
+
+class Health:
+    """Keeps the current problems of a node (by code) and publishes them as one DiagnosticStatus.
+
+    `problem(code, text)` records an issue and logs it at most once per `throttle_s` per code; `clear(code)` or
+    `good(...)` removes it when good data returns, so the diagnostic recovers by itself.
+    """
+
+    def __init__(self, node, name: str | None = None, period_s: float = 1.0, throttle_s: float = 5.0):
+        self._node = node
+        self._name = name or node.get_fully_qualified_name()
+        self._throttle_s = throttle_s
+        self._problems: dict[str, tuple[int, str]] = {}
+        self._last_logged: dict[str, float] = {}
+        self._values: dict[str, str] = {}
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", RESULT_QOS)
+        self._timer = node.create_timer(period_s, self.publish)
+
+    def problem(self, code: str, text: str, level: int = WARN) -> None:
+        self._problems[code] = (level, text)
+        now = time.monotonic()
+        if now - self._last_logged.get(code, -1e9) >= self._throttle_s:
+            self._last_logged[code] = now
+            log = self._node.get_logger()
+            (log.error if level >= ERROR else log.warning)(f"[{code}] {text}")
+
+    def clear(self, *codes: str) -> None:
+        for code in codes:
+            self._problems.pop(code, None)
+
+    def good(self, **values) -> None:
+        """Good data arrived: clear input problems and record the latest figures (shown as key/values)."""
+        self.clear(*[c for c in self._problems if c.startswith("input")])
+        self.set(**values)
+
+    def set(self, **values) -> None:
+        self._values.update({k: str(v) for k, v in values.items()})
+
+    @property
+    def level(self) -> int:
+        return max((lvl for lvl, _ in self._problems.values()), default=OK)
+
+    def status(self) -> DiagnosticStatus:
+        level = self.level
+        message = "; ".join(f"{code}: {text}" for code, (_, text) in sorted(self._problems.items())) or "ok"
+        values = [KeyValue(key=k, value=v) for k, v in sorted(self._values.items())]
+        return DiagnosticStatus(level=bytes([level]), name=self._name, message=message,
+                                hardware_id=self._node.get_name(), values=values)
+
+    def publish(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        array.status = [self.status()]
+        self._pub.publish(array)
