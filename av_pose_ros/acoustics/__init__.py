@@ -1,0 +1,1 @@
+"""Acoustic sensing core (no ROS): probes, speaker multiplexing, pose-kernel extraction and spatial encoding."""
