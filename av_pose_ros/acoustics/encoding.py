@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import gaussian_filter1d
 
 
 def _delays_samples(speakers: np.ndarray, mics: np.ndarray, points: np.ndarray, fs: float, c: float) -> np.ndarray:
@@ -38,9 +38,11 @@ def spatial_encoding(kernels: np.ndarray, speakers: np.ndarray, mics: np.ndarray
 class DelayTable:
     """Per-(grid, rig, fs, c) precomputed delay indices and weights: encoding a frame is two gathers.
 
-    ``voxel_size_m``: when set, each kernel is first max-filtered over the path span of one voxel. Body echoes are
-    about a centimetre thick in path while voxels are several centimetres wide, so without it a shell can fall
-    between voxel centres and vanish from the grid.
+    ``voxel_size_m``: when set, each kernel is first smoothed by a Gaussian of half a voxel (in path length). Body
+    echoes are about a centimetre thick in path while voxels are several centimetres wide, so without it a shell
+    can fall between voxel centres and vanish from the grid. A Gaussian rather than a box or max filter keeps a
+    single maximum per echo, so a product of pairs peaks at the voxel that best fits all ellipsoids (least squares)
+    instead of on a plateau.
     """
 
     def __init__(self, points: np.ndarray, speakers: np.ndarray, mics: np.ndarray, fs: float, c: float, taps: int,
@@ -57,17 +59,15 @@ class DelayTable:
         self.index = np.where(valid, rows + base, rows + self.taps).astype(np.intp)
         self.weight = np.where(valid, frac, 0.0).astype(np.float32)
         self._padded = np.zeros((self.n_pairs, stride), dtype=np.float32)
-        self.filter_taps = 1
-        if voxel_size_m:
-            self.filter_taps = 2 * int(np.ceil(voxel_size_m * fs / c)) + 1
+        self.smoothing_taps = 0.5 * voxel_size_m * fs / c if voxel_size_m else 0.0
 
     def encode(self, kernels: np.ndarray) -> np.ndarray:
         """(pairs, V) float32 encoding of (pairs, taps) kernels."""
         kernels = np.asarray(kernels, dtype=np.float32)
         if kernels.shape != (self.n_pairs, self.taps):
             raise ValueError(f"kernels {kernels.shape} do not match the table ({self.n_pairs}, {self.taps})")
-        if self.filter_taps > 1:
-            kernels = maximum_filter1d(kernels, self.filter_taps, axis=1, mode="constant")
+        if self.smoothing_taps > 0:
+            kernels = gaussian_filter1d(kernels, self.smoothing_taps, axis=1, mode="constant", truncate=3.0)
         self._padded[:, : self.taps] = kernels
         flat = self._padded.ravel()
         lower = flat[self.index]

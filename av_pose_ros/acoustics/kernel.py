@@ -73,6 +73,15 @@ def inverse_filter(probe: np.ndarray, n_fft: int, fs: float, band_hz=DEFAULT_BAN
     return band * np.conj(spectrum) / (power + lam)
 
 
+def filter_gain(probe: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Real gain G(f) P(f) that ``inverse`` leaves on a response: 1 in well-excited bins, less where regularised.
+
+    A music window excites every bin differently, so its deconvolved response is the true one seen through this
+    gain; the empty-room response must be seen through the same gain before it is subtracted.
+    """
+    return np.real(inverse * np.fft.rfft(np.asarray(probe, float), 2 * (inverse.shape[-1] - 1)))
+
+
 def room_response(recording: np.ndarray, probe: np.ndarray, fs: float, taps: int, **filter_args) -> np.ndarray:
     """(mics, taps) impulse responses behind a (mics, n) recording of ``probe`` emitted from sample 0.
 
@@ -145,43 +154,55 @@ class KernelConfig:
 
 
 class EmptyRoomModel:
-    """Per-pair response of the room without a person: an explicit average of N frames, then slow tracking."""
+    """Per-pair empty-room response in the frequency domain: an explicit average, then slow tracking.
 
-    def __init__(self, n_pairs: int, taps: int, rate: float = 0.02, capture_frames: int = 8):
-        self.shape = (n_pairs, taps)
+    Each frame brings ``z = gain * H + noise`` (see ``filter_gain``); the model keeps ``sum z`` and ``sum gain``
+    so that ``H = sum z / sum gain`` is unbiased even when every frame (music) has a different gain, and
+    ``expected(gain)`` is what an empty room would give through this frame's gain.
+    """
+
+    def __init__(self, rate: float = 0.02, capture_frames: int = 8):
         self.rate = float(rate)
         self.capture_frames = int(capture_frames)
-        self.response: np.ndarray | None = None
         self.frames = 0
+        self._num = self._den = None
         self._pending = 0
-        self._sum = np.zeros(self.shape)
-        self._count = 0
+        self._acc_num = self._acc_den = None
 
     @property
     def ready(self) -> bool:
-        return self.response is not None
+        return self._num is not None
 
     @property
     def capturing(self) -> bool:
         return self._pending > 0
 
     def request_capture(self, frames: int | None = None) -> None:
-        """Average the next ``frames`` responses into a fresh model (the operator vouches the room is empty)."""
+        """Average the next ``frames`` frames into a fresh model (the operator vouches the room is empty)."""
         self._pending = self.capture_frames if frames is None else max(1, int(frames))
-        self._sum[:] = 0
-        self._count = 0
+        self._acc_num = self._acc_den = None
 
-    def observe(self, responses: np.ndarray, person_present: bool | None) -> None:
+    def response(self) -> np.ndarray:
+        """(pairs, F) unbiased empty-room spectra."""
+        return self._num / np.maximum(self._den, 1e-6)
+
+    def expected(self, gain: np.ndarray) -> np.ndarray:
+        return gain * self.response()
+
+    def observe(self, z: np.ndarray, gain: np.ndarray, person_present: bool | None) -> None:
         """Feed one frame: completes a pending capture, else tracks slowly when ``person_present`` is False."""
         if self._pending:
-            self._sum += responses
-            self._count += 1
+            self._acc_num = z.copy() if self._acc_num is None else self._acc_num + z
+            self._acc_den = gain.copy() if self._acc_den is None else self._acc_den + gain
             self._pending -= 1
             if not self._pending:
-                self.response = self._sum / self._count
-                self.frames = self._count
+                self._num, self._den = self._acc_num, self._acc_den
+                self.frames = self.capture_frames
         elif self.ready and person_present is False:
-            self.response += self.rate * (responses - self.response)
+            total = float(np.mean(self._den[self._den > 0])) if np.any(self._den > 0) else 1.0
+            keep = 1.0 - self.rate
+            self._num = keep * self._num + self.rate * total * z
+            self._den = keep * self._den + self.rate * total * gain
             self.frames += 1
 
 
@@ -205,10 +226,10 @@ class PoseKernelExtractor:
         self.n_speakers = int(self.pairs[:, 0].max()) + 1
         self.c = float(c)
         cfg = self.config
-        self.empty_room = EmptyRoomModel(len(self.pairs), cfg.taps, cfg.empty_room_rate, cfg.empty_room_frames)
+        self.empty_room = EmptyRoomModel(cfg.empty_room_rate, cfg.empty_room_frames)
         self.gate = range_gate(cfg.taps, cfg.fs, self.c, self.direct_path_m + 2 * cfg.min_range_m,
                                self.direct_path_m + 2 * cfg.max_range_m)
-        self._filters: dict[int, tuple[bytes, np.ndarray]] = {}
+        self._filters: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
 
     # -- validation -------------------------------------------------------------------------------------------
     def validate(self, recording: np.ndarray, emissions: np.ndarray, fs: float) -> float:
@@ -235,49 +256,43 @@ class PoseKernelExtractor:
         return clipped
 
     # -- processing -------------------------------------------------------------------------------------------
-    def _inverse(self, speaker: int, emission: np.ndarray) -> np.ndarray:
-        """Inverse filter of one speaker's emission, reused while the emission does not change (chirps)."""
+    def _inverse(self, speaker: int, emission: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse filter and gain of one speaker's emission, reused while the emission does not change."""
         key = emission.tobytes()
         cached = self._filters.get(speaker)
         if cached is None or cached[0] != key:
             cfg = self.config
             g = inverse_filter(emission, emission.shape[-1], cfg.fs, cfg.band_hz, cfg.regularisation, cfg.floor_db)
-            cached = self._filters[speaker] = (key, g)
-        return cached[1]
+            cached = self._filters[speaker] = (key, g, filter_gain(emission, g))
+        return cached[1], cached[2]
 
-    def responses(self, recording: np.ndarray, emissions: np.ndarray):
-        """Aligned (pairs, taps) responses plus per-pair SNR, drift (samples) and the common shift (samples)."""
+    def deconvolve(self, recording: np.ndarray, emissions: np.ndarray):
+        """Aligned pair spectra z (P, F), their gains (P, F), per-pair SNR (dB) and drift, common shift (samples)."""
         cfg = self.config
         n = recording.shape[-1]
         spectra = np.fft.rfft(recording.astype(float), n)
-        inverses = np.stack([self._inverse(s, np.asarray(emissions[s], float)) for s in range(self.n_speakers)])
+        filters = [self._inverse(s, np.asarray(emissions[s], float)) for s in range(self.n_speakers)]
+        inverses, gains = np.stack([f[0] for f in filters]), np.stack([f[1] for f in filters])
         z = spectra[self.pairs[:, 1]] * inverses[self.pairs[:, 0]]
-        raw = np.fft.irfft(z, n)
+        env = envelope(np.fft.irfft(z, n))
         expected = self.direct_path_m / self.c * cfg.fs
         half = max(2, int(round(cfg.max_drift_s * cfg.fs)))
-        lo = np.maximum(0, np.floor(expected).astype(int) - half)
+        lo = np.floor(expected).astype(int) - half
         width = 2 * half + 1
-        idx = (lo[:, None] + np.arange(width)[None, :]) % n
-        env = envelope(raw)
-        search = np.take_along_axis(env, idx, axis=1)
-        k = np.argmax(search, axis=1)
-        k_in = np.clip(k, 1, width - 2)
+        search = np.take_along_axis(env, (lo[:, None] + np.arange(width)[None, :]) % n, axis=1)
+        k = np.clip(np.argmax(search, axis=1), 1, width - 2)
         rows = np.arange(len(k))
-        a, b, cc = search[rows, k_in - 1], search[rows, k_in], search[rows, k_in + 1]
-        denom = a - 2 * b + cc
-        frac = np.where(np.abs(denom) > 1e-12, 0.5 * (a - cc) / np.where(denom == 0, 1, denom), 0.0)
-        peak = lo + k_in + np.clip(frac, -0.5, 0.5)
-        drift = peak - expected
+        a, b, c = search[rows, k - 1], search[rows, k], search[rows, k + 1]
+        denom = a - 2 * b + c
+        frac = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / np.where(denom == 0, 1, denom), 0.0)
+        drift = lo + k + np.clip(frac, -0.5, 0.5) - expected
         floor = np.median(env[:, : max(cfg.taps, n // 2)] ** 2, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            snr = 10 * np.log10(np.max(search, axis=1) ** 2 / floor)
-        snr = np.nan_to_num(snr, nan=-np.inf)
+            snr = np.nan_to_num(10 * np.log10(np.max(search, axis=1) ** 2 / floor), nan=-np.inf)
         reliable = snr >= cfg.min_snr_db
         shift = float(np.median(drift[reliable])) if np.any(reliable) else 0.0
-        if abs(shift) > 1e-3:
-            freqs = np.fft.rfftfreq(n)
-            raw = np.fft.irfft(z * np.exp(2j * np.pi * freqs * shift), n)
-        return raw[:, : cfg.taps].astype(np.float32), snr, drift, shift
+        z = z * np.exp(2j * np.pi * np.fft.rfftfreq(n) * shift)
+        return z, gains[self.pairs[:, 0]], snr, drift, shift
 
     def process(self, recording: np.ndarray, emissions: np.ndarray, fs: float,
                 person_present: bool | None = None) -> PoseKernelFrame:
@@ -286,18 +301,21 @@ class PoseKernelExtractor:
         ``recording`` (mics, n) float in [-1, 1]; ``emissions`` (speakers, n) what each speaker played in the
         same window; ``person_present`` False lets the empty-room model track slow changes, None leaves it alone.
         """
+        cfg = self.config
         emissions = np.asarray(emissions, dtype=np.float32)
         clipped = self.validate(recording, emissions, fs)
-        responses, snr, drift, shift = self.responses(recording, emissions)
-        if np.median(snr) < self.config.min_snr_db:
+        z, gain, snr, drift, shift = self.deconvolve(recording, emissions)
+        if np.median(snr) < cfg.min_snr_db:
             raise AudioInputError("no_probe", f"no direct path found (median SNR {np.median(snr):.1f} dB < "
-                                              f"{self.config.min_snr_db} dB): speakers silent or not captured")
+                                              f"{cfg.min_snr_db} dB): speakers silent or not captured")
+        n = recording.shape[-1]
         kernels = None
         if self.empty_room.ready:
-            kernels = (envelope(responses - self.empty_room.response) * self.gate).astype(np.float32)
-        self.empty_room.observe(responses, person_present)
-        fs_ = self.config.fs
-        quality = KernelQuality(snr_db=snr, clipped_fraction=clipped, direct_delay_drift_s=drift / fs_,
-                                applied_shift_s=shift / fs_, empty_room_ready=self.empty_room.ready,
+            residual = np.fft.irfft(z - self.empty_room.expected(gain), n)[:, : cfg.taps]
+            kernels = (envelope(residual) * self.gate).astype(np.float32)
+        self.empty_room.observe(z, gain, person_present)
+        quality = KernelQuality(snr_db=snr, clipped_fraction=clipped, direct_delay_drift_s=drift / cfg.fs,
+                                applied_shift_s=shift / cfg.fs, empty_room_ready=self.empty_room.ready,
                                 empty_room_frames=self.empty_room.frames)
+        responses = np.fft.irfft(z, n)[:, : cfg.taps].astype(np.float32)
         return PoseKernelFrame(kernels=kernels, responses=responses, quality=quality)
