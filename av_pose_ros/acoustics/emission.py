@@ -112,5 +112,6 @@ def slot_crosstalk_db(rirs: np.ndarray, emission: SlottedEmission, pairs: np.nda
             if j != s:
                 lag = (emission.offsets[j] - emission.offsets[s]) % n
                 leak += np.roll(folded[j, m], lag)[:taps]
-        out.append(10 * np.log10(np.sum(leak ** 2) / np.sum(own ** 2)))
+        with np.errstate(divide="ignore"):
+            out.append(10 * np.log10(np.sum(leak ** 2) / np.sum(own ** 2)))
     return np.array(out)
