@@ -8,8 +8,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from av_pose_ros.ros.qos import RESULT_QOS
 
-OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
-                          DiagnosticStatus.STALE)
+# DiagnosticStatus levels as ints (the message constants are single bytes).
+OK, WARN, ERROR, STALE = (int.from_bytes(level, "little") for level in (
+    DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE))
 
 
 class Health:
