@@ -20,9 +20,10 @@ to fit; a room in which even the shortest distance does not fit is redrawn.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -184,7 +185,7 @@ class Scenario:
         self.camera = dict(camera)
 
     @classmethod
-    def from_dict(cls, data: Mapping, name: str = "inline") -> "Scenario":
+    def from_dict(cls, data: Mapping, name: str = "inline") -> Scenario:
         return cls(data, name)
 
     # -- sampling ---------------------------------------------------------------------------------------------

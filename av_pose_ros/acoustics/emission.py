@@ -10,13 +10,15 @@ Two ways of keeping speakers apart, one per probe family:
   response plus, from the speaker before it, only that speaker's response *later than one slot* (the reverberant
   tail). That leak is static, so empty-room subtraction removes it; what survives is the body echo of another
   speaker with a path longer than ``slot * c`` (8.6 m for four speakers in 100 ms). ``slot_crosstalk_db`` gives
-  the static leak of a room (about -20 to -35 dB in typical rooms, see the bench); ``benchmarks/bench_acoustics.py``
-  prints both it and the residual after subtraction. Slots were chosen over simultaneous "orthogonal" chirps
-  (up/down sweeps, interleaved bands) because those leak -20 dB or more of *non-static* cross-correlation into
-  every tap, and body echoes are 30-50 dB below the direct path.
+  the static leak of a room; ``benchmarks/bench_acoustics.py`` prints it (about -26 to -36 dB in default-scenario
+  rooms) and the kernel difference between all speakers and one speaker alone after subtraction (below -80 dB
+  for a person at 1-4 m). Slots were chosen over simultaneous "orthogonal" chirps (up/down sweeps, interleaved
+  bands) because those leak the *non-static* cross-correlation of the probes into every tap, while body echoes
+  are 40-60 dB below the direct path.
 * ``MusicEmission`` (BGM mode): music cannot be slotted, so every speaker plays the track continuously from its own
-  offset; the segments are nearly uncorrelated and deconvolution treats the other speakers as noise. The residual
-  is noise-like (not removed by subtraction) and larger than with slots: use fewer speakers with music.
+  offset and deconvolution treats the other speakers as noise. Known limitation: each window also records the
+  echoes of the previous window's (different) music, and per-window deconvolution attributes them to this window;
+  the bench measures the resulting empty-room residual, which is far above body echoes today.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class MusicEmission:
 
     periodic = False
 
-    def __init__(self, track: np.ndarray, n_speakers: int, window_samples: int, speaker_offset_samples: int | None = None):
+    def __init__(self, track: np.ndarray, n_speakers: int, window_samples: int,
+                 speaker_offset_samples: int | None = None):
         track = np.asarray(track, dtype=np.float32).ravel()
         if track.size < 2 * window_samples:
             raise ValueError(f"music track of {track.size} samples is shorter than two windows")
@@ -95,7 +98,8 @@ def periodic_alias(response: np.ndarray, period: int) -> np.ndarray:
     return padded.reshape(response.shape[:-1] + (-1, period)).sum(axis=-2)
 
 
-def slot_crosstalk_db(rirs: np.ndarray, emission: SlottedEmission, pairs: np.ndarray, taps: int | None = None) -> np.ndarray:
+def slot_crosstalk_db(rirs: np.ndarray, emission: SlottedEmission, pairs: np.ndarray,
+                      taps: int | None = None) -> np.ndarray:
     """Static crosstalk (dB) of each (speaker, mic) pair's kernel under time slots, computed from the true RIRs.
 
     ``rirs`` (speakers, mics, L) with tap 0 at emission; returns, per pair, the energy that other speakers put

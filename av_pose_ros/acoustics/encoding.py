@@ -100,7 +100,8 @@ def room_grid(x_m=(0.5, 5.0), y_m=(-2.5, 2.5), z_m=(0.0, 2.2), spacing_m: float 
               frame: str = "base_link") -> Grid:
     """Coarse grid over the box in front of the robot where a person can stand (locates the person)."""
     lo = np.array([x_m[0], y_m[0], z_m[0]], float)
-    shape = tuple(int(np.floor((hi - l) / spacing_m)) + 1 for l, hi in zip(lo, (x_m[1], y_m[1], z_m[1])))
+    hi = np.array([x_m[1], y_m[1], z_m[1]], float)
+    shape = tuple(int(n) for n in np.floor((hi - lo) / spacing_m) + 1)
     return Grid(tuple(lo), float(spacing_m), shape, frame)
 
 

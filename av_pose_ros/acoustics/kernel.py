@@ -86,7 +86,8 @@ def room_response(recording: np.ndarray, probe: np.ndarray, fs: float, taps: int
     """(mics, taps) impulse responses behind a (mics, n) recording of ``probe`` emitted from sample 0.
 
     Tap k is the delay k / fs. The window is treated as one period of a periodic emission (circular
-    deconvolution), which is exact for probes repeated every window and a good approximation for music.
+    deconvolution), which is exact for probes repeated every window; for music it is not, because the previous
+    window's echoes are recorded too (see ``emission``).
     ``filter_args`` go to ``inverse_filter`` (band_hz, regularisation, floor_db, fraction_octave).
     """
     recording = np.atleast_2d(np.asarray(recording, dtype=float))

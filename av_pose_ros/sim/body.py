@@ -36,7 +36,7 @@ class Proportions:
     hip_half_width: float
 
     @classmethod
-    def for_stature(cls, stature_m: float) -> "Proportions":
+    def for_stature(cls, stature_m: float) -> Proportions:
         h = float(stature_m)
         if not 0.5 <= h <= 2.5:
             raise ValueError(f"stature {h} m outside the modelled 0.5-2.5 m")
@@ -63,12 +63,12 @@ class BodyPose:
     r_thigh: tuple[float, float] = (0.0, 0.03)
     r_shank: tuple[float, float] = (0.0, 0.0)
 
-    def mirrored(self) -> "BodyPose":
+    def mirrored(self) -> BodyPose:
         """The same pose with left and right exchanged."""
         return BodyPose(self.trunk_lean, self.r_upper, self.r_lower, self.l_upper, self.l_lower,
                         self.r_thigh, self.r_shank, self.l_thigh, self.l_shank)
 
-    def jittered(self, rng: np.random.Generator, sigma_rad: float) -> "BodyPose":
+    def jittered(self, rng: np.random.Generator, sigma_rad: float) -> BodyPose:
         """Every angle perturbed by N(0, sigma): natural variety around a library pose."""
         out = {}
         for f in fields(self):
@@ -90,7 +90,8 @@ def _deg(*pairs):
 
 
 _STANDING = BodyPose()
-_REACH_LEFT = replace(_STANDING, trunk_lean=np.radians(5), **dict(zip(("l_upper", "l_lower"), _deg((88, 40), (92, 40)))))
+_REACH_LEFT = replace(_STANDING, trunk_lean=np.radians(5),
+                      **dict(zip(("l_upper", "l_lower"), _deg((88, 40), (92, 40)))))
 _OFFER_LEFT = replace(_STANDING, **dict(zip(("l_upper", "l_lower"), _deg((45, 8), (82, 0)))))
 POSE_LIBRARY: dict[str, BodyPose] = {
     "standing": _STANDING,

@@ -50,7 +50,7 @@ def body_capsules(joints: np.ndarray, stature_m: float) -> np.ndarray:
         wrist, elbow = named[f"{side}_wrist"], named[f"{side}_elbow"]
         d = (wrist - elbow) / max(np.linalg.norm(wrist - elbow), 1e-9)
         caps.append(np.r_[wrist, wrist + _HAND_LENGTH * stature_m * d, _HAND_RADIUS * stature_m])
-        ankle, hip = named[f"{side}_ankle"], named[f"{side}_hip"]
+        ankle = named[f"{side}_ankle"]
         toe_dir = np.cross([0.0, 0.0, 1.0], named["left_hip"] - named["right_hip"])
         toe_dir /= max(np.linalg.norm(toe_dir), 1e-9)
         caps.append(np.r_[ankle, ankle + _FOOT_LENGTH * stature_m * toe_dir, _FOOT_RADIUS * stature_m])
@@ -120,7 +120,8 @@ def _rotation_about_z(angle: float) -> np.ndarray:
 def _unit_meshes():
     cyl = o3d.geometry.TriangleMesh.create_cylinder(radius=1.0, height=1.0, resolution=12, split=1)
     sph = o3d.geometry.TriangleMesh.create_sphere(radius=1.0, resolution=8)
-    return ((np.asarray(cyl.vertices), np.asarray(cyl.triangles)), (np.asarray(sph.vertices), np.asarray(sph.triangles)))
+    return ((np.asarray(cyl.vertices), np.asarray(cyl.triangles)),
+            (np.asarray(sph.vertices), np.asarray(sph.triangles)))
 
 
 _UNIT_CYLINDER, _UNIT_SPHERE = _unit_meshes()   # cylinder along z, centred at the origin; unit sphere
