@@ -1,0 +1,21 @@
+"""The manipulator's reach envelope, from parameters: a spherical shell about the base frame's origin, cut by
+height limits. A target outside it is still published, with `reachable: false`, so the robot can ask the person to
+come closer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ReachEnvelope:
+    min_radius_m: float = 0.25
+    max_radius_m: float = 0.85
+    min_z_m: float = 0.2
+    max_z_m: float = 1.8
+
+    def contains(self, point_in_base: np.ndarray) -> bool:
+        r = float(np.linalg.norm(point_in_base))
+        return self.min_radius_m <= r <= self.max_radius_m and self.min_z_m <= point_in_base[2] <= self.max_z_m
