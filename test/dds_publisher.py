@@ -3,9 +3,10 @@
 import sys
 
 import rclpy
-from sample_messages import sample_messages
 
 from av_pose_ros.ros.qos import RESULT_QOS
+
+from sample_messages import sample_messages
 
 
 def main() -> None:

@@ -4,10 +4,11 @@ import array
 
 import numpy as np
 import pytest
-from sample_messages import STAMP_NS, sample_messages
 
 from av_pose_ros.ros import conversions as cv
 from av_pose_ros.ros.images import image_from_numpy, image_to_rgb
+
+from sample_messages import STAMP_NS, sample_messages
 
 MSGS = sample_messages()
 

@@ -4,10 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from av_pose_ros.ros.qos import RESULT_QOS
+
 from conftest import child_env, spin_until
 from sample_messages import sample_messages
-
-from av_pose_ros.ros.qos import RESULT_QOS
 
 
 def test_every_custom_message_crosses_dds(ros_context):

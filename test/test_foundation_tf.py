@@ -5,10 +5,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import child_env
 
 from av_pose_ros.geometry import make_transform, rot_z
 from av_pose_ros.tf_tree import TransformError, TransformTree
+
+from conftest import child_env
 
 
 def test_chain_through_common_ancestor():

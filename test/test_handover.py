@@ -72,12 +72,13 @@ def test_reach_envelope_and_orientation():
 
 def test_handover_node_over_dds(ros_context):
     from av_pose_ros.msg import HandoverTarget, HumanPose3D
-    from ros_harness import NodeProcess, Probe, wait_for_subscriber
 
     from av_pose_ros.ros.conversions import Pose3D, handover_from_msg, pose3d_to_msg
     from av_pose_ros.ros.diagnostics import OK
     from av_pose_ros.ros.qos import RESULT_QOS
     from av_pose_ros.ros.tf import TfPublisher, transform_msg
+
+    from ros_harness import NodeProcess, Probe, wait_for_subscriber
 
     probe = Probe(ros_context)
     poses = probe.publisher(HumanPose3D, "human/pose_3d", RESULT_QOS)

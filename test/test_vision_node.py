@@ -3,9 +3,10 @@ frame; bad encodings, empty images and missing camera info produce diagnostics, 
 
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, Probe, wait_for_subscriber
 
 from av_pose_ros.ros.diagnostics import OK, WARN
+
+from ros_harness import NodeProcess, Probe, wait_for_subscriber
 
 NODE = "keypoint_node"
 

@@ -1,0 +1,125 @@
+"""The one description of what runs in each setup (sim, robot, replay): nodes, parameter files, remaps, switches.
+
+Both `launch/*.launch.py` (for `ros2 launch` on robots) and `av-pose launch` (machines without ros2 launch) build
+their processes from this module, so the two cannot drift apart. Plain Python, no ROS imports.
+
+Launch arguments (`name:=value` on either command line):
+  namespace     ROS namespace for every node (default: none)
+  params_file   extra parameter YAML applied after the per-node files in config/ (default: none)
+  model_path    lifter weights (default: models/lifter.pt of the package)
+  rig           rig name from config/rigs/ or a path (default: default)
+  scenario      scenario name from config/scenarios/ or a path, for the sim (default: default)
+  use_slfm      also run slfm_node (default: false)
+  use_handover  run handover_node (default: true)
+  use_sim_time  use /clock (default: false; true for replay)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+ARGUMENTS: dict[str, tuple[str, str]] = {
+    "namespace": ("", "ROS namespace for every node"),
+    "params_file": ("", "extra parameter YAML applied after the per-node files"),
+    "model_path": ("", "lifter weights (empty: models/lifter.pt of the package)"),
+    "rig": ("default", "rig name from config/rigs/ or a path"),
+    "scenario": ("default", "scenario name from config/scenarios/ or a path (sim only)"),
+    "use_slfm": ("false", "also run slfm_node"),
+    "use_handover": ("true", "run handover_node"),
+    "use_sim_time": ("false", "use /clock instead of the system clock"),
+}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node process: its executable (also its default name), parameters that come from launch arguments,
+    remaps, and the launch argument that switches it on (None: always on)."""
+
+    executable: str
+    argument_params: dict[str, str] = field(default_factory=dict)  # parameter name -> launch argument name
+    fixed_params: dict[str, object] = field(default_factory=dict)
+    remaps: dict[str, str] = field(default_factory=dict)
+    enabled_by: str | None = None
+
+    @property
+    def config_file(self) -> str:
+        return f"config/{self.executable}.yaml"
+
+
+_LIFTER = NodeSpec("lifter_node", {"model_path": "model_path"})
+_HANDOVER = NodeSpec("handover_node", enabled_by="use_handover")
+_SLFM = NodeSpec("slfm_node", enabled_by="use_slfm")
+
+GRAPHS: dict[str, list[NodeSpec]] = {
+    # The simulated world publishes what a rig would (audio frames, keypoints, camera info, TF, ground truth).
+    "sim": [NodeSpec("sim_node", {"scenario": "scenario", "rig": "rig"}), NodeSpec("pose_kernel_node"), _LIFTER,
+            _HANDOVER],
+    # A real robot: device audio, camera keypoints, then the same processing chain.
+    "robot": [NodeSpec("audio_io_node", {"rig": "rig"}, {"backend": "device"}), NodeSpec("keypoint_node"),
+              NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER, _SLFM],
+    # Replaying a bag: the recorded audio frames and keypoints feed the processing stages again.
+    "replay": [NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER],
+}
+
+
+def truthy(value: str) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_arguments(pairs: list[str], graph: str) -> dict[str, str]:
+    """`name:=value` strings -> full argument dict with defaults; unknown names raise ValueError."""
+    values = {name: default for name, (default, _) in ARGUMENTS.items()}
+    if graph == "replay":
+        values["use_sim_time"] = "true"
+    for pair in pairs:
+        name, sep, value = pair.partition(":=")
+        if not sep or name not in ARGUMENTS:
+            raise ValueError(f"unknown launch argument '{pair}'; known: " + ", ".join(f"{n}:=..." for n in ARGUMENTS))
+        values[name] = value
+    return values
+
+
+@dataclass
+class ResolvedNode:
+    executable: str
+    name: str
+    namespace: str
+    param_files: list[Path]
+    params: dict[str, object]
+    remaps: dict[str, str]
+
+    def ros_args(self) -> list[str]:
+        """The `--ros-args ...` part of the command line (what launch_ros passes too)."""
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        for path in self.param_files:
+            args += ["--params-file", str(path)]
+        for key, value in self.params.items():
+            value = str(value).lower() if isinstance(value, bool) else value
+            args += ["-p", f"{key}:={value}"]
+        for src, dst in self.remaps.items():
+            args += ["-r", f"{src}:={dst}"]
+        return args
+
+
+def resolve(graph: str, arguments: dict[str, str], share: Path = PACKAGE_ROOT) -> list[ResolvedNode]:
+    """The nodes of `graph` with their parameter files (under `share`) and values from `arguments`."""
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph '{graph}'; one of {', '.join(GRAPHS)}")
+    nodes = []
+    for spec in GRAPHS[graph]:
+        if spec.enabled_by and not truthy(arguments[spec.enabled_by]):
+            continue
+        files = [share / spec.config_file] if (share / spec.config_file).exists() else []
+        if arguments["params_file"]:
+            files.append(Path(arguments["params_file"]))
+        params: dict[str, object] = dict(spec.fixed_params)
+        params.update({p: arguments[a] for p, a in spec.argument_params.items() if arguments[a]})
+        params["use_sim_time"] = truthy(arguments["use_sim_time"])
+        nodes.append(ResolvedNode(spec.executable, spec.executable, arguments["namespace"], files, params,
+                                  dict(spec.remaps)))
+    return nodes

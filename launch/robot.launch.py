@@ -1,0 +1,8 @@
+"""ros2 launch av_pose_ros robot.launch.py [name:=value ...] — the 'robot' graph of av_pose_ros.launch_graphs
+(`av-pose launch robot` runs the same nodes without ros2 launch)."""
+
+from av_pose_ros.ros.launch_builder import generate
+
+
+def generate_launch_description():
+    return generate("robot")
