@@ -6,7 +6,6 @@ Speaker and mic positions are given in ``camera_link``; the camera mount places 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import yaml
 
 from av_pose_ros.geometry import LINK_FROM_OPTICAL, apply_transform, make_transform, matrix_from_rpy
+from av_pose_ros.paths import share_dirs
 
 
 def config_dirs() -> list[Path]:
@@ -22,8 +22,7 @@ def config_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("AV_POSE_ROS_CONFIG"):
         dirs.append(Path(os.environ["AV_POSE_ROS_CONFIG"]))
-    dirs.append(Path(__file__).resolve().parents[2] / "config")
-    dirs.append(Path(sys.prefix) / "share" / "av_pose_ros" / "config")
+    dirs += [d / "config" for d in share_dirs()]
     return dirs
 
 
