@@ -1,0 +1,91 @@
+"""`av-pose train-lifter` and `av-pose eval-lifter` (heavy imports inside the handlers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _train(args) -> int:
+    from .train import train_lifter
+
+    net = {"grid_n": args.grid_n, "grid_size_m": args.grid_size, "width": args.width, "stages": args.stages,
+           "fusion": args.fusion}
+    summary = train_lifter(scenario=args.scenario, out=args.out, num_train=args.num_train, num_val=args.num_val,
+                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           shift_voxels=args.shift_voxels, threads=args.threads, device=args.device,
+                           resume=args.resume, net_config=net, max_minutes=args.max_minutes,
+                           cache_root=args.cache, gen_workers=args.workers, progress=not args.no_progress)
+    if summary["rank"] == 0:
+        print(f"best validation MPJPE {summary['best_val_mpjpe_mm']:.1f} mm after {summary['minutes']:.1f} min; "
+              f"model written to {args.out}")
+    return 0
+
+
+def _eval(args) -> int:
+    from .evaluate import evaluate, format_tables, plot_results
+
+    result = evaluate(args.scenario, args.num, args.seed, model=args.model, cache_root=args.cache,
+                      workers=args.workers, progress=not args.json)
+    if args.plot:
+        plot_results(result, args.plot)
+    if args.json:
+        print(json.dumps(result["summary"]))
+    else:
+        print(format_tables(result))
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+def register(subparsers) -> None:
+    t = subparsers.add_parser("train-lifter", help="train the audio-visual lifting CNN on simulated data",
+                              description="Train the lifter on samples simulated from a scenario file (cached under "
+                                          "data_cache/). Runs data-parallel under torchrun.")
+    t.add_argument("--scenario", default="config/scenarios/default.yaml", help="scenario name or YAML path")
+    t.add_argument("--out", default="models/lifter.pt", help="where the best model is written")
+    t.add_argument("--num-train", type=int, default=6000)
+    t.add_argument("--num-val", type=int, default=400)
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--shift-voxels", type=int, default=1, help="augmentation: random whole-voxel shifts")
+    t.add_argument("--grid-n", type=int, default=24, help="fine-grid voxels per side")
+    t.add_argument("--grid-size", type=float, default=2.4, help="fine-grid side (m)")
+    t.add_argument("--width", type=int, default=24, help="CNN channels")
+    t.add_argument("--stages", type=int, default=3)
+    t.add_argument("--fusion", choices=("max", "attention"), default="max", help="how pair features are fused")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
+    t.add_argument("--workers", type=int, default=None, help="processes for simulation/encoding (default: all)")
+    t.add_argument("--cache", default=None, help="data cache folder (default: data_cache/)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    t.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_train)
+
+    e = subparsers.add_parser("eval-lifter", help="evaluate the lifter against the vision-only and ToF baselines",
+                              description="MPJPE, root and wrist error (mm) and PCK@100mm of cnn, tof and "
+                                          "vision_only on N test samples of a scenario, overall and by band.")
+    e.add_argument("--scenario", default="config/scenarios/default.yaml", help="scenario name or YAML path")
+    e.add_argument("--num", type=int, default=500)
+    e.add_argument("--seed", type=int, default=0, help="test seed (test samples never share draws with training)")
+    e.add_argument("--model", default="models/lifter.pt")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--plot", default=None, help="write a PNG of skeletons and error-by-distance curves")
+    e.add_argument("--workers", type=int, default=None, help="simulation processes (default: all cores)")
+    e.add_argument("--cache", default=None, help="data cache folder (default: data_cache/)")
+    e.set_defaults(func=_eval)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="av-pose-lifting")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

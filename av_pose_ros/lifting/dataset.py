@@ -1,0 +1,189 @@
+"""Training and evaluation samples for the lifter, simulated from a scenario file and cached on disk.
+
+A sample is what the node has at one frame: 2D keypoints (simulated detections in ideal pixels), the camera
+intrinsics and pose, the rig's pair positions, pose kernels from the real kernel pipeline (``PoseKernelExtractor``
+primed with empty-room captures of the same room, then fed the capture with the person), plus metric ground truth
+and the coarse person location (non-learned, stored so that training epochs do not recompute it).
+
+Sample ``i`` of split ``split`` with seed ``seed`` is drawn from ``np.random.default_rng([tag(split), seed, i])``: the
+result does not depend on the worker count, and training (``train``/``val``) and evaluation (``test``) streams
+never share a draw whatever seeds they are given. Samples are cached as npz shards under ``data_cache/``, keyed by
+the scenario file's content and the generator version, so repeated runs only generate what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+GENERATOR_VERSION = 2
+SHARD_SIZE = 250
+EMPTY_FRAMES = 4
+SPLITS = ("train", "val", "test")
+DEFAULT_CACHE = Path(os.environ.get("AV_POSE_DATA_CACHE", Path(__file__).resolve().parents[2] / "data_cache"))
+
+# Arrays of one sample and their shapes (P = pairs, T = taps); stacked along a leading sample axis in shards.
+FIELDS = ("keypoints", "K", "world_from_camera", "kernels", "speakers", "mics", "joints", "fs", "c", "stature",
+          "distance", "pose", "coarse_centre", "coarse_rotation", "coarse_ok", "image_size")
+
+
+def split_tag(split: str) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return zlib.crc32(split.encode())
+
+
+def sample_rng(split: str, seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([split_tag(split), int(seed), int(index)])
+
+
+def taps_for(fs: int) -> int:
+    """Kernel length: 1200 taps at 48 kHz (8.6 m of bistatic path, persons up to ~4.2 m)."""
+    return int(round(1200 * fs / 48000))
+
+
+# -- generation (runs in worker processes) ----------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _worker_init(scenario_path: str):
+    from av_pose_ros.scenario import load_scenario
+    from av_pose_ros.sim.render import Simulator
+
+    _WORKER["scenario"] = load_scenario(scenario_path)
+    _WORKER["sim"] = Simulator()
+
+
+def simulate_sample(scenario, sim, split: str, seed: int, index: int) -> dict:
+    """One sample as a dict of arrays (see ``FIELDS``)."""
+    from av_pose_ros.acoustics.kernel import KernelConfig, PoseKernelExtractor
+    from av_pose_ros.sim.body import POSE_NAMES
+    from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
+
+    from .features import LiftingInputError, coarse_locate
+
+    rng = sample_rng(split, seed, index)
+    scene = scenario.sample(rng)
+    rig, audio = scene.rig, scene.audio
+    empty = sim.render_capture(scene, 0, person=False, rng=rng)
+    c = empty.speed_of_sound
+    extractor = PoseKernelExtractor(rig.pairs, rig.direct_path_m(), len(rig.mics), c,
+                                    KernelConfig(fs=audio.fs, taps=taps_for(audio.fs), band_hz=audio.band_hz))
+    extractor.empty_room.request_capture(EMPTY_FRAMES)
+    extractor.process(empty.recording, empty.emissions, empty.fs)
+    for k in range(1, EMPTY_FRAMES):
+        cap = sim.render_capture(scene, k, person=False, rng=rng)
+        extractor.process(cap.recording, cap.emissions, cap.fs)
+    cap = sim.render_capture(scene, EMPTY_FRAMES, rng=rng)
+    kernels = extractor.process(cap.recording, cap.emissions, cap.fs, person_present=True).kernels
+    camera = rig.intrinsics.camera_model()
+    world_from_camera = cap.base_from_optical
+    keypoints = simulate_detections(cap.joints, camera, world_from_camera, DetectionNoise.from_scenario(scene.camera),
+                                    rng)
+    speakers, mics = rig.pair_positions("base_link")
+    cam_xy = world_from_camera[:2, 3]
+    mid_hip = 0.5 * (cap.joints[11] + cap.joints[12])
+    out = dict(keypoints=keypoints.astype(np.float32), K=camera.K.astype(np.float32),
+               world_from_camera=world_from_camera.astype(np.float32), kernels=kernels.astype(np.float32),
+               speakers=speakers.astype(np.float32), mics=mics.astype(np.float32), joints=cap.joints.astype(np.float32),
+               fs=np.float32(cap.fs), c=np.float32(c), stature=np.float32(scene.person.stature_m),
+               distance=np.float32(np.linalg.norm(mid_hip[:2] - cam_xy)),
+               pose=np.int16(POSE_NAMES.index(scene.person.pose)),
+               image_size=np.array([camera.width, camera.height], np.float32))
+    try:
+        coarse = coarse_locate(keypoints, camera.K, world_from_camera, kernels, speakers, mics, cap.fs, c)
+        out.update(coarse_centre=coarse.centre.astype(np.float32), coarse_rotation=coarse.rotation.astype(np.float32),
+                   coarse_ok=np.bool_(True))
+    except LiftingInputError:
+        out.update(coarse_centre=np.zeros(3, np.float32), coarse_rotation=np.eye(3, dtype=np.float32),
+                   coarse_ok=np.bool_(False))
+    return out
+
+
+def _generate_one(args) -> dict:
+    split, seed, index = args
+    return simulate_sample(_WORKER["scenario"], _WORKER["sim"], split, seed, index)
+
+
+# -- cache ------------------------------------------------------------------------------------------------------
+def scenario_key(scenario_path: str) -> str:
+    from av_pose_ros.sim.rig import find_config
+
+    path = find_config("scenarios", scenario_path)
+    text = path.read_bytes()
+    digest = hashlib.sha1(text + f"v{GENERATOR_VERSION}".encode()).hexdigest()[:10]
+    return f"{path.stem}-{digest}"
+
+
+def cache_dir(scenario_path: str, split: str, seed: int, root: Path | None = None) -> Path:
+    return Path(root or DEFAULT_CACHE) / scenario_key(scenario_path) / f"{split}-seed{int(seed)}"
+
+
+def _stack(samples: list[dict]) -> dict:
+    return {k: np.stack([s[k] for s in samples]) for k in FIELDS}
+
+
+def generate(scenario_path: str, split: str, seed: int, num: int, root: Path | None = None,
+             workers: int | None = None, progress: bool = True) -> dict:
+    """``num`` samples (dict of stacked arrays) of ``split``/``seed``, generating and caching missing shards.
+
+    Uses ``workers`` processes (default: all cores). Shards hold ``SHARD_SIZE`` consecutive sample indices, so a
+    larger ``num`` later reuses every complete shard.
+    """
+    from tqdm import tqdm
+
+    split_tag(split)
+    folder = cache_dir(scenario_path, split, seed, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_shards = -(-int(num) // SHARD_SIZE)
+    todo = []
+    for s in range(n_shards):
+        lo, hi = s * SHARD_SIZE, min((s + 1) * SHARD_SIZE, num)
+        full = folder / f"shard{s:04d}.npz"
+        part = folder / f"shard{s:04d}-n{hi - lo}.npz"
+        if not full.exists() and not (hi - lo < SHARD_SIZE and part.exists()):
+            todo.append((s, lo, hi))
+    if todo:
+        indices = [(split, seed, i) for _, lo, hi in todo for i in range(lo, hi)]
+        workers = max(1, min(workers or os.cpu_count() or 1, len(indices)))
+        bar = tqdm(total=len(indices), desc=f"simulating {split} samples", unit="sample", disable=not progress)
+        results: dict[int, dict] = {}
+        if workers == 1:
+            _worker_init(scenario_path)
+            for args in indices:
+                results[args[2]] = _generate_one(args)
+                bar.update()
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(scenario_path,)) as pool:
+                for args, sample in zip(indices, pool.imap(_generate_one, indices, chunksize=4)):
+                    results[args[2]] = sample
+                    bar.update()
+        bar.close()
+        for s, lo, hi in todo:
+            name = f"shard{s:04d}.npz" if hi - lo == SHARD_SIZE else f"shard{s:04d}-n{hi - lo}.npz"
+            tmp = folder / (name + ".tmp.npz")
+            np.savez(tmp, **_stack([results[i] for i in range(lo, hi)]))
+            os.replace(tmp, folder / name)
+        (folder / "info.json").write_text(json.dumps({"scenario": str(scenario_path), "split": split,
+                                                      "seed": int(seed), "generator": GENERATOR_VERSION}))
+    parts = []
+    for s in range(n_shards):
+        lo, hi = s * SHARD_SIZE, min((s + 1) * SHARD_SIZE, num)
+        full = folder / f"shard{s:04d}.npz"
+        path = full if full.exists() else folder / f"shard{s:04d}-n{hi - lo}.npz"
+        with np.load(path) as z:
+            parts.append({k: z[k][: hi - lo] for k in FIELDS})
+    return {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
+
+
+def sample_at(data: dict, i: int) -> dict:
+    return {k: v[i] for k, v in data.items()}
+

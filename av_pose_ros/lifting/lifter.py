@@ -1,0 +1,134 @@
+"""``Lifter``: the inference API the node uses (load weights once, then ``predict`` every frame).
+
+    lifter = Lifter.load("models/lifter.pt")
+    joints, confidence = lifter.predict(keypoints, K, world_from_camera, kernels, speakers, mics, fs)
+
+Per frame: coarse person location (rays x kernels on a 0.1 m grid), fine-grid encodings around it, the CNN,
+soft-argmax, and finally each joint is moved onto its keypoint ray when the two agree (``snap_to_rays``): the 2D
+detection fixes the direction to a few pixels, so the network's job is the depth along the ray.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .features import (FineGrid, LiftingInputError, check_inputs, closest_on_rays, coarse_locate, fine_encodings,
+                       keypoint_rays, valid_keypoints)
+from .model import LifterNet, NetConfig
+
+MODEL_FORMAT = "av_pose_ros.lifter"
+SNAP_MAX_M = 0.35         # a joint further than this from its ray keeps the network's position (bad keypoint)
+SNAP_MIN_CONFIDENCE = 0.2
+
+
+class LifterLoadError(RuntimeError):
+    """The model file is missing, unreadable, not a lifter model, or does not fit the network it describes."""
+
+
+class Lifter:
+    """A trained lifter network plus the non-learned steps around it."""
+
+    def __init__(self, net: LifterNet, snap_to_rays: bool = True, threads: int | None = None, device: str = "cpu",
+                 info: dict | None = None):
+        self.net = net.eval().to(device)
+        self.device = torch.device(device)
+        self.snap_to_rays = snap_to_rays
+        self.threads = threads
+        self.info = info or {}
+        self.last_timing: dict[str, float] = {}
+
+    @property
+    def config(self) -> NetConfig:
+        return self.net.config
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs) -> Lifter:
+        """Load weights written by ``av-pose train-lifter`` (``torch.load(..., weights_only=True)``).
+
+        Raises ``LifterLoadError`` with the reason for a missing, corrupt or foreign file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise LifterLoadError(f"lifter model {path} not found (train one with `av-pose train-lifter` or use "
+                                  f"the shipped models/lifter.pt)")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+            raise LifterLoadError(f"{path} is not a readable torch file ({type(e).__name__}: {e})") from None
+        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+            raise LifterLoadError(f"{path} is not a lifter model (expected format {MODEL_FORMAT!r}, got "
+                                  f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})")
+        try:
+            net = LifterNet(NetConfig.from_dict(payload["config"]))
+            net.load_state_dict(payload["state_dict"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise LifterLoadError(f"{path}: weights do not match the network they describe: {e}") from None
+        return cls(net, info={k: payload.get(k) for k in ("metrics", "train", "version")}, **kwargs)
+
+    # -- per frame --------------------------------------------------------------------------------------------
+    def prepare(self, keypoints, K, world_from_camera, kernels, speakers, mics, fs, speed_of_sound=343.0):
+        """Coarse location and fine-grid encodings: (grid, rays (17, n, n, n), audio (P, n, n, n))."""
+        keypoints, K, world_from_camera, kernels, speakers, mics = check_inputs(keypoints, K, world_from_camera,
+                                                                                 kernels, speakers, mics)
+        coarse = coarse_locate(keypoints, K, world_from_camera, kernels, speakers, mics, float(fs),
+                               float(speed_of_sound))
+        cfg = self.config
+        grid = FineGrid(coarse.centre, coarse.rotation, cfg.grid_size_m, cfg.grid_n)
+        rays, audio = fine_encodings(grid, keypoints, K, world_from_camera, kernels, speakers, mics, float(fs),
+                                     float(speed_of_sound))
+        return grid, rays, audio
+
+    @torch.no_grad()
+    def run_network(self, rays: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grid-frame joints (17, 3) and confidences (17,) of the last stage."""
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        r = torch.from_numpy(np.ascontiguousarray(rays, np.float32))[None].to(self.device)
+        a = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None].to(self.device)
+        local, conf = self.net.locate(self.net(r, a)[-1])
+        return local[0].cpu().numpy().astype(float), conf[0].cpu().numpy().astype(float)
+
+    def predict(self, keypoints, K, world_from_camera, kernels, speakers, mics, fs, *,
+                speed_of_sound: float = 343.0) -> tuple[np.ndarray, np.ndarray]:
+        """Metric COCO-17 joints (17, 3) and confidences (17,) in [0, 1], in the frame of ``world_from_camera``.
+
+        ``keypoints`` (17, 3) [u, v, confidence] in ideal pixels of ``K`` (NaN/0 confidence for missing joints);
+        ``world_from_camera`` (4, 4) maps optical-frame points into the world (z up, e.g. base_link);
+        ``kernels`` (P, taps) pose kernels (tap k = delay k / fs); ``speakers``/``mics`` (P, 3) the positions of
+        each kernel's speaker and mic in the same world frame; ``speed_of_sound`` in m/s.
+        Raises ``LiftingInputError`` for unusable inputs (shapes, fewer than 3 keypoints).
+        """
+        t0 = time.perf_counter()
+        grid, rays, audio = self.prepare(keypoints, K, world_from_camera, kernels, speakers, mics, fs,
+                                         speed_of_sound)
+        t1 = time.perf_counter()
+        local, confidence = self.run_network(rays, audio)
+        t2 = time.perf_counter()
+        joints = grid.to_world(local)
+        if self.snap_to_rays:
+            joints = snap(joints, keypoints, K, world_from_camera)
+        self.last_timing = {"encode_s": t1 - t0, "network_s": t2 - t1, "total_s": time.perf_counter() - t0}
+        return joints, confidence
+
+
+def snap(joints: np.ndarray, keypoints, K, world_from_camera) -> np.ndarray:
+    """Move each joint onto its keypoint ray (keeping its depth along the ray) when the keypoint is confident and
+    the ray passes within ``SNAP_MAX_M`` of the joint; other joints are left alone."""
+    keypoints = np.asarray(keypoints, float)
+    origin, dirs = keypoint_rays(keypoints, np.asarray(K, float), np.asarray(world_from_camera, float))
+    ok = valid_keypoints(keypoints) & (np.nan_to_num(keypoints[:, 2]) >= SNAP_MIN_CONFIDENCE)
+    out = np.array(joints, float)
+    if not np.any(ok):
+        return out
+    on_ray = closest_on_rays(out[ok], origin, dirs[ok])
+    close = np.linalg.norm(on_ray - out[ok], axis=1) <= SNAP_MAX_M
+    idx = np.flatnonzero(ok)[close]
+    out[idx] = on_ray[close]
+    return out
+
+
+__all__ = ["Lifter", "LifterLoadError", "LiftingInputError", "snap"]
