@@ -1,10 +1,10 @@
 """Non-learned baselines printed beside the CNN by every evaluation (DESIGN section 6).
 
 * ``vision_only``: the PoseKernelLifter baseline. Without sound the only scale cue is an assumed body size: a
-  1.7 m person. The keypoints are read in a virtual camera that looks along the box-centre ray; the distance R is
-  the one at which the canonical 1.7 m skeleton's frontal bone lengths match the observed bones (a low quantile
-  of the per-bone estimates, because foreshortening only ever shortens a bone in the image), and every joint is
-  placed where its ray meets the plane through R facing the camera. Exact for a 1.7 m person standing in the
+  1.7 m person. The body is taken to stand in a vertical plane facing the camera (perpendicular to the horizontal
+  part of the box-centre ray); its distance is the one at which the canonical 1.7 m skeleton's frontal bone lengths
+  match the bones cut out of that plane by the keypoint rays (a low quantile of the per-bone estimates, because
+  foreshortening only ever shortens a bone), and every joint is placed where its ray meets the plane. Exact for a 1.7 m person standing in the
   canonical pose facing the camera; the scale error is (true stature / 1.7) for everyone else.
 * ``tof``: time of flight only. Every joint sits on its keypoint ray at the distance whose point best explains all
   pairs' kernels (geometric mean of the pairs' normalised kernels at that point's bistatic delays), searched
@@ -55,26 +55,24 @@ def vision_only(keypoints, K, world_from_camera, stature_m: float = ASSUMED_STAT
     world_from_camera = np.asarray(world_from_camera, float)
     origin, central, _, _ = box_centre_ray(keypoints, K, world_from_camera)
     _, dirs = keypoint_rays(keypoints, K, world_from_camera)
-    # virtual camera looking along the central ray (any roll: only lengths are compared)
-    helper = np.array([0.0, 0.0, 1.0]) if abs(central[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    e1 = np.cross(helper, central)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(central, e1)
-    valid = valid_keypoints(keypoints) & (np.einsum("jd,d->j", np.nan_to_num(dirs), central) > 0.05)
-    along = np.einsum("jd,d->j", np.nan_to_num(dirs), central)
-    plane = np.stack([np.nan_to_num(dirs) @ e1, np.nan_to_num(dirs) @ e2], axis=1) / np.where(valid, along, 1)[:, None]
+    # the body is taken to stand in a vertical plane facing the camera: points at horizontal distance 1 along rays
+    facing = np.array([central[0], central[1], 0.0])
+    facing /= max(np.linalg.norm(facing), 1e-9)
+    along = np.einsum("jd,d->j", np.nan_to_num(dirs), facing)
+    valid = valid_keypoints(keypoints) & (along > 0.05)
+    plane = np.nan_to_num(dirs) / np.where(valid, along, 1.0)[:, None]
     canon = canonical_frontal_bones(float(stature_m))
     estimates = []
     for (a, b), length in zip(BONE_INDICES, canon):
         if valid[a] and valid[b]:
-            seen = np.linalg.norm(plane[a] - plane[b])
+            seen = np.linalg.norm(plane[a] - plane[b])      # bone length at distance 1
             if seen > 1e-4 and length > 0.05:
                 estimates.append(length / seen)
     if not estimates:
         raise LiftingInputError("vision_only: no bone with both keypoints visible")
     distance = float(np.quantile(estimates, BONE_QUANTILE))
     joints = np.zeros((17, 3))
-    joints[valid] = origin + (distance / along[valid])[:, None] * dirs[valid]
+    joints[valid] = origin + distance * plane[valid]
     return _fallback(joints, valid)
 
 
