@@ -1,0 +1,241 @@
+"""Public SLfM estimators: load a shipped model file, check inputs, return an angle in radians.
+
+>>> rot = RotationEstimator.load("models/slfm_rotation.pt")
+>>> yaw = rot.estimate(img_a, img_b, fov_deg=60.0)        # + = the head turned left from a to b
+>>> az = AzimuthEstimator.load("models/slfm_azimuth.pt").estimate(binaural, 16000)  # 0 ahead, + left, front half
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from scipy import signal as sps
+
+from .constants import CAMERA_FOV_DEG, SAMPLE_RATE
+from .errors import SlfmInputError, SlfmModelError
+from .models import AzimuthNet, RotationNet, binaural_features, swap_features
+
+MIN_AUDIO_SECONDS = 0.25
+MAX_AUDIO_SECONDS = 30.0
+MIN_IMAGE_SIDE = 32
+SILENCE_RMS = 1e-5
+
+
+def _load_payload(path, kind: str) -> tuple[dict, dict, dict]:
+    p = Path(path)
+    if not p.exists():
+        raise SlfmModelError(f"model file not found: {p}")
+    if not p.is_file():
+        raise SlfmModelError(f"model path is not a file: {p}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError,
+            KeyError) as exc:
+        raise SlfmModelError(f"cannot read model file {p}: not a valid weights-only torch file ({exc})") from exc
+    except Exception as exc:  # pickle.UnpicklingError and friends
+        raise SlfmModelError(f"cannot read model file {p}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(payload, dict) or "kind" not in payload or "state_dict" not in payload:
+        raise SlfmModelError(f"{p} is not an SLfM model file (no 'kind'/'state_dict')")
+    if payload["kind"] != kind:
+        raise SlfmModelError(f"{p} holds a {payload['kind']!r} model, expected {kind!r}")
+    try:
+        config = json.loads(payload.get("config", "{}"))
+        extra = json.loads(payload.get("extra", "{}"))
+    except (TypeError, ValueError) as exc:
+        raise SlfmModelError(f"{p}: corrupt model config ({exc})") from exc
+    return payload, config, extra
+
+
+def _build(model_cls, config, state_dict, path):
+    try:
+        model = model_cls(config)
+        model.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise SlfmModelError(f"{path}: weights do not fit the model architecture ({exc})") from exc
+    return model.eval()
+
+
+def _default_device(device):
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class RotationEstimator:
+    """Relative head yaw between two views of the head camera."""
+
+    kind = "slfm_rotation"
+
+    def __init__(self, model: RotationNet, output_sign: float = 1.0, device="cpu", path: str | None = None):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.output_sign = float(output_sign)
+        self.path = path
+        self.width, self.height = int(model.config["width"]), int(model.config["height"])
+        self.fov_deg = float(model.config.get("fov_deg", CAMERA_FOV_DEG))
+
+    @classmethod
+    def load(cls, path, device=None) -> "RotationEstimator":
+        payload, config, extra = _load_payload(path, cls.kind)
+        model = _build(RotationNet, config, payload["state_dict"], path)
+        return cls(model, float(extra.get("output_sign", 1.0)), _default_device(device), str(path))
+
+    # ----------------------------------------------------------------------------------------------- inputs
+    def _prepare(self, img: np.ndarray, fov_deg: float, name: str) -> np.ndarray:
+        """Any-size RGB/grey image -> (H, W) float grey at the model's size and field of view."""
+        if not isinstance(img, np.ndarray):
+            raise SlfmInputError(f"{name} must be a numpy array, got {type(img).__name__}")
+        if img.ndim == 3 and img.shape[2] in (3, 4):
+            rgb = img[:, :, :3]
+        elif img.ndim == 2:
+            rgb = img[:, :, None]
+        else:
+            raise SlfmInputError(f"{name} must have shape (H, W), (H, W, 3) or (H, W, 4); got {img.shape}")
+        h, w = rgb.shape[:2]
+        if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
+            raise SlfmInputError(f"{name} is too small ({w}x{h}); need at least {MIN_IMAGE_SIDE} px per side")
+        if rgb.dtype == np.uint8:
+            x = rgb.astype(np.float32) / 255.0
+        elif np.issubdtype(rgb.dtype, np.floating):
+            x = rgb.astype(np.float32)
+            if not np.all(np.isfinite(x)):
+                raise SlfmInputError(f"{name} contains NaN or infinite values")
+            if x.min() < -1e-3 or x.max() > 1.0 + 1e-3:
+                raise SlfmInputError(f"{name}: float images must be in [0, 1]")
+        else:
+            raise SlfmInputError(f"{name} must be uint8 (0-255) or float (0-1); got dtype {rgb.dtype}")
+        grey = x[..., 0] if x.shape[2] == 1 else x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
+        # crop (wider field of view) or pad (narrower) to the model's horizontal field of view
+        ratio = math.tan(math.radians(self.fov_deg) / 2) / math.tan(math.radians(fov_deg) / 2)
+        target_w = w * ratio  # width of the model's field of view in this image's pixels
+        if ratio < 1.0:
+            cw = max(int(round(target_w)), 8)
+            x0 = (w - cw) // 2
+            grey = grey[:, x0:x0 + cw]
+        elif ratio > 1.0:
+            pw = int(round((target_w - w) / 2))
+            grey = cv2.copyMakeBorder(grey, 0, 0, pw, pw, cv2.BORDER_REPLICATE)
+        scale = self.width / grey.shape[1]
+        new_h = max(int(round(grey.shape[0] * scale)), 1)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        grey = cv2.resize(grey, (self.width, new_h), interpolation=interp)
+        if new_h > self.height:  # crop or pad vertically around the centre
+            y0 = (new_h - self.height) // 2
+            grey = grey[y0:y0 + self.height]
+        elif new_h < self.height:
+            top = (self.height - new_h) // 2
+            grey = cv2.copyMakeBorder(grey, top, self.height - new_h - top, 0, 0, cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(grey, dtype=np.float32)
+
+    def estimate(self, img_a: np.ndarray, img_b: np.ndarray, fov_deg: float = CAMERA_FOV_DEG) -> float:
+        """Turn of the head from view a to view b (rad, + left = counter-clockwise seen from above, REP-103)."""
+        return float(self.estimate_batch([img_a], [img_b], fov_deg)[0])
+
+    @torch.no_grad()
+    def estimate_batch(self, imgs_a, imgs_b, fov_deg: float = CAMERA_FOV_DEG) -> np.ndarray:
+        if not (isinstance(fov_deg, (int, float)) and math.isfinite(fov_deg) and 20.0 <= fov_deg <= 150.0):
+            raise SlfmInputError(f"fov_deg must be a number in [20, 150] degrees, got {fov_deg!r}")
+        if len(imgs_a) != len(imgs_b):
+            raise SlfmInputError("need as many first views as second views")
+        ga, gb = [], []
+        for a, b in zip(imgs_a, imgs_b):
+            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape[:2] != b.shape[:2]:
+                raise SlfmInputError(f"the two views differ in size: {a.shape[:2]} vs {b.shape[:2]}")
+            ga.append(self._prepare(a, fov_deg, "img_a"))
+            gb.append(self._prepare(b, fov_deg, "img_b"))
+        ta = torch.from_numpy(np.stack(ga)).unsqueeze(1).to(self.device)
+        tb = torch.from_numpy(np.stack(gb)).unsqueeze(1).to(self.device)
+        fa, fb = self.model.features(ta), self.model.features(tb)
+        both = self.model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
+        n = ta.shape[0]
+        r = 0.5 * (both[:n] - both[n:])  # exactly antisymmetric in the order of the views
+        return self.output_sign * r.cpu().numpy()
+
+
+class AzimuthEstimator:
+    """Direction of a sound source from a binaural recording (front-folded azimuth)."""
+
+    kind = "slfm_azimuth"
+
+    def __init__(self, model: AzimuthNet, device="cpu", path: str | None = None):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.path = path
+        self.fs = int(model.config.get("sample_rate", SAMPLE_RATE))
+
+    @classmethod
+    def load(cls, path, device=None) -> "AzimuthEstimator":
+        payload, config, _ = _load_payload(path, cls.kind)
+        model = _build(AzimuthNet, config, payload["state_dict"], path)
+        return cls(model, _default_device(device), str(path))
+
+    def _prepare(self, binaural, fs) -> np.ndarray:
+        if isinstance(binaural, torch.Tensor):
+            binaural = binaural.detach().cpu().numpy()
+        if not isinstance(binaural, np.ndarray):
+            raise SlfmInputError(f"binaural audio must be a numpy array, got {type(binaural).__name__}")
+        if binaural.ndim != 2 or binaural.shape[0] != 2:
+            raise SlfmInputError(f"binaural audio must have shape (2, n) (row 0 left ear); got {binaural.shape}")
+        if not (np.issubdtype(binaural.dtype, np.floating) or np.issubdtype(binaural.dtype, np.integer)):
+            raise SlfmInputError(f"binaural audio must be float (or integer PCM); got dtype {binaural.dtype}")
+        try:
+            fs_f = float(fs)
+        except (TypeError, ValueError):
+            raise SlfmInputError(f"sample rate must be a number, got {fs!r}") from None
+        if not math.isfinite(fs_f) or fs_f <= 0 or abs(fs_f - round(fs_f)) > 1e-6:
+            raise SlfmInputError(f"sample rate must be a positive whole number of Hz, got {fs!r}")
+        fs_i = int(round(fs_f))
+        if not 8000 <= fs_i <= 192000:
+            raise SlfmInputError(f"sample rate {fs_i} Hz is outside the supported 8-192 kHz")
+        x = binaural.astype(np.float64)
+        if np.issubdtype(binaural.dtype, np.integer):
+            x = x / float(np.iinfo(binaural.dtype).max)
+        if not np.all(np.isfinite(x)):
+            raise SlfmInputError("binaural audio contains NaN or infinite values")
+        n = x.shape[1]
+        if n < MIN_AUDIO_SECONDS * fs_i:
+            raise SlfmInputError(f"audio too short: {n / fs_i:.3f} s, need at least {MIN_AUDIO_SECONDS} s")
+        if n > MAX_AUDIO_SECONDS * fs_i:
+            raise SlfmInputError(f"audio too long: {n / fs_i:.1f} s, pass at most {MAX_AUDIO_SECONDS} s")
+        if fs_i != self.fs:
+            frac = Fraction(self.fs, fs_i).limit_denominator(1000)
+            x = sps.resample_poly(x, frac.numerator, frac.denominator, axis=1)
+        rms = np.sqrt(np.mean(x**2, axis=1))
+        if np.any(rms < SILENCE_RMS):
+            side = "left" if rms[0] < SILENCE_RMS else "right"
+            raise SlfmInputError(f"the {side} ear channel is silent (rms {rms.min():.2e}); nothing to localise")
+        return (x / (np.max(np.abs(x)) + 1e-12) * 0.5).astype(np.float32)
+
+    def estimate(self, binaural: np.ndarray, fs: int = SAMPLE_RATE) -> float:
+        """Source azimuth in the head frame (rad): 0 straight ahead, + to the left, folded to [-pi/2, pi/2]."""
+        return float(self.estimate_batch([binaural], fs)[0])
+
+    @torch.no_grad()
+    def estimate_batch(self, clips, fs: int = SAMPLE_RATE) -> np.ndarray:
+        xs = [self._prepare(c, fs) for c in clips]
+        out = np.empty(len(xs))
+        m = self.model
+        for i, x in enumerate(xs):  # clips may differ in length
+            feats = binaural_features(torch.from_numpy(x).unsqueeze(0).to(self.device), m.n_fft, m.hop, m.max_bin)
+            phi = m.forward_features(torch.cat([feats, swap_features(feats)]))
+            out[i] = float(0.5 * (phi[0] - phi[1]))  # exactly antisymmetric in the ears
+        return out
+
+
+def model_path(name: str) -> str:
+    """Path of a shipped model file (``models/<name>`` in the source tree or the installed share directory)."""
+    here = Path(__file__).resolve().parents[2] / "models" / name
+    if here.exists():
+        return str(here)
+    share = os.environ.get("AV_POSE_MODELS")
+    if share:
+        return str(Path(share) / name)
+    return str(here)

@@ -1,0 +1,307 @@
+"""Self-supervised SLfM training: the rotation and azimuth models teach each other; no label enters any loss.
+
+Per batch: pairs of binaural clips recorded by one head at two yaws in one room (fixed source), and two views of a
+picture rendered for the same turn. Losses (weights as in the SLfM paper):
+
+* geometric consistency, both directions (a->b with rot(a, b), b->a with rot(b, a)), front/back reflection by
+  taking the best of the mirrored solutions (weight 5 each);
+* the IID left/right vote on every clip (weight 1);
+* symmetry: swapped ears negate the azimuth, reversed image order negates the rotation (weight 1).
+
+The losses cannot tell the true solution from its mirror image (all rotations negated, sound directions reflected
+front/back). As in the paper this global ambiguity is resolved after training by showing the rotation model pairs
+whose turning direction is known (a view and the same scene turned left) and negating its output if it points the
+wrong way; the flip is stored in the model config. Ground-truth angles are used only for the printed monitoring
+metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import AudioPairSet, generate_audio_dataset
+from .images import ImageBank, load_real_photos, procedural_scene, sample_pair
+from .losses import geometric_loss, iid_labels, iid_loss, symmetry_loss
+from .models import AzimuthNet, RotationNet, binaural_features, swap_features
+from .rooms import fold_front
+
+MODEL_FORMAT = 1
+W_GEO, W_IID, W_SYM = 5.0, 1.0, 1.0
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def grey_batch(images: list, device) -> torch.Tensor:
+    """List of RGB uint8 (H, W, 3) -> (B, 1, H, W) float in [0, 1] (ITU-R 601 luma)."""
+    arr = np.stack(images).astype(np.float32) / 255.0
+    grey = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
+    return torch.from_numpy(grey).unsqueeze(1).to(device)
+
+
+def save_model(path, kind: str, model: torch.nn.Module, extra: dict | None = None) -> None:
+    """State dict + plain config (loadable with torch.load(weights_only=True))."""
+    payload = {
+        "kind": kind,
+        "format": MODEL_FORMAT,
+        "config": json.dumps(model.config),
+        "extra": json.dumps(extra or {}),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+class BatchMaker:
+    """Audio pairs from the cache plus image pairs rendered for the same turns."""
+
+    def __init__(self, audio: AudioPairSet, images: ImageBank, rot_cfg: dict, batch: int, seed: int):
+        self.audio, self.images, self.batch = audio, images, batch
+        self.w, self.h = rot_cfg["width"], rot_cfg["height"]
+        self.seed = seed
+
+    def make(self, step: int):
+        rng = np.random.default_rng([self.seed, step, 99])
+        a, b, turn, az = self.audio.sample(rng, self.batch)
+        ia, ib = [], []
+        for t in turn:
+            pa, pb = sample_pair(self.images.draw(rng), float(t), rng, self.w, self.h)
+            ia.append(pa)
+            ib.append(pb)
+        return a, b, turn, az, ia, ib
+
+
+@torch.no_grad()
+def resolve_mirror(rot_model: RotationNet, seed: int = 0, n: int = 16, device="cpu") -> float:
+    """+1 or -1: the factor that makes the rotation model report a left turn as positive. Uses pairs whose turning
+    direction (not amount) is known: a procedural scene viewed, then viewed again after turning left by 10-20 deg."""
+    rng = np.random.default_rng([seed, 4242])
+    cfg = rot_model.config
+    ia, ib = [], []
+    for _ in range(n):
+        scene = procedural_scene(rng)
+        a, b = sample_pair(scene, float(np.deg2rad(rng.uniform(10, 20))), rng, cfg["width"], cfg["height"])
+        ia.append(a)
+        ib.append(b)
+    was = rot_model.training
+    rot_model.eval()
+    pred = rot_model(grey_batch(ia, device), grey_batch(ib, device))
+    rot_model.train(was)
+    return 1.0 if float(torch.median(pred)) >= 0 else -1.0
+
+
+def _iid_temperature(step: int, steps: int, start: float = 0.3, end: float = 0.3, frac: float = 0.6) -> float:
+    """The IID term first pushes predictions away from the median plane (a soft temperature: the only force against
+    the collapsed all-zero solution), then sharpens so it only fixes the side and stops biasing lateral angles."""
+    p = min(step / max(frac * steps, 1.0), 1.0)
+    return float(np.exp(np.log(start) + (np.log(end) - np.log(start)) * p))
+
+
+def _lr(step: int, steps: int, base: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(steps - warmup, 1)
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+
+@torch.no_grad()
+def monitor(rot_model, az_model, batch, device, sign: float) -> dict:
+    """Label-based monitoring numbers (never used for training): MAE of rotation (after the mirror flip) and of the
+    front-folded azimuth."""
+    a, b, turn, az, ia, ib = batch
+    rot_model.eval()
+    az_model.eval()
+    ga, gb = grey_batch(ia, device), grey_batch(ib, device)
+    r = sign * 0.5 * (rot_model(ga, gb) - rot_model(gb, ga)).cpu().numpy()
+    wave = torch.from_numpy(np.concatenate([a, b])).to(device)
+    phi = az_model(wave).cpu().numpy()
+    rot_model.train()
+    az_model.train()
+    true_phi = fold_front(np.concatenate([az[:, 0], az[:, 1]]))
+    return {
+        "rot_mae_deg": float(np.rad2deg(np.mean(np.abs(r - turn)))),
+        "az_mae_deg": float(np.rad2deg(np.mean(np.abs(phi - true_phi)))),
+        "chance_rot_deg": float(np.rad2deg(np.mean(np.abs(turn)))),
+        "chance_az_deg": float(np.rad2deg(np.mean(np.abs(true_phi)))),
+    }
+
+
+def train_slfm(
+    out_dir="models",
+    cache_dir="data_cache/slfm",
+    steps: int = 3000,
+    batch: int = 32,
+    seed: int = 0,
+    n_configs: int = 8000,
+    n_val: int = 200,
+    n_procedural: int = 300,
+    lr: float = 1e-3,
+    device: str = "auto",
+    resume: bool = True,
+    threads: int | None = None,
+    rotation_config: dict | None = None,
+    azimuth_config: dict | None = None,
+    ckpt_every: int = 200,
+    log_every: int = 100,
+    progress: bool = True,
+    clip_seconds: float = 1.0,
+    n_speech: int = 240,
+    rotation_name: str = "slfm_rotation.pt",
+    azimuth_name: str = "slfm_azimuth.pt",
+    log_file=None,
+) -> dict:
+    """Train both models without labels and write ``out_dir/<rotation_name>`` and ``out_dir/<azimuth_name>``.
+
+    ``cache_dir`` holds the generated audio (created on first use, deterministic in ``seed``) and the checkpoint
+    ``train_ckpt.pt``; with ``resume`` a run continues from it. Returns a summary dict."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    t0 = time.time()
+    cache = Path(cache_dir)
+    audio_dir = cache / f"audio_n{n_configs}_s{seed}_c{clip_seconds:g}"
+    generate_audio_dataset(audio_dir, n_configs, seed=seed, clip_seconds=clip_seconds, n_speech=n_speech,
+                           progress=progress)
+    t_data = time.time() - t0
+    audio = AudioPairSet(audio_dir, limit=n_configs - n_val)
+    val_audio = AudioPairSet(audio_dir)  # validation pairs come from the held-back tail only
+    images = ImageBank(load_real_photos("train"), n_procedural=n_procedural, seed=seed)
+    rot_model = RotationNet(rotation_config).to(dev)
+    az_model = AzimuthNet(azimuth_config).to(dev)
+    params = list(rot_model.parameters()) + list(az_model.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    maker = BatchMaker(audio, images, rot_model.config, batch, seed)
+    ckpt_path = cache / f"train_ckpt_s{seed}.pt"
+    start = 0
+    history = []
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        if ck.get("run") == json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config]):
+            rot_model.load_state_dict(ck["rot"])
+            az_model.load_state_dict(ck["az"])
+            opt.load_state_dict(ck["opt"])
+            start = int(ck["step"])
+            history = json.loads(ck["history"])
+            torch.set_rng_state(ck["torch_rng"])
+    # fixed validation batch from held-back configurations (monitoring only)
+    vrng = np.random.default_rng([seed, 555])
+    val_pairs = val_audio.pairs
+
+    def val_sample(rng, bsz):
+        idx = rng.integers(n_configs - n_val, n_configs, size=bsz)
+        a = np.empty((bsz, 2, val_audio.n), np.float32)
+        b = np.empty_like(a)
+        turn, az = np.empty(bsz), np.empty((bsz, 2))
+        for m, i in enumerate(idx):
+            j, k = val_pairs[i][int(rng.integers(0, len(val_pairs[i])))]
+            a[m], b[m] = val_audio.audio[i, j], val_audio.audio[i, k]
+            turn[m] = val_audio.turns[i, k] - val_audio.turns[i, j]
+            az[m] = val_audio.azimuth[i, j], val_audio.azimuth[i, k]
+        return a, b, turn, az
+
+    val_images = ImageBank([], n_procedural=20, seed=seed + 1)
+    va, vb, vturn, vaz = val_sample(vrng, 128)
+    via, vib = zip(*[sample_pair(val_images.draw(vrng), float(t), vrng, rot_model.config["width"],
+                                 rot_model.config["height"]) for t in vturn])
+    val_batch = (va, vb, vturn, vaz, list(via), list(vib))
+
+    log = open(log_file, "a") if log_file else None
+
+    def emit(msg: str):
+        if log:
+            log.write(msg + "\n")
+            log.flush()
+
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, initial=start, desc="train-slfm", disable=not progress, mininterval=10.0)
+    except ImportError:  # pragma: no cover
+        bar = None
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(maker.make, start) if start < steps else None
+    rot_model.train()
+    az_model.train()
+    n_fft, hop, max_bin = az_model.n_fft, az_model.hop, az_model.max_bin
+    running = {}
+    t_train = time.time()
+    for step in range(start, steps):
+        a, b, turn, az, ia, ib = future.result()
+        future = pool.submit(maker.make, step + 1) if step + 1 < steps else None
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        bsz = a.shape[0]
+        wave = torch.from_numpy(np.concatenate([a, b])).to(dev)
+        labels = iid_labels(wave.cpu()).to(dev)
+        feats = binaural_features(wave, n_fft, hop, max_bin)
+        phi_all = az_model.forward_features(torch.cat([feats, swap_features(feats)]))
+        phi, phi_sw = phi_all[: 2 * bsz], phi_all[2 * bsz:]
+        phi_a, phi_b = phi[:bsz], phi[bsz:]
+        grey = grey_batch(ia + ib, dev)
+        f = rot_model.features(grey)
+        fa, fb = f[:bsz], f[bsz:]
+        rot_both = rot_model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
+        r_ab, r_ba = rot_both[:bsz], rot_both[bsz:]
+        l_geo = geometric_loss(phi_a, phi_b, r_ab).mean() + geometric_loss(phi_b, phi_a, r_ba).mean()
+        l_iid = iid_loss(torch.cat([phi, phi_sw]), torch.cat([labels, 1.0 - labels]), _iid_temperature(step, steps))
+        l_sym = symmetry_loss(phi, phi_sw) + symmetry_loss(r_ab, r_ba)
+        loss = W_GEO * l_geo + W_IID * l_iid + W_SYM * l_sym
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        for k, v in (("loss", loss), ("geo", l_geo), ("iid", l_iid), ("sym", l_sym)):
+            running[k] = running.get(k, 0.0) + float(v.detach())
+        if bar is not None:
+            bar.update(1)
+        last = step + 1 == steps
+        if (step + 1) % log_every == 0 or last:
+            sign = resolve_mirror(rot_model, seed, device=dev)
+            mon = monitor(rot_model, az_model, val_batch, dev, sign)
+            n_acc = (step % log_every) + 1
+            entry = {"step": step + 1, **{k: v / n_acc for k, v in running.items()}, **mon, "mirror": sign,
+                     "elapsed_s": time.time() - t0}
+            running = {}
+            history.append(entry)
+            msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items())
+            emit(msg)
+            if bar is not None:
+                bar.write(msg)
+        if (step + 1) % ckpt_every == 0 or last:
+            torch.save({"run": json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config]),
+                        "rot": rot_model.state_dict(), "az": az_model.state_dict(), "opt": opt.state_dict(),
+                        "step": step + 1, "history": json.dumps(history), "torch_rng": torch.get_rng_state()},
+                       ckpt_path.with_suffix(".tmp"))
+            os.replace(ckpt_path.with_suffix(".tmp"), ckpt_path)
+    pool.shutdown()
+    if bar is not None:
+        bar.close()
+    train_s = time.time() - t_train
+    sign = resolve_mirror(rot_model, seed, device=dev)
+    rot_model.cpu().eval()
+    az_model.cpu().eval()
+    summary = {"seed": seed, "steps": steps, "batch": batch, "n_configs": n_configs, "data_seconds": t_data,
+               "train_seconds": train_s, "total_seconds": time.time() - t0, "mirror_sign": sign,
+               "final": history[-1] if history else {}}
+    out = Path(out_dir)
+    save_model(out / rotation_name, "slfm_rotation", rot_model, {"output_sign": sign, "training": summary})
+    save_model(out / azimuth_name, "slfm_azimuth", az_model, {"training": summary})
+    emit(json.dumps(summary))
+    if log:
+        log.close()
+    summary["history"] = history
+    return summary
