@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from av_pose_ros.sim.body import POSE_NAMES
+from av_pose_ros.sim.body import MOTION_NAMES, POSE_NAMES
 from av_pose_ros.sim.rig import Rig, find_config, load_rig
 from av_pose_ros.sim.room import Room
 
@@ -134,8 +134,9 @@ class Scenario:
         self.pose_jitter = np.radians(_range(person, "pose_jitter_deg", "person", 5.0, lo=0, hi=45)[0])
         self.wall_margin = _range(person, "wall_margin_m", "person", 0.6, lo=0.0)[0]
         poses = person.get("poses", list(POSE_NAMES))
-        if not isinstance(poses, list) or not poses or any(p not in POSE_NAMES for p in poses):
-            raise ScenarioError(f"person.poses must be a non-empty list from {list(POSE_NAMES)}, got {poses!r}")
+        if not isinstance(poses, list) or not poses or any(p not in POSE_NAMES + MOTION_NAMES for p in poses):
+            raise ScenarioError(f"person.poses must be a non-empty list from {list(POSE_NAMES + MOTION_NAMES)}, "
+                                f"got {poses!r}")
         self.poses = list(poses)
 
         if "rig" not in data:

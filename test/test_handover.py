@@ -60,9 +60,10 @@ def test_filter_tracks_constant_velocity_and_resets_after_a_gap():
 
 
 def test_reach_envelope_and_orientation():
-    env = ReachEnvelope(0.25, 0.85, 0.2, 1.8)
+    env = ReachEnvelope((0.0, 0.0, 0.3), 0.25, 0.85, 0.2, 1.8)
     assert env.contains(np.array([0.6, 0.0, 0.4]))
     assert not env.contains(np.array([1.2, 0.0, 0.4])) and not env.contains(np.array([0.3, 0.0, 0.1]))
+    assert env.distance(np.array([0.0, 0.4, 0.3])) == pytest.approx(0.4)
     q = approach_orientation(np.array([1.0, 0.0, 1.0]), np.array([0.7, 0.0, 1.0]))  # forearm points at -x
     from av_pose_ros.geometry import matrix_from_quaternion
 
@@ -107,7 +108,9 @@ def test_handover_node_over_dds(ros_context):
             target = handover_from_msg(infos[-1])
             assert target.frame_id == "base_link" and target.hand == "right" and target.body_id == "b1"
             assert target.position == pytest.approx(joints_base[JOINT_INDEX["right_wrist"]], abs=0.01)
-            assert target.reachable == (0.25 <= np.linalg.norm(target.position) <= 0.85)
+            shoulder = np.array([0.0, 0.0, 1.0])  # config/handover_node.yaml reach_center
+            assert target.distance == pytest.approx(np.linalg.norm(target.position - shoulder), abs=1e-4)
+            assert target.reachable == (0.25 <= target.distance <= 0.85)
             assert probe.spin_until(lambda: probe.diagnostic_level("handover_node") == OK, 10.0)
 
             # Malformed pose (NaN): a diagnostic, the node stays up and recovers.

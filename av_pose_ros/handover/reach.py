@@ -1,5 +1,5 @@
-"""The manipulator's reach envelope, from parameters: a spherical shell about the base frame's origin, cut by
-height limits. A target outside it is still published, with `reachable: false`, so the robot can ask the person to
+"""The manipulator's reach envelope, from parameters: a spherical shell about the arm's shoulder (a point in the
+base frame), cut by height limits. A target outside it is still published, with `reachable: false`, so the robot can ask the person to
 come closer."""
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ReachEnvelope:
+    center: tuple[float, float, float] = (0.0, 0.0, 1.0)
     min_radius_m: float = 0.25
     max_radius_m: float = 0.85
-    min_z_m: float = 0.2
+    min_z_m: float = 0.4
     max_z_m: float = 1.8
 
+    def distance(self, point_in_base: np.ndarray) -> float:
+        return float(np.linalg.norm(np.asarray(point_in_base) - np.asarray(self.center)))
+
     def contains(self, point_in_base: np.ndarray) -> bool:
-        r = float(np.linalg.norm(point_in_base))
+        r = self.distance(point_in_base)
         return self.min_radius_m <= r <= self.max_radius_m and self.min_z_m <= point_in_base[2] <= self.max_z_m

@@ -32,9 +32,10 @@ PARAMS = [
     Param("measurement_std_m", 0.03, "Wrist position noise used when the pose carries no covariance (m).",
           0.001, 1.0),
     Param("track_timeout_s", 1.0, "A body unseen this long starts a fresh track.", 0.05, 60.0),
-    Param("reach_min_radius_m", 0.25, "Reach envelope: minimum distance from the base frame origin (m).", 0.0, 5.0),
-    Param("reach_max_radius_m", 0.85, "Reach envelope: maximum distance from the base frame origin (m).", 0.0, 5.0),
-    Param("reach_min_z_m", 0.2, "Reach envelope: lowest target height in the base frame (m).", -5.0, 5.0),
+    Param("reach_center", [0.0, 0.0, 1.0], "Reach envelope centre (the arm's shoulder) in the base frame (m)."),
+    Param("reach_min_radius_m", 0.25, "Reach envelope: minimum distance from the centre (m).", 0.0, 5.0),
+    Param("reach_max_radius_m", 0.85, "Reach envelope: maximum distance from the centre (m).", 0.0, 5.0),
+    Param("reach_min_z_m", 0.4, "Reach envelope: lowest target height in the base frame (m).", -5.0, 5.0),
     Param("reach_max_z_m", 1.8, "Reach envelope: highest target height in the base frame (m).", -5.0, 5.0),
 ]
 
@@ -95,12 +96,12 @@ class HandoverNode(Node):
         if wrist_cov is None or not np.any(wrist_cov):
             wrist_cov = np.eye(3) * self.p.measurement_std_m**2
         position, velocity = track.filter.update(choice.wrist, rotation @ wrist_cov @ rotation.T, pose.stamp_ns)
-        envelope = ReachEnvelope(self.p.reach_min_radius_m, self.p.reach_max_radius_m, self.p.reach_min_z_m,
-                                 self.p.reach_max_z_m)
+        envelope = ReachEnvelope(tuple(self.p.reach_center), self.p.reach_min_radius_m, self.p.reach_max_radius_m,
+                                 self.p.reach_min_z_m, self.p.reach_max_z_m)
         orientation = approach_orientation(choice.elbow, choice.wrist)
         target = Handover(pose.stamp_ns, self.p.base_frame, pose.body_id, choice.hand, position, orientation,
                           velocity, choice.score * choice.confidence, envelope.contains(position),
-                          float(np.linalg.norm(position)))
+                          envelope.distance(position))
         self.target_pub.publish(PoseStamped(header=make_header(pose.stamp_ns, self.p.base_frame),
                                             pose=pose_msg(position, orientation)))
         self.info_pub.publish(handover_to_msg(target))

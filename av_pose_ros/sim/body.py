@@ -17,6 +17,10 @@ from av_pose_ros.skeleton import JOINT_INDEX, NUM_JOINTS
 
 POSE_NAMES = ("standing", "arms_raised", "reach_left", "reach_right", "offer_left", "offer_right",
               "sitting", "squatting", "walking")
+# Scripted motions (not single poses): "handover" walks in, stops, offers the right hand, turns and walks away.
+MOTION_NAMES = ("handover",)
+# Distance (m) from the camera at which the handover script stops to offer its hand.
+HANDOVER_STOP_M = 0.9
 
 
 @dataclass(frozen=True)
@@ -205,14 +209,40 @@ class Motion:
     """
 
     def __init__(self, pose_name: str, stature_m: float, path_length_m: float = 1.5, offer_period_s: float = 4.0):
-        library_pose(pose_name)
+        if pose_name not in MOTION_NAMES:
+            library_pose(pose_name)
         self.pose_name = pose_name
         self.speed = 1.1 * np.sqrt(stature_m / 1.7)         # m/s, scales like leg length
         self.stride = 1.4 * stature_m / 1.7                 # m per full gait cycle
         self.path_length = float(path_length_m)
         self.offer_period = float(offer_period_s)
 
+    @property
+    def handover_period_s(self) -> float:
+        return 2 * self.path_length / self.speed + 8.0
+
+    def _handover(self, t: float) -> tuple[BodyPose, np.ndarray, float]:
+        """Walk in over ``path_length_m``, stand 1 s, offer the right hand 4 s (reach, hold, retract), stand 1 s,
+        turn and walk back, rest 2 s; then again."""
+        walk_s = self.path_length / self.speed
+        t = t % self.handover_period_s
+        standing = POSE_LIBRARY["standing"]
+        if t < walk_s:
+            return walking_pose(2 * np.pi * self.speed * t / self.stride), np.array([self.speed * t, 0.0]), 0.0
+        near = np.array([self.path_length, 0.0])
+        t -= walk_s
+        if t < 6.0:
+            w = float(np.clip(min(t - 1.0, 5.0 - t), 0.0, 1.0))      # 0 for 1 s, ramp 1 s, hold 2 s, ramp 1 s
+            return blend(standing, POSE_LIBRARY["offer_right"], 0.5 - 0.5 * np.cos(np.pi * w)), near, 0.0
+        t -= 6.0
+        if t < walk_s:
+            phase = 2 * np.pi * self.speed * t / self.stride
+            return walking_pose(phase), np.array([self.path_length - self.speed * t, 0.0]), np.pi
+        return standing, np.zeros(2), np.pi
+
     def at(self, t: float) -> tuple[BodyPose, np.ndarray, float]:
+        if self.pose_name == "handover":
+            return self._handover(t)
         if self.pose_name == "walking":
             travelled = self.speed * t
             leg, lap = np.modf(travelled / self.path_length)

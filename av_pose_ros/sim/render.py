@@ -27,7 +27,7 @@ from av_pose_ros.acoustics.emission import MusicEmission, SlottedEmission
 from av_pose_ros.acoustics.physics import speed_of_sound
 from av_pose_ros.scenario import Scene
 
-from .body import Motion, body_joints, place_in_world
+from .body import HANDOVER_STOP_M, Motion, body_joints, place_in_world
 from .room import RirCache
 from .surface import BodySurface, body_capsules, sample_surface, visible_from
 
@@ -121,7 +121,11 @@ class Simulator:
         """(17, 3) base_link joints of the scene's person at scene time ``t``."""
         person = scene.person
         distance = float(np.hypot(*(np.asarray(person.position_xy) - scene.rig.base_from_camera_link[:2, 3])))
-        motion = Motion(person.pose, person.stature_m, path_length_m=float(np.clip(2 * (distance - 0.8), 0, 1.5)))
+        if person.pose == "handover":
+            path = max(distance - HANDOVER_STOP_M, 0.0)      # walk in to the stop distance
+        else:
+            path = float(np.clip(2 * (distance - 0.8), 0, 1.5))
+        motion = Motion(person.pose, person.stature_m, path_length_m=path)
         pose, offset, turn = motion.at(t)
         if person.pose_jitter_rad > 0:
             pose = pose.jittered(np.random.default_rng(person.jitter_seed), person.pose_jitter_rad)
