@@ -47,7 +47,7 @@ class GroundTruth:
 class SimSource:
     def __init__(self, config: SimConfig | None = None, probe: ProbeSettings | None = None):
         from av_pose_ros.scenario import load_scenario
-        from av_pose_ros.sim.body import library_pose
+        from av_pose_ros.sim.body import MOTION_NAMES, library_pose
         from av_pose_ros.sim.render import Simulator
         from av_pose_ros.sim.rig import load_rig
 
@@ -68,8 +68,10 @@ class SimSource:
                                     music_file=self.probe.music_file or None)
         person = scene.person
         if self.config.pose:
-            library_pose(self.config.pose)          # raises ValueError naming the known poses
-            person = dataclasses.replace(person, pose=self.config.pose)
+            if self.config.pose not in MOTION_NAMES:
+                library_pose(self.config.pose)      # raises ValueError naming the known poses
+            # a chosen pose or scripted motion starts at its beginning when the person enters
+            person = dataclasses.replace(person, pose=self.config.pose, time_s=-self.config.empty_room_s)
         self.scene = dataclasses.replace(scene, audio=audio, person=person)
         self.simulator = Simulator()
         self.emission = self.simulator.emission(self.scene)
