@@ -17,6 +17,7 @@ Parameters are read at start (read-only); restart the node to change them.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -64,7 +65,7 @@ PARAMS = [
     Param("reference_delay_samples", 0, "Delay the reference path itself adds (0 for a loopback).", 0, 48000, **RO),
     Param("device_latency", "high", "PortAudio suggested latency: low, high or seconds.", **RO),
     Param("blocksize", 0, "Frames per audio callback (0 = the host's choice, recommended).", 0, 65536, **RO),
-    Param("warmup_s", 0.5, "Silence after opening before the first window (drivers settle).", 0.0, 10.0, **RO),
+    Param("warmup_s", 1.0, "Silence after opening before the first window (drivers settle).", 0.0, 10.0, **RO),
     Param("retry_max_s", 8.0, "Longest wait between attempts to (re)open a missing or lost device.", 0.1, 300.0,
           **RO),
     # sim backend
@@ -123,9 +124,14 @@ def settings_from_parameters(p) -> AudioIOSettings:
 
 
 class AudioIONode(Node):
-    def __init__(self):
-        super().__init__("audio_io_node")
-        self.p = declare_parameters(self, PARAMS)
+    """`name` and `defaults` let sim_node run this same capture path with the sim backend as its default; a subclass
+    passes `start=False` and starts `_worker` once its own publishers exist."""
+
+    def __init__(self, name: str = "audio_io_node", defaults: dict | None = None, extra_params: list | None = None,
+                 start: bool = True):
+        super().__init__(name)
+        specs = [dataclasses.replace(p, default=defaults[p.name]) if p.name in (defaults or {}) else p for p in PARAMS]
+        self.p = declare_parameters(self, specs + list(extra_params or []))
         self.health = Health(self)
         self.source = make_source(settings_from_parameters(self.p))
         self.mic_frames = [f"{self.p.mic_frame_prefix}{i}" for i in range(self.source.n_mics)]
@@ -138,7 +144,8 @@ class AudioIONode(Node):
         self._running = True
         self.health.set(backend=self.p.backend)
         self._worker = threading.Thread(target=self._work, name="audio_io", daemon=True)
-        self._worker.start()
+        if start:
+            self._worker.start()
         self.get_logger().info(f"backend {self.p.backend}: {self.source.n_mics} mics, {self.source.n_speakers} "
                                f"speakers, {self.source.fs} Hz, {self.source.window_samples}-sample windows")
 
@@ -192,9 +199,13 @@ class AudioIONode(Node):
                 raise
             return
         self.published += 1
+        self.on_window(window)
         self.health.clear("backend")
         self.health.good(published=self.published, dropped=self.dropped, sequence=window.sequence,
                          **{k: v for k, v in self.source.stats().items() if k not in ("windows", "dropped")})
+
+    def on_window(self, window) -> None:
+        """Called after each published window (sim_node adds keypoints and ground truth for it)."""
 
     def _expire(self) -> None:
         hold = float(self.p.problem_hold_s)
@@ -206,7 +217,8 @@ class AudioIONode(Node):
 
     def destroy_node(self) -> None:
         self._running = False
-        self._worker.join(timeout=5.0)
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
         self.source.close()
         super().destroy_node()
 

@@ -1,0 +1,91 @@
+"""sim_node: the embedded default world, publishing what a real rig would.
+
+It is audio_io_node with the `sim` backend (one capture path, not two) plus, for every audio window, what the
+camera would give at the same instant: `human/keypoints_2d` (simulated detections with the scenario's noise,
+misses and swaps, undistorted pixels, optical frame), `camera/camera_info`, and `sim/ground_truth` (HumanPose3D of
+the true joints in `base_frame`, the lifter's default output frame, same stamp). Static TF places `camera_link`,
+`camera_optical_frame`, `speaker_<i>` and `mic_<i>` under `base_link` from the rig. The default scenario
+(`handover`) walks a person in, stops, offers the right hand and walks away; seeded and repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo
+
+from av_pose_ros.geometry import LINK_FROM_OPTICAL, make_transform
+from av_pose_ros.msg import HumanPose3D, Keypoints2D
+from av_pose_ros.nodes.audio_io_node import AudioIONode
+from av_pose_ros.ros.conversions import Keypoints, Pose3D, keypoints_to_msg, make_header, pose3d_to_msg
+from av_pose_ros.ros.parameters import Param
+from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
+from av_pose_ros.ros.runner import run_node
+from av_pose_ros.ros.tf import TfPublisher, transform_msg
+from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
+
+SIM_DEFAULTS = {"backend": "sim", "scenario": "handover", "sim_pose": "handover", "sim_empty_room_s": 2.0}
+EXTRA_PARAMS = [
+    Param("base_frame", "base_link", "Robot frame the rig is mounted in (parent of camera_link).", read_only=True),
+    Param("camera_frame", "camera_link", "Camera body frame (REP-103).", read_only=True),
+    Param("optical_frame", "camera_optical_frame", "Camera optical frame the keypoints are in.", read_only=True),
+    Param("body_id", "sim0", "REP-155 body id of the simulated person.", read_only=True),
+]
+
+
+def camera_info_msg(camera, stamp_ns: int, frame: str) -> CameraInfo:
+    msg = CameraInfo(header=make_header(stamp_ns, frame), width=int(camera.width), height=int(camera.height),
+                     distortion_model=camera.distortion_model)
+    msg.k = [float(v) for v in np.asarray(camera.K).ravel()]
+    msg.d = [float(v) for v in np.asarray(camera.D).ravel()]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(v) for v in np.hstack([np.asarray(camera.K), np.zeros((3, 1))]).ravel()]
+    return msg
+
+
+class SimNode(AudioIONode):
+    def __init__(self):
+        super().__init__("sim_node", SIM_DEFAULTS, EXTRA_PARAMS, start=False)
+        if self.p.backend != "sim":
+            raise ValueError(f"sim_node needs backend 'sim', got '{self.p.backend}'")
+        scene = self.source.scene
+        self.rig = scene.rig
+        self.camera = self.rig.intrinsics.camera_model()
+        self.noise = DetectionNoise.from_scenario(scene.camera)
+        self.keypoint_pub = self.create_publisher(Keypoints2D, "human/keypoints_2d", SENSOR_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", SENSOR_QOS)
+        self.truth_pub = self.create_publisher(HumanPose3D, "sim/ground_truth", RESULT_QOS)
+        self.tf = TfPublisher(self)
+        self.tf.send_static(self.rig_transforms())
+        self._worker.start()
+
+    def rig_transforms(self) -> list:
+        p = self.p
+        transforms = [transform_msg(p.base_frame, p.camera_frame, self.rig.base_from_camera_link, 0),
+                      transform_msg(p.camera_frame, p.optical_frame, LINK_FROM_OPTICAL, 0)]
+        for prefix, points in ((p.speaker_frame_prefix, self.rig.speakers), (p.mic_frame_prefix, self.rig.mics)):
+            transforms += [transform_msg(p.camera_frame, f"{prefix}{i}", make_transform(None, xyz), 0)
+                           for i, xyz in enumerate(points)]
+        return transforms
+
+    def on_window(self, window) -> None:
+        truth = self.source.ground_truth(window.sequence)
+        stamp = window.start_time_ns
+        self.info_pub.publish(camera_info_msg(self.camera, stamp, self.p.optical_frame))
+        people = np.zeros((0, 17, 3))
+        if truth is not None and truth.joints is not None:
+            rng = np.random.default_rng([int(self.p.seed), 7, window.sequence])
+            detections = simulate_detections(truth.joints, self.camera, self.rig.base_from_optical, self.noise, rng)
+            people = detections[None]
+            self.truth_pub.publish(pose3d_to_msg(Pose3D(stamp, self.p.base_frame, self.p.body_id, truth.joints,
+                                                        np.ones(17), source="ground_truth")))
+        body_ids = [self.p.body_id] if len(people) else []
+        self.keypoint_pub.publish(keypoints_to_msg(Keypoints(stamp, self.p.optical_frame, people, self.camera.width,
+                                                             self.camera.height, body_ids, undistorted=True)))
+
+
+def main(args=None) -> int:
+    return run_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
