@@ -19,10 +19,12 @@ Mapping, in two steps:
 2. *Smoothing (a delay-locked loop).* The raw ADC times scatter (period granularity, the driver's delay estimate,
    scheduling). For window k starting at sample ``r0`` the raw estimate ``local`` is the median over the blocks
    near the window of ``adc_sys_b - (r_b - r0) / fs``. A second-order DLL (F. Adriaensen, "Using a DLL to filter
-   time", 2005) predicts ``p = stamp_{k-1} + T`` with ``T`` the tracked window period, and publishes
+   time", 2005) predicts ``p = stamp_{k-1} + T (r0_k - r0_{k-1}) / W`` with ``T`` the tracked window period
+   (the start sample moves by other than ``W`` when the round trip is realigned), and publishes
    ``stamp_k = p + a * (local - p)``, ``T += b * (local - p)``, with ``w = 2 pi B T0``, ``a = sqrt(2) w``,
-   ``b = w^2`` and loop bandwidth ``B`` (default 0.5 Hz). The first window, and any window whose error exceeds
-   ``resync_s`` (an xrun that lost samples, a clock step), takes ``local`` directly (a *resync*).
+   ``b = w^2`` and loop bandwidth ``B`` (default 0.5 Hz). The first window, a window with an xrun (the sample
+   counter and the device parted) and any window whose error exceeds ``resync_s`` (a clock step) take ``local``
+   directly (a *resync*).
 
 The result: stamps are monotonic, spaced by the device's real window period (its rate error is tracked by ``T``),
 with the scatter of the raw times filtered out; ``jitter_report`` measures what is left.
@@ -106,9 +108,10 @@ class StampFilter:
         self.period = self.nominal
         self.last_error = 0.0
 
-    def update(self, local: float, windows_elapsed: int = 1) -> tuple[float, bool]:
-        """Stamp (s) for the next window from its raw estimate; ``windows_elapsed`` > 1 after skipped windows.
-        Returns (stamp, resynced)."""
+    def update(self, local: float, windows_elapsed: float = 1.0) -> tuple[float, bool]:
+        """Stamp (s) for the next window from its raw estimate; ``windows_elapsed`` (periods since the last
+        update, in windows: > 1 after skipped windows, fractional when the window start moved) scales the
+        prediction. Returns (stamp, resynced)."""
         if self.stamp is None:
             self.stamp = local
             return local, True
@@ -119,7 +122,7 @@ class StampFilter:
             self.stamp, self.period = local, self.nominal
             return local, True
         self.stamp = predicted + self.a * error
-        self.period += self.b * error / max(windows_elapsed, 1)
+        self.period += self.b * error / max(windows_elapsed, 1.0)
         # keep the period estimate physical (a few percent around nominal) whatever the input did
         self.period = min(max(self.period, 0.97 * self.nominal), 1.03 * self.nominal)
         return self.stamp, False

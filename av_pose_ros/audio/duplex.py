@@ -13,8 +13,10 @@ input) makes recorded sample ``c0 + k * W + L`` the one aligned with emission sa
 configuration (``latency_samples``, written by ``av-pose calibrate-audio``), from a start-up chirp
 (``startup_calibration``), and, with ``track_latency``, is re-measured every window on a reference input channel
 that hears a reference output channel directly (an electrical loopback, or the monitor of a virtual device): the
-probe's delay there must be ``reference_delay_samples``; when it moves by more than the tolerance in two windows
-running, ``L`` follows (``latency_changed``) and the misaligned windows are dropped.
+probe's delay there must be ``reference_delay_samples``. A window is released only when the next window's
+reference probe has been checked as well (one window of extra delay), because a round trip that changes inside
+window k after its own probe shows only in window k + 1; a window with a misaligned probe on either side is dropped
+(``latency_changed``), and when two windows running agree on a new delay ``L`` follows it.
 
 Some devices do not keep ``L`` between stream openings: PulseAudio (through ALSA's ``pulse`` plugin) gives a
 different round trip at every start (measured 261-1774 samples here) and a new one after an xrun. Use
@@ -57,7 +59,8 @@ class DuplexConfig:
     latency_samples: int = 0                 # configured round trip (av-pose calibrate-audio)
     blocksize: int = 0                       # PortAudio frames per callback; 0 = the host's choice (see docs)
     device_latency: str = "high"             # PortAudio suggested latency: "low", "high" or seconds
-    warmup_s: float = 0.5
+    warmup_s: float = 1.0                    # silence after opening: drivers settle (PulseAudio: about 1 s)
+    settle_windows: int = 5                  # clock re-anchors in the first windows are expected, not reported
     startup_calibration: bool = False        # measure the round trip with a chirp when the stream opens
     track_latency: bool = False              # re-measure it every window on reference_channels
     reference_channels: tuple[int, ...] = ()  # (input channel, output channel) of a direct loopback
@@ -119,11 +122,16 @@ def reinitialise_portaudio() -> None:
     sd._initialize()
 
 
-def find_device(spec: str, n_in: int = 1, n_out: int = 1, rescan: bool = True) -> tuple[int, str]:
+def find_device(spec: str, n_in: int = 1, n_out: int = 1, rescan: bool = True,
+                force_rescan: bool = False) -> tuple[int, str]:
     """(index, name) of the device ``spec`` names: an index, or a case-insensitive name substring (an exact
-    name wins); "" is the default device. Raises LookupError (absent) or ValueError (too few channels)."""
+    name wins); "" is the default device. ``rescan`` re-initialises PortAudio when nothing matches (devices are
+    only enumerated at initialisation), ``force_rescan`` does so first. Raises LookupError (absent) or ValueError
+    (too few channels)."""
     sd = _sd()
-    for attempt in range(2 if rescan else 1):
+    if force_rescan:
+        reinitialise_portaudio()
+    for attempt in range(2 if rescan and not force_rescan else 1):
         if attempt:
             reinitialise_portaudio()
         devices = list(sd.query_devices())
@@ -244,10 +252,12 @@ class DuplexSource:
         self._stamps = StampFilter(self.window_samples / self.fs, self.config.stamp_bandwidth_hz,
                                    self.config.resync_s)
         self._last_k: int | None = None
+        self._last_start: int | None = None
         self._sequence_base = 0
         self._last_sequence = -1
         self._lost_at: float | None = None
-        self._pending_shift: int | None = None
+        self._shift_cache: dict = {}
+        self._rescan = False
         self.device_name = ""
         self.counters = {"windows": 0, "dropped": 0, "xruns": 0, "opens": 0, "losses": 0, "latency_changes": 0,
                          "resyncs": 0}
@@ -328,7 +338,8 @@ class DuplexSource:
             if self._closing or self._stream is not None:
                 return
             try:
-                index, name = find_device(cfg.device, cfg.n_in, cfg.n_out, rescan=True)
+                index, name = find_device(cfg.device, cfg.n_in, cfg.n_out, rescan=True,
+                                          force_rescan=self._rescan)
             except LookupError as err:
                 self._standing.pop("device_format", None)
                 self._standing["device_missing"] = Problem(
@@ -348,6 +359,14 @@ class DuplexSource:
                                    dtype="float32", blocksize=cfg.blocksize, latency=cfg.suggested_latency(),
                                    callback=session.callback, finished_callback=session.on_finished)
             except (sd.PortAudioError, ValueError) as err:
+                self._rescan = True     # a stale device list (server gone, card unplugged) fails here too
+                if self._rescan_finds_nothing(cfg):
+                    self._standing.pop("device_format", None)
+                    self._standing["device_missing"] = Problem(
+                        "device_missing", ERROR, f"device {name!r} cannot be opened and is gone from the device "
+                                                 f"list ({err}); retrying in {self._backoff:.1f} s")
+                    self._schedule_retry()
+                    return
                 self._standing.pop("device_missing", None)
                 self._standing["device_format"] = Problem(
                     "device_format", ERROR, f"device {name!r} refuses {cfg.n_in} in / {cfg.n_out} out channels "
@@ -363,9 +382,11 @@ class DuplexSource:
                 self._schedule_retry()
                 return
             self._stream, self._session, self.device_name = stream, session, name
+            self._rescan = False
             self._clock = DeviceClock(self.fs, float(stream.latency[0]))
             self._stamps.reset()
             self._last_k = None
+            self._last_start = None
             if self._lost_at is not None:   # keep the sequence counting through the outage (a gap = lost windows)
                 gap = int((time.monotonic() - self._lost_at) / self.probe.window_s)
                 self._sequence_base = self._last_sequence + 1 + gap
@@ -376,6 +397,15 @@ class DuplexSource:
             for code in ("device_missing", "device_format", "device_lost"):
                 self._standing.pop(code, None)
             self._backoff = cfg.retry_initial_s
+
+    def _rescan_finds_nothing(self, cfg: DuplexConfig) -> bool:
+        try:
+            find_device(cfg.device, cfg.n_in, cfg.n_out, rescan=False, force_rescan=True)
+        except LookupError:
+            return True
+        except ValueError:
+            return False
+        return False
 
     def _close_stream(self) -> None:
         with self._lock:
@@ -397,6 +427,7 @@ class DuplexSource:
 
     def _lose(self, why: str) -> None:
         self._close_stream()
+        self._rescan = True
         self.counters["losses"] += 1
         self._lost_at = time.monotonic()
         self._standing["device_lost"] = Problem("device_lost", ERROR,
@@ -429,7 +460,8 @@ class DuplexSource:
     def _cut(self, s: _Session) -> CaptureWindow | None:
         W = self.window_samples
         start = s.c0 + s.k * W + s.latency
-        if s.count < start + W:
+        lookahead = W if self.config.track_latency else 0     # tracking needs the next window's probe too
+        if s.count < start + W + lookahead:
             return None
         problems: list[Problem] = []
         oldest = s.count - s.cap + 4 * W
@@ -456,10 +488,10 @@ class DuplexSource:
             problems.append(Problem("xrun", WARN, "audio over/underflow inside the window (CPU overloaded or "
                                                   "blocksize too small); window dropped", drop=True))
         if self.config.track_latency:
-            problems += self._track(s, frames, k)
+            problems += self._track(s, k)
         problems += check_recording(recording, self.config.limits)
-        stamp_s, resynced = self._stamp(start, k)
-        if resynced and self._last_k is not None and k > 0:
+        stamp_s, resynced = self._stamp(start, hit)
+        if resynced and not hit and self._last_k is not None and k >= self.config.settle_windows:
             self.counters["resyncs"] += 1
             problems.append(Problem("clock_resync", WARN, "device clock jumped against system time "
                                                           f"(error {self._stamps.last_error * 1e3:.1f} ms); stamps "
@@ -473,42 +505,56 @@ class DuplexSource:
             self.counters["dropped"] += 1
         return window
 
-    def _stamp(self, start: int, k: int) -> tuple[float, bool]:
-        local = self._clock.local_estimate(start, self.window_samples)
+    def _stamp(self, start: int, discontinuity: bool) -> tuple[float, bool]:
+        """Stamp of recorded sample ``start``; after an xrun the counter and the clock parted, so re-anchor."""
+        W = self.window_samples
+        local = self._clock.local_estimate(start, W)
         if local is None:
             local = (self._stamps.stamp + self._stamps.period) if self._stamps.stamp is not None else time.time()
-        elapsed = 1 if self._last_k is None else max(1, k - self._last_k)
+        if discontinuity or self._last_start is None:
+            self._stamps.reset()
+            elapsed = 1.0
+        else:
+            elapsed = max(start - self._last_start, 1) / W   # windows move by other than W when L changes
+        self._last_start = start
         return self._stamps.update(local, elapsed)
 
-    def _track(self, s: _Session, frames: np.ndarray, k: int) -> list[Problem]:
-        """Probe delay on the reference pair; realign after two windows that agree on a new delay."""
-        cfg = self.config
-        W = self.window_samples
-        in_ref, out_ref = cfg.reference_channels
-        speaker = list(cfg.speaker_channels).index(out_ref)
-        search = W // 2 - 1
-        reference = self.emission.signal(k * W - search, W + 2 * search)[speaker]
-        est = find_lag(frames[:, in_ref], reference, -search, search)
-        if not est.clear():
+    def _reference_shift(self, s: _Session, k: int) -> int | None:
+        """How many samples late (vs ``reference_delay_samples``) window k's probe is on the reference input at the
+        current alignment; None when the probe is not clearly there."""
+        key = (k, s.latency)
+        if key not in self._shift_cache:
+            cfg = self.config
+            W = self.window_samples
+            in_ref, out_ref = cfg.reference_channels
+            speaker = list(cfg.speaker_channels).index(out_ref)
+            search = W // 2 - 1
+            reference = self.emission.signal(k * W - search, W + 2 * search)[speaker]
+            recorded = s.read(s.c0 + k * W + s.latency, W)[:, in_ref]
+            est = find_lag(recorded, reference, -search, search)
+            self._shift_cache = {key: est.lag - int(cfg.reference_delay_samples) if est.clear() else None}
+        return self._shift_cache[key]
+
+    def _track(self, s: _Session, k: int) -> list[Problem]:
+        """Check window k against the reference pair, and window k + 1 too: a delay that changes inside window k
+        after its own probe shows only in the next window's probe. Realign when both agree on a new delay."""
+        tol = self.config.latency_tolerance_samples
+        here, after = self._reference_shift(s, k), self._reference_shift(s, k + 1)
+        moved = [d for d in (here, after) if d is not None and abs(d) > tol]
+        if not moved:
             return []
-        shift = est.lag - int(cfg.reference_delay_samples)
-        if abs(shift) <= cfg.latency_tolerance_samples:
-            self._pending_shift = None
-            return []
-        problems = [Problem("latency_changed", WARN, f"probe arrives {shift:+d} samples off on the reference "
-                                                     f"input {in_ref}; window dropped", drop=True)]
-        if self._pending_shift is not None and abs(self._pending_shift - shift) <= 1:
-            new = s.latency + shift
+        if here is not None and abs(here) > tol and after is not None and abs(after - here) <= 1:
+            new = s.latency + here
             while new < 0:
-                new += W
-            problems = [Problem("latency_changed", WARN, f"round trip moved from {s.latency} to {new} samples "
-                                                         "(after an xrun?); realigned, window dropped", drop=True)]
+                new += self.window_samples
+            text = f"round trip moved from {s.latency} to {new} samples; realigned, window dropped"
             s.latency = new
-            self._pending_shift = None
             self.counters["latency_changes"] += 1
+        elif here is not None and abs(here) > tol:
+            text = f"probe {here:+d} samples off on the reference input; window dropped"
         else:
-            self._pending_shift = shift
-        return problems
+            text = f"round trip moved by {after:+d} samples inside the window; window dropped"
+        return [Problem("latency_changed", WARN, text, drop=True)]
 
 
 def round_trip_ms(samples: int, fs: int) -> float:

@@ -40,7 +40,8 @@ def find_lag(recorded: np.ndarray, reference: np.ndarray, min_lag: int, max_lag:
     j = int(np.argmax(mag))
     floor = float(np.median(mag)) + 1e-30
     norm = float(np.sqrt(np.sum(x ** 2) * np.sum(e[j:j + x.size] ** 2))) + 1e-30
-    return LagEstimate(lag=max_lag - j, peak_db=float(20 * np.log10(mag[j] / floor)), peak=float(c[j] / norm))
+    return LagEstimate(lag=max_lag - j, peak_db=float(20 * np.log10(max(mag[j], 1e-30) / floor)),
+                       peak=float(c[j] / norm))
 
 
 def locate(recorded: np.ndarray, pulse: np.ndarray, max_lag: int, sent_at: int = 0) -> LagEstimate:
@@ -57,4 +58,4 @@ def locate(recorded: np.ndarray, pulse: np.ndarray, max_lag: int, sent_at: int =
     d = int(np.argmax(mag))
     floor = float(np.median(np.abs(c))) + 1e-30
     norm = float(np.sqrt(np.sum(p ** 2) * np.sum(segment[d:d + p.size] ** 2))) + 1e-30
-    return LagEstimate(lag=d, peak_db=float(20 * np.log10(mag[d] / floor)), peak=float(c[d] / norm))
+    return LagEstimate(lag=d, peak_db=float(20 * np.log10(max(mag[d], 1e-30) / floor)), peak=float(c[d] / norm))

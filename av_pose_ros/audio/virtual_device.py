@@ -79,6 +79,10 @@ class VirtualSoundDevice:
                                      "installs it with libasound2-plugins)")
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
+        # nothing answers on our socket, so a pid file here is stale (a killed daemon can linger as a zombie
+        # where nobody reaps it, and pulseaudio would then refuse to start: "Daemon already running")
+        for stale in (self.directory / "pid", self.socket):
+            stale.unlink(missing_ok=True)
         env = dict(os.environ, **self.env(), XDG_RUNTIME_DIR=str(self.directory), HOME=str(self.directory))
         cmd = self.command()
         self.tried.append(" ".join(repr(c) if " " in c else c for c in cmd))

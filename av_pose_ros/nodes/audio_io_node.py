@@ -201,8 +201,10 @@ class AudioIONode(Node):
         self.published += 1
         self.on_window(window)
         self.health.clear("backend")
-        self.health.good(published=self.published, dropped=self.dropped, sequence=window.sequence,
-                         **{k: v for k, v in self.source.stats().items() if k not in ("windows", "dropped")})
+        # not health.good(): per-window problems (input_*, xrun, ...) stay visible for problem_hold_s instead of
+        # vanishing with the next good window, 100 ms later
+        self.health.set(published=self.published, dropped=self.dropped, sequence=window.sequence,
+                        **{k: v for k, v in self.source.stats().items() if k not in ("windows", "dropped")})
 
     def on_window(self, window) -> None:
         """Called after each published window (sim_node adds keypoints and ground truth for it)."""
