@@ -1,110 +1,138 @@
-"""`av-pose demo`: the simulated system end to end.
+"""`av-pose demo`: the whole simulated system as separate ROS 2 processes, watched live, recorded, and reported.
 
-Until the full simulated graph lands, the demo runs the simplest real thing: a talker process publishes a moving
-HumanPose3D over DDS and this process listens, printing the received rate and the wrist height live.
+Starts the `sim` graph (sim_node, pose_kernel_node, lifter_node, handover_node) like `av-pose launch sim`, and in
+this process a monitor that records every topic into a rosbag (mcap) and prints a live status line: the rate of
+each topic and the current MPJPE and wrist error of `human/pose_3d` against `sim/ground_truth`. At the end it
+writes `demo_out/summary.md` and `demo_out/demo.png` from the recorded bag.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
+import shutil
 import sys
 import time
+from collections import deque
+from pathlib import Path
 
 import numpy as np
 
-TOPIC = "human/pose_3d"
+WATCHED = ("audio/frames", "human/keypoints_2d", "audio/pose_kernel", "human/pose_3d", "handover/target_info")
 
 
-def _standing_pose(t: float) -> np.ndarray:
-    """A 1.7 m person 2 m in front of the robot, raising the right hand and lowering it again."""
-    z = np.array([1.62, 1.66, 1.66, 1.64, 1.64, 1.42, 1.42, 1.12, 1.12, 0.85, 0.85, 0.92, 0.92, 0.5, 0.5, 0.08, 0.08])
-    y = np.array([0.0, 0.03, -0.03, 0.07, -0.07, 0.19, -0.19, 0.22, -0.22, 0.23, -0.23, 0.1, -0.1, 0.1, -0.1, 0.1,
-                  -0.1])
-    joints = np.stack([np.full(17, 2.0), y, z], axis=1)
-    joints[10, 2] = 0.85 + 0.5 * (1 - np.cos(t))  # right wrist rises and falls
-    return joints
+class Monitor:
+    """Live figures from the running graph: per-topic rates and pose errors against the ground truth."""
+
+    def __init__(self, node):
+        from av_pose_ros.msg import HandoverTarget, HumanPose3D
+        from av_pose_ros.ros.conversions import ns_from_time
+        from av_pose_ros.ros.qos import RESULT_QOS
+
+        self.node = node
+        self.arrivals = {t: deque(maxlen=200) for t in WATCHED}
+        self.truth: dict[int, np.ndarray] = {}
+        self.errors: deque = deque(maxlen=20)
+        self.handover = "none"
+        self._stamp = ns_from_time
+        node.create_subscription(HumanPose3D, "sim/ground_truth", self.on_truth, RESULT_QOS)
+        node.create_subscription(HumanPose3D, "human/pose_3d", self.on_pose, RESULT_QOS)
+        node.create_subscription(HandoverTarget, "handover/target_info", self.on_handover, RESULT_QOS)
+
+    def count(self, topic: str) -> None:
+        if topic in self.arrivals:
+            self.arrivals[topic].append(time.monotonic())
+
+    def on_truth(self, msg) -> None:
+        self.truth[self._stamp(msg.header.stamp)] = np.array([[p.x, p.y, p.z] for p in msg.positions])
+        if len(self.truth) > 300:
+            self.truth.pop(next(iter(self.truth)))
+
+    def on_pose(self, msg) -> None:
+        truth = self.truth.get(self._stamp(msg.header.stamp))
+        if truth is not None:
+            pred = np.array([[p.x, p.y, p.z] for p in msg.positions])
+            err = np.linalg.norm(pred - truth, axis=1)
+            self.errors.append((err.mean(), err[[9, 10]].mean()))
+
+    def on_handover(self, msg) -> None:
+        self.handover = f"{msg.hand} hand, {'reachable' if msg.reachable else 'out of reach'}"
+
+    def rate(self, topic: str) -> float:
+        now = time.monotonic()
+        recent = [t for t in self.arrivals[topic] if now - t <= 2.0]
+        return len(recent) / 2.0
+
+    def line(self, elapsed: float) -> str:
+        rates = " ".join(f"{t.split('/')[-1]} {self.rate(t):4.1f}" for t in WATCHED)
+        if self.errors:
+            mpjpe, wrist = np.median(np.array(self.errors), axis=0) * 1e3
+            errors = f"MPJPE {mpjpe:5.0f} mm  wrist {wrist:5.0f} mm"
+        else:
+            errors = "MPJPE   --- (waiting for poses)"
+        return f"t={elapsed:4.0f}s  Hz: {rates}  |  {errors}  |  handover: {self.handover}"
 
 
-def _talk(duration_s: float) -> int:
+def run_demo(duration_s: float, out_dir: Path, seed: int) -> int:
     import rclpy
 
-    from av_pose_ros.msg import HumanPose3D
-    from av_pose_ros.ros.conversions import Pose3D, pose3d_to_msg
-    from av_pose_ros.ros.qos import RESULT_QOS
+    from av_pose_ros.bag.recorder import BagRecorder
+    from av_pose_ros.demo_report import write_report
+    from av_pose_ros.launch_graphs import parse_arguments, resolve
+    from av_pose_ros.launcher import Launch
 
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    bag_path = out_dir / "demo_bag"
+    nodes = resolve("sim", parse_arguments([], "sim"))
+    for node in nodes:
+        if node.executable == "sim_node":
+            node.params["seed"] = seed
+    launch = Launch(nodes, quiet=True)
     rclpy.init()
-    node = rclpy.create_node("demo_talker")
-    pub = node.create_publisher(HumanPose3D, TOPIC, RESULT_QOS)
-    start = time.monotonic()
-
-    def tick():
-        t = time.monotonic() - start
-        stamp = node.get_clock().now().nanoseconds
-        pub.publish(pose3d_to_msg(Pose3D(stamp, "base_link", "demo", _standing_pose(t), np.ones(17), None,
-                                         "ground_truth")))
-
-    node.create_timer(0.1, tick)
+    node = rclpy.create_node("demo_monitor")
+    monitor = Monitor(node)
+    recorder = BagRecorder(node, bag_path, on_message=lambda topic: monitor.count(topic.lstrip("/")))
+    interactive = sys.stdout.isatty()
+    print(f"demo: running the simulated system for {duration_s:.0f} s (Ctrl-C stops early); recording {bag_path}")
+    code = 0
     try:
-        while rclpy.ok() and time.monotonic() - start < duration_s:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
-        pass
-    node.destroy_node()
-    rclpy.try_shutdown()
-    return 0
-
-
-def _listen(duration_s: float) -> int:
-    import rclpy
-
-    from av_pose_ros.msg import HumanPose3D
-    from av_pose_ros.ros.conversions import pose3d_from_msg
-    from av_pose_ros.ros.qos import RESULT_QOS
-
-    talker = subprocess.Popen([sys.executable, "-m", "av_pose_ros.demo", "--talk", str(duration_s + 2)])
-    rclpy.init()
-    node = rclpy.create_node("demo_listener")
-    stamps: list[float] = []
-    latest = {}
-
-    def on_pose(msg):
-        stamps.append(time.monotonic())
-        latest["pose"] = pose3d_from_msg(msg)
-
-    node.create_subscription(HumanPose3D, TOPIC, on_pose, RESULT_QOS)
-    start = time.monotonic()
-    try:
+        launch.start()
+        start = last_print = time.monotonic()
         while time.monotonic() - start < duration_s:
-            rclpy.spin_once(node, timeout_sec=0.1)
-            recent = [s for s in stamps if s > time.monotonic() - 2.0]
-            wrist = latest["pose"].joints[10, 2] if latest else float("nan")
-            print(f"\r{TOPIC}: {len(recent) / 2.0:4.1f} Hz, {len(stamps):4d} received, right wrist z {wrist:4.2f} m",
-                  end="", flush=True)
+            rclpy.spin_once(node, timeout_sec=0.05)
+            died = launch.dead()
+            if died:
+                print(f"\ndemo: {died[0]} exited with code {died[1]}; stopping", flush=True)
+                code = 1
+                break
+            if time.monotonic() - last_print >= (0.5 if interactive else 5.0):
+                last_print = time.monotonic()
+                line = monitor.line(last_print - start)
+                print(f"\r{line}" if interactive else line, end="" if interactive else "\n", flush=True)
     except KeyboardInterrupt:
         pass
     finally:
         print()
-        talker.terminate()
-        talker.wait(timeout=10)
+        launch.stop()
+        recorder.close()
         node.destroy_node()
         rclpy.try_shutdown()
-    print(f"demo: {len(stamps)} poses received over DDS from a separate process")
-    return 0 if stamps else 1
+    counts = {t: n for t, n in sorted(recorder.counts.items())}
+    print("demo: recorded " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    summary, figure = write_report(bag_path, out_dir, seed=seed)
+    print(f"demo: wrote {summary} and {figure}")
+    return code
 
 
 def cmd_demo(args) -> int:
-    return _listen(args.duration)
+    return run_demo(args.duration, Path(args.out), args.seed)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="run the simulated system and show it live",
+    p = subparsers.add_parser("demo", help="run the simulated system, watch it live, record and report it",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out; replaced)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated world (default 0)")
     p.set_defaults(func=cmd_demo)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--talk", type=float, required=True)
-    sys.exit(_talk(parser.parse_args().talk))
