@@ -73,7 +73,6 @@ def test_reach_envelope_and_orientation():
 
 def test_handover_node_over_dds(ros_context):
     from av_pose_ros.msg import HandoverTarget, HumanPose3D
-
     from av_pose_ros.ros.conversions import Pose3D, handover_from_msg, pose3d_to_msg
     from av_pose_ros.ros.diagnostics import OK
     from av_pose_ros.ros.qos import RESULT_QOS

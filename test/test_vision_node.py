@@ -29,9 +29,9 @@ def camera_info(width, height, stamp, frame):
 
 
 def test_keypoint_node_end_to_end(ros_context, photo):
-    from av_pose_ros.msg import Keypoints2D
     from sensor_msgs.msg import CameraInfo, Image
 
+    from av_pose_ros.msg import Keypoints2D
     from av_pose_ros.ros.conversions import keypoints_from_msg, ns_from_time
     from av_pose_ros.ros.images import image_from_numpy
     from av_pose_ros.ros.qos import SENSOR_QOS

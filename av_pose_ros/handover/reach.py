@@ -1,6 +1,6 @@
 """The manipulator's reach envelope, from parameters: a spherical shell about the arm's shoulder (a point in the
-base frame), cut by height limits. A target outside it is still published, with `reachable: false`, so the robot can ask the person to
-come closer."""
+base frame), cut by height limits. A target outside it is still published, with `reachable: false`, so the robot
+can ask the person to come closer."""
 
 from __future__ import annotations
 
