@@ -4,6 +4,19 @@ The kernel of a (speaker, mic) pair is what the body adds to the room's impulse 
 deconvolved by the known emission (regularised, per band, so music works as well as chirps), aligned so that the
 direct speaker->mic path sits at its geometric delay (this absorbs device latency and clock offset), the
 empty-room response is subtracted, and the analytic-signal envelope is kept inside the useful range.
+
+Two probe families need two ways of doing that (``KernelConfig.probe_mode``):
+
+* ``periodic`` (chirps and sweeps in time slots, the same every window): a window is one period, so circular
+  deconvolution by the window's emission is exact, and the empty room is kept per pair in the frequency domain.
+* ``continuous`` (music, BGM mode): every window carries different music and also records the room's echoes of the
+  previous windows, and all speakers overlap. The empty room is a multi-speaker model (``room_model.RoomModel``:
+  every (speaker, mic) impulse response over the whole reverberant tail, fitted by least squares over a few
+  seconds of known emission); each window's empty-room recording is *predicted* from the emission history and
+  subtracted in the time domain, and only the remainder (body echoes and noise) is deconvolved, by a multi-input
+  Wiener filter that divides by all speakers' power per bin so that bins dominated by another speaker are damped.
+  The extractor keeps the emission history itself, so it must see every window in order (``sequence`` detects gaps;
+  after one it needs ``room_taps`` samples of history again before it can subtract).
 """
 
 from __future__ import annotations
@@ -14,17 +27,29 @@ import numpy as np
 from scipy.signal import hilbert
 
 from .probes import DEFAULT_BAND_HZ
+from .room_model import RoomModel
 
 
 class AudioInputError(ValueError):
     """A capture that cannot give a trustworthy kernel; ``reason`` is a short code for diagnostics and logs.
 
     Codes: ``shape``, ``channel_count``, ``sample_rate``, ``length``, ``non_finite``, ``clipped``, ``no_probe``.
+    ``REASONS`` lists them with a one-line meaning (for diagnostics).
     """
 
     def __init__(self, reason: str, message: str):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+
+    REASONS = {
+        "shape": "recording is not a (mics, samples) array",
+        "channel_count": "number of mic channels differs from the rig",
+        "sample_rate": "capture sample rate differs from the pipeline's",
+        "length": "window or probe length does not fit the recording / kernel length",
+        "non_finite": "NaN or Inf samples",
+        "clipped": "too many samples at full scale",
+        "no_probe": "no direct path found: the probe was not played or not captured",
+    }
 
 
 def _band_window(freqs: np.ndarray, band_hz: tuple[float, float], taper: float = 0.25) -> np.ndarray:
@@ -41,13 +66,13 @@ def _band_window(freqs: np.ndarray, band_hz: tuple[float, float], taper: float =
 
 
 def _band_mean(power: np.ndarray, freqs: np.ndarray, fraction_octave: float) -> np.ndarray:
-    """Mean of ``power`` over a fractional-octave band centred on every bin (cumulative sums, O(F))."""
+    """Mean of ``power`` (last axis = bins) over a fractional-octave band centred on every bin (cumulative sums)."""
     half = 2.0 ** (fraction_octave / 2)
     lo = np.searchsorted(freqs, freqs / half, side="left")
     hi = np.searchsorted(freqs, freqs * half, side="right")
     hi = np.maximum(hi, lo + 1)
-    csum = np.concatenate([[0.0], np.cumsum(power)])
-    return (csum[hi] - csum[lo]) / (hi - lo)
+    csum = np.concatenate([np.zeros(np.shape(power)[:-1] + (1,)), np.cumsum(power, axis=-1)], axis=-1)
+    return (csum[..., hi] - csum[..., lo]) / (hi - lo)
 
 
 def inverse_filter(probe: np.ndarray, n_fft: int, fs: float, band_hz=DEFAULT_BAND_HZ, regularisation: float = 1e-2,
@@ -114,6 +139,22 @@ def range_gate(taps: int, fs: float, c: float, min_path_m: np.ndarray, max_path_
     return (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
 
 
+def psf_sidelobe_db(gain: np.ndarray, n: int, guard: int = 3) -> np.ndarray:
+    """(P,) strongest sidelobe (dB re peak) of the envelope of ``irfft(gain, n)``: how a point reflector rings.
+
+    ``gain`` (P, F) real is what the deconvolution leaves on a response per bin; taps within ``guard`` of the
+    peak count as main lobe. A chirp gives about -25 dB; a music window that is only a chord (harmonic lines,
+    no cymbal or consonant) gives -10 dB or worse, i.e. one reflector looks like several.
+    """
+    env = envelope(np.fft.irfft(gain, n))
+    env = np.roll(env, n // 2, axis=-1)
+    peak = np.argmax(env, axis=-1)
+    idx = np.arange(n)[None, :]
+    side = np.where(np.abs(idx - peak[:, None]) > guard, env, 0.0).max(axis=-1)
+    with np.errstate(divide="ignore"):
+        return 20 * np.log10(np.maximum(side, 1e-300) / np.maximum(env.max(axis=-1), 1e-300))
+
+
 @dataclass
 class KernelQuality:
     """Per-frame figures for diagnostics. Arrays are per pair."""
@@ -124,6 +165,13 @@ class KernelQuality:
     applied_shift_s: float             # common shift removed from every pair (median of the reliable drifts)
     empty_room_ready: bool
     empty_room_frames: int             # frames the empty-room model has absorbed since it was (re)captured
+    probe_mode: str = "periodic"       # how this window was deconvolved: "periodic" or "continuous"
+    history_ok: bool = True            # continuous mode: enough gap-free emission history to subtract the room
+    empty_room_residual_db: float = float("nan")  # continuous mode: recording energy the empty-room model leaves
+    #                                    unexplained, dB re the recording (body echoes + noise + model error)
+    latency_jump_samples: int = 0      # continuous mode: whole-sample device latency change since the capture
+    psf_sidelobe_db: np.ndarray | None = None  # continuous mode, per pair: strongest sidelobe of a point
+    #                                    reflector's kernel re its peak (music without broadband content rings)
 
 
 @dataclass
@@ -152,6 +200,19 @@ class KernelConfig:
     max_drift_s: float = 1e-3         # search half-width for the direct path around its geometric delay
     empty_room_rate: float = 0.02     # exponential update weight per frame while nobody is present
     empty_room_frames: int = 8        # frames averaged by an explicit empty-room capture
+    probe_mode: str = "auto"          # "periodic", "continuous" (music) or "auto": continuous once two successive
+    #                                   windows carry different emissions
+    room_taps: int = 9600             # continuous mode: length of every empty-room response (whole reverb tail)
+    music_capture_frames: int = 80    # continuous mode: frames of a default empty-room capture. The model only
+    #                                   predicts music it has heard: 80 x 100 ms = 8 s, the simulator's music loop.
+    #                                   Any capture takes at least 2 x speakers x room_taps samples (the unknowns)
+    room_fit_iterations: int = 150    # continuous mode: conjugate-gradient iterations of the empty-room fit
+    room_ridge: float = 1e-6          # continuous mode: ridge per band, relative to the music's power there
+    room_floor_db: float = -80.0      # continuous mode: ridge floor re the strongest band
+    max_room_residual_db: float = -30.0  # continuous mode: a window whose recording the empty-room model leaves
+    #                                   more unexplained than this (music it never heard) gives no kernel
+    music_memory: float = 0.5         # continuous mode: weight of the previous windows in each bin's deconvolution
+    #                                   (0 = this window alone; 0.5 = about two windows, 200 ms)
 
 
 class EmptyRoomModel:
@@ -166,6 +227,7 @@ class EmptyRoomModel:
         self.rate = float(rate)
         self.capture_frames = int(capture_frames)
         self.frames = 0
+        self.requested = 0
         self._num = self._den = None
         self._pending = 0
         self._acc_num = self._acc_den = None
@@ -181,6 +243,7 @@ class EmptyRoomModel:
     def request_capture(self, frames: int | None = None) -> None:
         """Average the next ``frames`` frames into a fresh model (the operator vouches the room is empty)."""
         self._pending = self.capture_frames if frames is None else max(1, int(frames))
+        self.requested = self._pending
         self._acc_num = self._acc_den = None
 
     def response(self) -> np.ndarray:
@@ -207,6 +270,81 @@ class EmptyRoomModel:
             self.frames += 1
 
 
+class ContinuousEmptyRoom:
+    """Empty room for a continuous probe: a ``RoomModel`` fitted over an explicit capture, then slow tracking.
+
+    Same interface as ``EmptyRoomModel`` (``ready``, ``capturing``, ``frames``, ``request_capture``). An explicit
+    capture collects gap-free windows (recording and emission), at least twice as many samples as the model has
+    unknowns per mic, and fits the model when the last one arrives; a gap restarts it. The model predicts well only
+    the music it has heard, so the capture should span the music loop (or the slow tracking should run for a while
+    with the room empty); ``KernelQuality.empty_room_residual_db`` shows when it does not.
+    """
+
+    def __init__(self, n_mics: int, config: KernelConfig):
+        self.config = config
+        self.n_mics = int(n_mics)
+        self.model: RoomModel | None = None       # made at the first capture (speakers = emission rows)
+        self.rate = float(config.empty_room_rate)
+        self.capture_frames = int(config.music_capture_frames)
+        self.frames = 0
+        self.fit_report = None
+        self.reference_shift = 0.0      # common clock shift (samples) while the model was captured
+        self._pending = 0
+        self.requested = self._requested = 0
+        self._prefix = None
+        self._buffer: list[tuple[np.ndarray, np.ndarray, float]] = []
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self.model.ready
+
+    @property
+    def capturing(self) -> bool:
+        return self._pending > 0
+
+    def request_capture(self, frames: int | None = None) -> None:
+        """Fit a fresh model over the next ``frames`` windows (default ``music_capture_frames``; the operator
+        vouches the room is empty)."""
+        frames = self.capture_frames if frames is None else max(1, int(frames))
+        self.requested = self._requested = self._pending = frames
+        self._buffer = []
+        self._prefix = None
+
+    def restart_capture(self) -> None:
+        """A gap in the stream: the capture has to start again (the fit needs one gap-free stretch)."""
+        if self._pending:
+            self.request_capture(self._requested)
+
+    def collect(self, recording: np.ndarray, emission: np.ndarray, history: np.ndarray, shift: float) -> bool:
+        """Add one window to a pending capture; fits when it is complete. Returns True when a new model was fitted."""
+        if not self._pending:
+            return False
+        cfg = self.config
+        if not self._buffer:
+            self._prefix = history[:, -(cfg.room_taps - 1):]
+            needed = int(np.ceil((2 * emission.shape[0] * cfg.room_taps + cfg.room_taps) / recording.shape[-1]))
+            self._pending = max(self._pending, needed)
+        self._buffer.append((np.asarray(recording, float), np.asarray(emission, float), float(shift)))
+        self._pending -= 1
+        if self._pending:
+            return False
+        x = np.concatenate([self._prefix] + [e for _, e, _ in self._buffer], axis=-1)
+        y = np.concatenate([r for r, _, _ in self._buffer], axis=-1)
+        fitted = RoomModel(x.shape[0], self.n_mics, cfg.room_taps, cfg.room_ridge, cfg.room_floor_db)
+        self.fit_report = fitted.fit(x, y, self._prefix.shape[-1], iterations=self.config.room_fit_iterations)
+        self.model = fitted
+        self.reference_shift = float(np.median([s for _, _, s in self._buffer]))
+        self.frames = len(self._buffer)
+        self._buffer = []
+        self._prefix = None
+        return True
+
+    def track(self, history: np.ndarray, error: np.ndarray) -> None:
+        """One slow update from a window recorded while nobody is present (``error`` = recorded - predicted)."""
+        self.model.adapt(history, error, self.rate)
+        self.frames += 1
+
+
 class PoseKernelExtractor:
     """Stateful capture -> pose-kernel pipeline for a fixed rig (no ROS; the node feeds it frames).
 
@@ -227,10 +365,61 @@ class PoseKernelExtractor:
         self.n_speakers = int(self.pairs[:, 0].max()) + 1
         self.c = float(c)
         cfg = self.config
-        self.empty_room = EmptyRoomModel(cfg.empty_room_rate, cfg.empty_room_frames)
+        if cfg.probe_mode not in ("auto", "periodic", "continuous"):
+            raise ValueError(f"probe_mode {cfg.probe_mode!r} is not 'auto', 'periodic' or 'continuous'")
+        self.mode = "continuous" if cfg.probe_mode == "continuous" else "periodic"
+        self.empty_room = self._new_empty_room(self.mode)
         self.gate = range_gate(cfg.taps, cfg.fs, self.c, self.direct_path_m + 2 * cfg.min_range_m,
                                self.direct_path_m + 2 * cfg.max_range_m)
         self._filters: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
+        # emission history (continuous mode): the last room_taps - 1 samples before the current window
+        self._history: np.ndarray | None = None
+        self._last_emission: np.ndarray | None = None
+        self._last_sequence: int | None = None
+        self._recent_shifts: list[float] = []
+        self._music_memory: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last_window: tuple[np.ndarray, np.ndarray, float] | None = None
+
+    def _new_empty_room(self, mode: str):
+        cfg = self.config
+        if mode == "continuous":
+            return ContinuousEmptyRoom(self.n_mics, cfg)
+        return EmptyRoomModel(cfg.empty_room_rate, cfg.empty_room_frames)
+
+    def _set_mode(self, mode: str) -> None:
+        """Switch the deconvolution (auto mode); a pending or finished capture request carries over."""
+        if mode == self.mode:
+            return
+        old = self.empty_room
+        self.mode = mode
+        self.empty_room = self._new_empty_room(mode)
+        if old.capturing or old.ready:
+            self.empty_room.request_capture(old.requested or None)
+            previous = self._last_window
+            if mode == "continuous" and previous is not None:   # the window that looked periodic counts too
+                recording, emission, shift = previous
+                self.empty_room.collect(recording, emission, emission[:, :0].astype(float), shift)
+
+    # -- emission history (continuous mode) ---------------------------------------------------------------------
+    def _contiguous(self, emissions: np.ndarray, sequence: int | None) -> bool:
+        """Whether this window directly follows the previous one that was processed."""
+        if self._last_emission is None or self._last_emission.shape != emissions.shape:
+            return False
+        return sequence is None or self._last_sequence is None or int(sequence) == self._last_sequence + 1
+
+    def _push_history(self, emissions: np.ndarray, sequence: int | None, contiguous: bool) -> None:
+        keep = self.config.room_taps - 1
+        if self.config.probe_mode != "periodic":
+            previous = self._history if contiguous and self._history is not None else emissions[:, :0]
+            self._history = np.concatenate([previous, emissions], axis=-1)[:, -keep:]
+        self._last_emission = emissions
+        self._last_sequence = None if sequence is None else int(sequence)
+
+    def _forget_history(self) -> None:
+        self._music_memory = None
+        self._history = None
+        self._last_emission = None
+        self._last_sequence = None
 
     # -- validation -------------------------------------------------------------------------------------------
     def validate(self, recording: np.ndarray, emissions: np.ndarray, fs: float) -> float:
@@ -296,19 +485,47 @@ class PoseKernelExtractor:
         return z, gains[self.pairs[:, 0]], snr, drift, shift
 
     def process(self, recording: np.ndarray, emissions: np.ndarray, fs: float,
-                person_present: bool | None = None) -> PoseKernelFrame:
+                person_present: bool | None = None, sequence: int | None = None) -> PoseKernelFrame:
         """Turn one capture into pose kernels; raises ``AudioInputError`` instead of returning garbage.
 
         ``recording`` (mics, n) float in [-1, 1]; ``emissions`` (speakers, n) what each speaker played in the
-        same window; ``person_present`` False lets the empty-room model track slow changes, None leaves it alone.
+        same window; ``person_present`` False lets the empty-room model track slow changes, None leaves it alone;
+        ``sequence`` (window counter, optional) lets a continuous probe detect dropped windows (without it,
+        successive calls are taken as successive windows).
         """
         cfg = self.config
         emissions = np.asarray(emissions, dtype=np.float32)
-        clipped = self.validate(recording, emissions, fs)
+        contiguous = self._contiguous(emissions, sequence)
+        try:
+            clipped = self.validate(recording, emissions, fs)
+        except AudioInputError as err:
+            if err.reason in ("non_finite", "clipped"):
+                self._push_history(emissions, sequence, contiguous)   # the speakers still played this window
+            else:
+                self._forget_history()
+            if self.mode == "continuous" and isinstance(self.empty_room, ContinuousEmptyRoom):
+                self.empty_room.restart_capture()
+            raise
         z, gain, snr, drift, shift = self.deconvolve(recording, emissions)
         if np.median(snr) < cfg.min_snr_db:
+            self._forget_history()
+            if isinstance(self.empty_room, ContinuousEmptyRoom):
+                self.empty_room.restart_capture()
             raise AudioInputError("no_probe", f"no direct path found (median SNR {np.median(snr):.1f} dB < "
                                               f"{cfg.min_snr_db} dB): speakers silent or not captured")
+        if cfg.probe_mode == "auto" and contiguous:
+            self._set_mode("periodic" if np.array_equal(emissions, self._last_emission) else "continuous")
+        self._last_window = (recording, emissions, shift) if cfg.probe_mode == "auto" else None
+        if self.mode == "continuous":
+            frame = self._process_continuous(recording, emissions, z, snr, drift, shift, clipped, person_present,
+                                             contiguous)
+        else:
+            frame = self._process_periodic(recording, z, gain, snr, drift, shift, clipped, person_present)
+        self._push_history(emissions, sequence, contiguous)
+        return frame
+
+    def _process_periodic(self, recording, z, gain, snr, drift, shift, clipped, person_present) -> PoseKernelFrame:
+        cfg = self.config
         n = recording.shape[-1]
         kernels = None
         if self.empty_room.ready:
@@ -319,4 +536,96 @@ class PoseKernelExtractor:
                                 applied_shift_s=shift / cfg.fs, empty_room_ready=self.empty_room.ready,
                                 empty_room_frames=self.empty_room.frames)
         responses = np.fft.irfft(z, n)[:, : cfg.taps].astype(np.float32)
+        return PoseKernelFrame(kernels=kernels, responses=responses, quality=quality)
+
+    def _multi_input_wiener(self, residual: np.ndarray, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pair spectra (P, F) of the body echoes in ``residual`` (M, n), and each pair's point-spread function.
+
+        Per bin, ``B_sm = sum_k a^k X_s,k* R_m,k / (sum_k a^k sum_s' |X_s',k|^2 + lambda)`` over this and earlier
+        windows k (``a`` = ``music_memory``): dividing by every speaker's power (the MMSE answer when all pairs'
+        kernels are a priori alike) damps the bins where another speaker is louder than this pair's, which is
+        where its echoes leak in; the short memory lets a bin that this window's music leaves silent (a chord with
+        no cymbal) borrow from the last windows instead of ringing. lambda is per band, relative to the music's
+        power there. Each pair is scaled so that its mean gain over the band is one, as a chirp kernel's is; the
+        point-spread function is what a single reflector would look like through that gain (for ``psf_sidelobe``).
+        """
+        cfg = self.config
+        n = residual.shape[-1]
+        freqs = np.fft.rfftfreq(n, 1.0 / cfg.fs)
+        band = _band_window(freqs, (cfg.band_hz[0], min(cfg.band_hz[1], 0.48 * cfg.fs)))
+        X = np.fft.rfft(emissions.astype(float), n)
+        R = np.fft.rfft(residual, n)
+        s_idx, m_idx = self.pairs[:, 0], self.pairs[:, 1]
+        power = np.abs(X) ** 2
+        numerator = np.conj(X[s_idx]) * R[m_idx]
+        denominator = np.broadcast_to(np.sum(power, axis=0), numerator.shape)
+        own = power[s_idx]
+        memory = self._music_memory
+        if memory is not None and memory[0].shape == numerator.shape:
+            a = float(np.clip(cfg.music_memory, 0.0, 0.99))
+            numerator = numerator + a * memory[0]
+            denominator = denominator + a * memory[1]
+            own = own + a * memory[2]
+        self._music_memory = (numerator, denominator, own)
+        local = _band_mean(denominator, freqs, 1 / 3)
+        strongest = np.max(local[:, band > 0], axis=1, keepdims=True) if np.any(band > 0) else 0.0
+        lam = cfg.regularisation * local + 10 ** (cfg.floor_db / 10) * strongest + np.finfo(float).tiny
+        weight = band / (denominator + lam)
+        gain = own * weight
+        mean_gain = np.maximum(np.sum(gain * band, axis=1) / max(np.sum(band), 1e-12), 1e-12)[:, None]
+        return numerator * weight / mean_gain, gain / mean_gain
+
+    def _process_continuous(self, recording, emissions, z, snr, drift, shift, clipped, person_present,
+                            contiguous) -> PoseKernelFrame:
+        cfg = self.config
+        n = recording.shape[-1]
+        room: ContinuousEmptyRoom = self.empty_room
+        history = self._history if contiguous and self._history is not None else emissions[:, :0]
+        history = history.astype(float)
+        history_ok = history.shape[-1] >= cfg.room_taps - 1
+        if room.capturing:
+            if not contiguous:
+                room.restart_capture()
+            room.collect(recording, emissions, history, shift)
+        kernels = None
+        residual_db = float("nan")
+        psf_db = None
+        jump = 0
+        applied = shift
+        responses = None
+        if room.ready:
+            self._recent_shifts = (self._recent_shifts + [shift])[-5:]
+            jump = int(np.round(np.median(self._recent_shifts) - room.reference_shift))
+            jump = int(np.clip(jump, -8, cfg.room_taps // 4))
+            applied = room.reference_shift + jump
+        if room.ready and history_ok:
+            x = np.concatenate([history, emissions.astype(float)], axis=-1)
+            residual = recording.astype(float) - room.model.predict(x, n, shift=jump)
+            residual_db = float(10 * np.log10(np.sum(residual ** 2) / max(np.sum(recording.astype(float) ** 2),
+                                                                             1e-300)))
+            if person_present is False and not room.capturing:
+                room.track(x, residual)
+            if residual_db <= cfg.max_room_residual_db:
+                spectra, psf_gain = self._multi_input_wiener(residual, emissions)
+                guard = max(3, int(round(cfg.fs / (cfg.band_hz[1] - cfg.band_hz[0]))))
+                psf_db = psf_sidelobe_db(psf_gain, n, guard)
+                align = np.exp(2j * np.pi * np.fft.rfftfreq(n) * applied)
+                body = np.fft.irfft(spectra * align, n)[:, : cfg.taps]
+                kernels = (envelope(body) * self.gate).astype(np.float32)
+                freqs = np.fft.rfftfreq(n, 1.0 / cfg.fs)
+                band = _band_window(freqs, (cfg.band_hz[0], min(cfg.band_hz[1], 0.48 * cfg.fs)))
+                h = room.model.h[self.pairs[:, 0], self.pairs[:, 1], :n]
+                room_part = np.fft.rfft(h, n) * band * np.exp(2j * np.pi * np.fft.rfftfreq(n) * room.reference_shift)
+                responses = (np.fft.irfft(room_part, n)[:, : cfg.taps] + body).astype(np.float32)
+            else:
+                self._music_memory = None    # this window's music is unheard: no kernel, and no memory of it
+        else:
+            self._music_memory = None
+        if responses is None:
+            responses = np.fft.irfft(z, n)[:, : cfg.taps].astype(np.float32)
+        quality = KernelQuality(snr_db=snr, clipped_fraction=clipped, direct_delay_drift_s=drift / cfg.fs,
+                                applied_shift_s=applied / cfg.fs, empty_room_ready=room.ready,
+                                empty_room_frames=room.frames, probe_mode="continuous", history_ok=history_ok,
+                                empty_room_residual_db=residual_db, latency_jump_samples=jump,
+                                psf_sidelobe_db=psf_db)
         return PoseKernelFrame(kernels=kernels, responses=responses, quality=quality)

@@ -1,0 +1,237 @@
+"""Empty-room model for a continuous probe (music, BGM mode): every (speaker, mic) impulse response at once.
+
+With music every speaker plays all the time and every window carries different samples, so a window's recording
+also holds the room's echoes of *earlier* windows (the reverberant tail is longer than a window) and all speakers
+overlap. Per-window deconvolution cannot separate either. What is known exactly is the whole emission of every
+speaker, so the empty room is modelled as a linear multi-input system
+
+    y_m[t] = sum_s sum_{l < L} h_sm[l] x_s[t - l]            (L taps cover the whole reverberant tail)
+
+fitted by least squares over a few seconds of empty-room capture (``RoomModel.fit``: conjugate gradients on the
+normal equations with FFT operators that are exact for linear convolution, preconditioned by the per-band
+cross-spectral matrix of the speakers, with a per-band ridge so weakly excited bands stay bounded), then used to
+*predict* each new window's empty-room recording from the emission history, tail of earlier windows included
+(``RoomModel.predict``). What remains after subtracting the prediction is body echoes and noise, which is what the
+kernel pipeline deconvolves. While nobody is present the model follows slow changes by a normalised gradient step
+per window (``RoomModel.adapt``, a block frequency-domain adaptive filter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sfft
+from scipy.ndimage import maximum_filter1d
+
+
+def _band_mean(power: np.ndarray, fraction_octave: float = 1 / 3) -> np.ndarray:
+    """Mean over a fractional-octave band around every bin of the last axis (bin index as frequency)."""
+    n = power.shape[-1]
+    freqs = np.arange(n, dtype=float)
+    half = 2.0 ** (fraction_octave / 2)
+    lo = np.searchsorted(freqs, freqs / half, side="left")
+    hi = np.maximum(np.searchsorted(freqs, freqs * half, side="right"), lo + 1)
+    csum = np.concatenate([np.zeros(power.shape[:-1] + (1,)), np.cumsum(power, axis=-1)], axis=-1)
+    return (csum[..., hi] - csum[..., lo]) / (hi - lo)
+
+
+@dataclass
+class FitReport:
+    """How a least-squares fit went (for logs and tests)."""
+
+    samples: int            # recorded samples per mic that entered the fit
+    unknowns: int           # taps per mic (speakers x taps)
+    iterations: int
+    relative_residual: float    # |A^T (y - A h)| / |A^T y| at the end (normal-equation residual), worst mic
+    fit_error_db: float         # recording energy left unexplained, dB re recording energy (noise + tail)
+
+
+class RoomModel:
+    """(speakers, mics, taps) empty-room impulse responses of a rig driven by known continuous emissions."""
+
+    def __init__(self, n_speakers: int, n_mics: int, taps: int, ridge: float = 1e-6, floor_db: float = -80.0):
+        self.n_speakers, self.n_mics, self.taps = int(n_speakers), int(n_mics), int(taps)
+        self.ridge = float(ridge)
+        self.floor_db = float(floor_db)
+        self.h: np.ndarray | None = None            # (S, M, L)
+        self._spectra: dict[int, np.ndarray] = {}    # FFT size -> rfft(h) cache
+        self._ridge_spectrum: np.ndarray | None = None
+        self._phi: np.ndarray | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.h is not None
+
+    # -- per-band statistics of the emission ---------------------------------------------------------------------
+    def _set_statistics(self, phi: np.ndarray) -> None:
+        """Ridge per band and the preconditioner from a per-sample cross-spectrum ``phi`` (F2, S, S)."""
+        diag = np.real(np.einsum("fss->f", phi)) / self.n_speakers
+        local = _band_mean(diag)
+        self._ridge_spectrum = self.ridge * local + 10 ** (self.floor_db / 10) * local.max()
+        self._phi = phi
+
+    def _inverse(self, scale: float) -> np.ndarray:
+        eye = np.eye(self.n_speakers)
+        return np.linalg.inv(scale * (self._phi + self._ridge_spectrum[:, None, None] * eye))
+
+    def _apply_banded(self, g: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+        """irfft(matrices(f) @ rfft(g, 2L))[:L] for g (S, M, L) and per-bin (F2, S, S) matrices."""
+        n2 = 2 * self.taps
+        spec = sfft.rfft(g, n2, axis=-1)                                 # (S, M, F2)
+        out = np.einsum("fst,tmf->smf", matrices, spec)
+        return sfft.irfft(out, n2, axis=-1)[..., : self.taps]
+
+    # -- fitting ---------------------------------------------------------------------------------------------------
+    def fit(self, x: np.ndarray, y: np.ndarray, y_start: int, iterations: int = 150, tol: float = 1e-5
+            ) -> FitReport:
+        """Least-squares fit from emission ``x`` (S, Nx) and recording ``y`` (M, Ny); ``y[:, j]`` was recorded
+        while ``x[:, y_start + j]`` was emitted.
+
+        Only recorded samples whose whole emission history of ``taps`` samples is known enter the fit. The normal
+        equations ``(A^T A + ridge) h = A^T y`` are solved by preconditioned conjugate gradients (step sizes per
+        mic). ``A^T A`` is applied exactly at a cost independent of the capture length: it is the Toeplitz matrix of
+        the speakers' cross-correlations at lags below ``taps`` (one circulant product of size 2L) minus the two
+        (L-1)-sample edge blocks where the capture starts and stops. The preconditioner inverts, per band, the
+        speakers' cross-spectral matrix (the classic frequency-domain estimate), so conjugate gradients only have to
+        fix what that approximation misses.
+        """
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        L, S, M = self.taps, self.n_speakers, self.n_mics
+        n2 = 2 * L
+        first = max(0, L - 1 - int(y_start))               # first usable recorded sample
+        n_used = y.shape[-1] - first
+        if n_used <= 0:
+            raise ValueError(f"no recorded sample has {L} samples of known emission before it")
+        out_pos = int(y_start) + first                      # x index of the first usable output
+        xt = x[:, out_pos - (L - 1): out_pos + n_used]      # every emission sample the used outputs depend on
+        target = y[:, first:]
+        nt = xt.shape[-1]
+        n_fft = sfft.next_fast_len(nt + L, real=True)
+        Xt = sfft.rfft(xt, n_fft, axis=-1)
+        # right-hand side A^T y: correlation of each mic with each speaker at lags [0, L)
+        buf = np.zeros((M, n_fft))
+        buf[:, L - 1: L - 1 + n_used] = target
+        rhs = sfft.irfft(np.conj(Xt)[:, None, :] * sfft.rfft(buf, axis=-1)[None], n_fft, axis=-1)
+        b = rhs[..., :L]
+        # cross-correlations r_st(tau) = sum_j xt_s[j] xt_t[j + tau], |tau| < L, as a circulant of size 2L
+        corr = sfft.irfft(np.conj(Xt)[:, None, :] * Xt[None, :, :], n_fft, axis=-1)
+        lags = np.concatenate([np.arange(L), np.arange(-L, 0)])
+        circ = corr[:, :, lags % n_fft]
+        circ[:, :, L] = 0.0
+        toeplitz = sfft.rfft(circ, n2, axis=-1)                         # (S, S, F2)
+        weights = np.concatenate([1 - np.arange(L) / L, [0.0], 1 - np.arange(L - 1, 0, -1) / L])
+        phi = np.moveaxis(np.real_if_close(sfft.rfft(circ * weights, n2, axis=-1)), -1, 0)  # (F2, S, S), PSD
+        head = sfft.rfft(xt[:, : L - 1], n2, axis=-1)
+        tail = sfft.rfft(xt[:, nt - (L - 1):], n2, axis=-1)
+        self._set_statistics(phi / nt)
+        ridge = self._ridge_spectrum * nt
+        precond = np.linalg.inv(phi + ridge[:, None, None] * np.eye(S))
+
+        def normal(v):
+            V = sfft.rfft(v, n2, axis=-1)                                 # (S, M, F2)
+            out = np.einsum("stf,tmf->smf", toeplitz, V) + ridge * V
+            edge = sfft.irfft(np.einsum("sf,smf->mf", head, V), n2, axis=-1)
+            edge[:, L - 1:] = 0.0
+            out -= np.conj(head)[:, None, :] * sfft.rfft(edge, axis=-1)[None]
+            edge = sfft.irfft(np.einsum("sf,smf->mf", tail, V), n2, axis=-1)
+            edge[:, : L - 1] = 0.0
+            edge[:, 2 * L - 2:] = 0.0
+            out -= np.conj(tail)[:, None, :] * sfft.rfft(edge, axis=-1)[None]
+            return sfft.irfft(out, n2, axis=-1)[..., :L]
+
+        def apply_precond(v):
+            return self._apply_banded(v, precond)
+
+        def dot(a, c):
+            return np.einsum("sml,sml->m", a, c)
+
+        h = apply_precond(b)
+        r = b - normal(h)
+        z = apply_precond(r)
+        p = z.copy()
+        rz = dot(r, z)
+        b_norm = np.sqrt(dot(b, b)) + 1e-300
+        it = 0
+        rel = float(np.max(np.sqrt(dot(r, r)) / b_norm))
+        while it < iterations and rel > tol:
+            q = normal(p)
+            alpha = rz / np.maximum(dot(p, q), 1e-300)
+            h += alpha[None, :, None] * p
+            r -= alpha[None, :, None] * q
+            z = apply_precond(r)
+            rz_new = dot(r, z)
+            p = z + (rz_new / np.maximum(rz, 1e-300))[None, :, None] * p
+            rz = rz_new
+            it += 1
+            rel = float(np.max(np.sqrt(dot(r, r)) / b_norm))
+        self.h = h
+        self._spectra.clear()
+        Y = np.einsum("smf,sf->mf", sfft.rfft(h, n_fft, axis=-1), Xt)
+        err = target - sfft.irfft(Y, n_fft, axis=-1)[:, L - 1: L - 1 + n_used]
+        fit_db = 10 * np.log10(np.sum(err ** 2) / max(np.sum(target ** 2), 1e-300))
+        return FitReport(n_used, S * L, it, rel, float(fit_db))
+
+    # -- prediction and tracking -----------------------------------------------------------------------------------
+    def _spectrum(self, n_fft: int) -> np.ndarray:
+        spec = self._spectra.get(n_fft)
+        if spec is None:
+            spec = self._spectra[n_fft] = sfft.rfft(self.h, n_fft, axis=-1)
+        return spec
+
+    def predict(self, x: np.ndarray, n: int, shift: int = 0) -> np.ndarray:
+        """(M, n) empty-room recording of the last ``n`` samples of emission ``x`` (S, >= taps - 1 + n).
+
+        ``shift`` (whole samples; positive delays) moves every response, e.g. after the device latency changed. An
+        advance needs emission that has not happened yet; it is taken as silence, which only drops the responses'
+        first ``-shift`` taps (before the direct path) for the last ``-shift`` samples.
+        """
+        x = np.asarray(x, dtype=float)
+        need = self.taps - 1 + n
+        if x.shape[-1] < need:
+            raise ValueError(f"prediction needs {need} emission samples, got {x.shape[-1]}")
+        x = x[:, -need:]
+        shift = int(shift)
+        n_fft = sfft.next_fast_len(need + max(0, -shift), real=True)
+        Y = np.einsum("smf,sf->mf", self._spectrum(n_fft), sfft.rfft(x, n_fft, axis=-1))
+        out = sfft.irfft(Y, n_fft, axis=-1)
+        start = self.taps - 1 - shift
+        return out[:, start: start + n]
+
+    def adapt(self, x: np.ndarray, error: np.ndarray, rate: float) -> None:
+        """One normalised gradient step that reduces ``error`` (M, n) = recorded - predicted for emission ``x``.
+
+        The step is preconditioned per band by the fit's cross-spectrum plus this window's own (so a loud passage,
+        or music the fit hardly heard, cannot overshoot); ``rate`` is the fraction of the way to this window's own
+        least-squares answer, the analogue of the exponential update of the periodic model. This is a block
+        frequency-domain adaptive filter; it is how the model learns music the capture did not contain.
+        """
+        x = np.asarray(x, dtype=float)
+        error = np.asarray(error, dtype=float)
+        n = error.shape[-1]
+        need = self.taps - 1 + n
+        x = x[:, -need:]
+        n_fft = sfft.next_fast_len(need, real=True)
+        X = sfft.rfft(x, n_fft, axis=-1)
+        buf = np.zeros((self.n_mics, n_fft))
+        buf[:, self.taps - 1: self.taps - 1 + n] = error
+        R = sfft.rfft(buf, axis=-1)
+        grad = sfft.irfft(np.conj(X)[:, None, :] * R[None, :, :], n_fft, axis=-1)[..., : self.taps]
+        n2 = 2 * self.taps
+        # Normalised LMS: divide by the power per bin of the emission the gradient touched (the window and the
+        # taps - 1 samples before it) or that the fit saw, whichever is larger, taken as its maximum over
+        # neighbouring bins (tonal music leaks its strong harmonics into quiet bins), times the number of samples
+        # and unknowns per mic. One window has fewer samples than the model has unknowns, so a step can remove
+        # only about n / (n + S L) of the error; ``rate`` is scaled so that the error shrinks by about ``rate``
+        # per window, capped at a quarter NLMS step (larger steps diverged on tonal music in the simulator).
+        span = x[:, -n2:]
+        own = np.sum(np.abs(sfft.rfft(span, n2, axis=-1)) ** 2, axis=0) / span.shape[-1]
+        fitted = np.real(np.einsum("fss->f", self._phi))
+        unknowns = self.n_speakers * self.taps
+        norm = (maximum_filter1d(np.maximum(own, fitted), size=17) + self.n_speakers * self._ridge_spectrum) * (
+            n + unknowns)
+        step = sfft.irfft(sfft.rfft(grad, n2, axis=-1) / norm, n2, axis=-1)[..., : self.taps]
+        mu = min(0.25, float(rate) * (n + unknowns) / n)
+        self.h = self.h + mu * step
+        self._spectra.clear()
