@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.fft import next_fast_len
+from scipy.signal import fftconvolve
 
 from av_pose_ros.acoustics import probes
 from av_pose_ros.acoustics.emission import MusicEmission, SlottedEmission
@@ -32,6 +33,7 @@ from .room import RirCache
 from .surface import BodySurface, body_capsules, sample_surface, visible_from
 
 _FD_HALF = 16        # half length of the fractional-delay (differentiated sinc) filter
+_CLOCK_HALF = 32     # half length of the clock-offset fractional-delay filter
 _LEVEL = 0.25        # recorded peak of a probe through the strongest (direct) path, full scale = 1
 
 
@@ -67,6 +69,13 @@ def make_emission(audio, n_speakers: int):
     make = probes.linear_chirp if audio.probe == "chirp" else probes.exponential_sweep
     return SlottedEmission(make(audio.band_hz[0], audio.band_hz[1], audio.probe_duration_s, audio.fs),
                            n_speakers, window)
+
+
+def _fractional_delay_taps(delay_samples: float, length: int) -> np.ndarray:
+    """(length,) Hann-windowed sinc that delays by ``delay_samples`` (the filter's centre plus a fraction)."""
+    k = np.arange(length) - float(delay_samples)
+    window = 0.5 + 0.5 * np.cos(np.pi * np.clip(k / (length / 2 + 0.5), -1, 1))
+    return np.sinc(k) * window
 
 
 def _fractional_derivative_taps(delay_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,6 +169,13 @@ class Simulator:
             response = np.zeros(rirs.shape[:2] + (length,))
             response[..., : rirs.shape[-1]] = rirs
             response[..., : body.shape[-1]] += body
+        if audio.clock_offset_samples:
+            # The clock offset moves every response by a fixed fractional delay (windowed sinc), dropping what
+            # would fall before the emission instant, as the room's own responses do: the recording stays a causal
+            # linear function of the emission, which music mode relies on (a phase ramp over the FFT block would
+            # wrap the sinc tails around it, invisible to a periodic chirp, a -50 dB error floor for music).
+            taps = _fractional_delay_taps(_CLOCK_HALF + audio.clock_offset_samples, 2 * _CLOCK_HALF + 1)
+            response = fftconvolve(response, taps[None, None, :], axes=-1)[..., _CLOCK_HALF:]
         history = response.shape[-1]
         signal = emission.signal(window_index * n - history, history + n).astype(float)
         if speakers_on is not None:
@@ -169,12 +185,11 @@ class Simulator:
         n_fft = next_fast_len(history + n)
         signal_spectrum = np.fft.rfft(signal, n_fft)
         response_spectrum = np.fft.rfft(response, n_fft)
-        shift = np.exp(-2j * np.pi * np.fft.rfftfreq(n_fft) * audio.clock_offset_samples)
         gain = _LEVEL / (np.abs(rirs).max() * max(np.abs(emission.window(0)).max(), 1e-9))
         gain = gain * 10 ** (np.asarray(audio.mic_gain_db)[:, None] / 20)
 
         def record(spectra):
-            mixed = np.einsum("smf,sf->mf", spectra, signal_spectrum) * shift
+            mixed = np.einsum("smf,sf->mf", spectra, signal_spectrum)
             return gain * np.fft.irfft(mixed, n_fft)[:, history: history + n]
 
         recording = record(response_spectrum)
