@@ -211,6 +211,8 @@ class KernelConfig:
     room_floor_db: float = -80.0      # continuous mode: ridge floor re the strongest band
     max_room_residual_db: float = -30.0  # continuous mode: a window whose recording the empty-room model leaves
     #                                   more unexplained than this (music it never heard) gives no kernel
+    echo_prior_db: float | None = -40.0  # continuous mode: expected body-echo power re the pair's empty-room
+    #                                   response, for the Wiener noise term (None: no noise term)
     music_memory: float = 0.5         # continuous mode: weight of the previous windows in each bin's deconvolution
     #                                   (0 = this window alone; 0.5 = about two windows, 200 ms)
 
@@ -379,6 +381,7 @@ class PoseKernelExtractor:
         self._recent_shifts: list[float] = []
         self._music_memory: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._last_window: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._noise_cache = None
 
     def _new_empty_room(self, mode: str):
         cfg = self.config
@@ -538,7 +541,8 @@ class PoseKernelExtractor:
         responses = np.fft.irfft(z, n)[:, : cfg.taps].astype(np.float32)
         return PoseKernelFrame(kernels=kernels, responses=responses, quality=quality)
 
-    def _multi_input_wiener(self, residual: np.ndarray, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _multi_input_wiener(self, residual: np.ndarray, emissions: np.ndarray, noise: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
         """Pair spectra (P, F) of the body echoes in ``residual`` (M, n), and each pair's point-spread function.
 
         Per bin, ``B_sm = sum_k a^k X_s,k* R_m,k / (sum_k a^k sum_s' |X_s',k|^2 + lambda)`` over this and earlier
@@ -570,10 +574,27 @@ class PoseKernelExtractor:
         local = _band_mean(denominator, freqs, 1 / 3)
         strongest = np.max(local[:, band > 0], axis=1, keepdims=True) if np.any(band > 0) else 0.0
         lam = cfg.regularisation * local + 10 ** (cfg.floor_db / 10) * strongest + np.finfo(float).tiny
+        if noise is not None:
+            lam = lam + noise
         weight = band / (denominator + lam)
         gain = own * weight
         mean_gain = np.maximum(np.sum(gain * band, axis=1) / max(np.sum(band), 1e-12), 1e-12)[:, None]
         return numerator * weight / mean_gain, gain / mean_gain
+
+    def _noise_term(self, room: ContinuousEmptyRoom, n: int) -> np.ndarray | None:
+        """(P, F) Wiener noise term per pair: what the room fit left unexplained at the pair's mic, over the power
+        a body echo is expected to have (``echo_prior_db`` re the pair's empty-room response, direct path included).
+        Music is weak in the treble where sensor noise is not, so without it the whitening amplifies noise there."""
+        cfg = self.config
+        if room.model is None or room.model.noise_psd is None or cfg.echo_prior_db is None:
+            return None
+        key = (id(room.model), n)
+        if self._noise_cache is None or self._noise_cache[0] != key:
+            noise = room.model.noise_power(n, cfg.fs)[self.pairs[:, 1]]
+            h = room.model.h[self.pairs[:, 0], self.pairs[:, 1]]
+            response = np.mean(np.abs(np.fft.rfft(h, n)) ** 2, axis=1, keepdims=True)
+            self._noise_cache = (key, noise / (10 ** (cfg.echo_prior_db / 10) * response))
+        return self._noise_cache[1]
 
     def _process_continuous(self, recording, emissions, z, snr, drift, shift, clipped, person_present,
                             contiguous) -> PoseKernelFrame:
@@ -606,7 +627,7 @@ class PoseKernelExtractor:
             if person_present is False and not room.capturing:
                 room.track(x, residual)
             if residual_db <= cfg.max_room_residual_db:
-                spectra, psf_gain = self._multi_input_wiener(residual, emissions)
+                spectra, psf_gain = self._multi_input_wiener(residual, emissions, self._noise_term(room, n))
                 guard = max(3, int(round(cfg.fs / (cfg.band_hz[1] - cfg.band_hz[0]))))
                 psf_db = psf_sidelobe_db(psf_gain, n, guard)
                 align = np.exp(2j * np.pi * np.fft.rfftfreq(n) * applied)

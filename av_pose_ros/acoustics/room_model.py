@@ -55,6 +55,7 @@ class RoomModel:
         self.ridge = float(ridge)
         self.floor_db = float(floor_db)
         self.h: np.ndarray | None = None            # (S, M, L)
+        self.noise_psd: np.ndarray | None = None    # (M, 2L/2+1) per-sample power the fit left unexplained
         self._spectra: dict[int, np.ndarray] = {}    # FFT size -> rfft(h) cache
         self._ridge_spectrum: np.ndarray | None = None
         self._phi: np.ndarray | None = None
@@ -171,7 +172,22 @@ class RoomModel:
         Y = np.einsum("smf,sf->mf", sfft.rfft(h, n_fft, axis=-1), Xt)
         err = target - sfft.irfft(Y, n_fft, axis=-1)[:, L - 1: L - 1 + n_used]
         fit_db = 10 * np.log10(np.sum(err ** 2) / max(np.sum(target ** 2), 1e-300))
+        self.noise_psd = self._psd(err)
         return FitReport(n_used, S * L, it, rel, float(fit_db))
+
+    def _psd(self, signal: np.ndarray) -> np.ndarray:
+        """(M, F2) power per sample and bin of the 2L-point spectrum (Welch, blocks of 2L, hop L)."""
+        n2 = 2 * self.taps
+        starts = range(0, max(signal.shape[-1] - n2, 0) + 1, self.taps)
+        acc = sum(np.abs(sfft.rfft(signal[:, a: a + n2], n2, axis=-1)) ** 2 for a in starts)
+        return acc / (len(starts) * min(n2, signal.shape[-1]))
+
+    def noise_power(self, n: int, fs: float) -> np.ndarray:
+        """(M, n // 2 + 1) what the fit left unexplained (noise and model error) per bin of an n-point spectrum."""
+        f2 = np.fft.rfftfreq(2 * self.taps, 1.0 / fs)
+        fn = np.fft.rfftfreq(n, 1.0 / fs)
+        smooth = _band_mean(self.noise_psd, 1 / 6)
+        return n * np.stack([np.interp(fn, f2, row) for row in smooth])
 
     # -- prediction and tracking -----------------------------------------------------------------------------------
     def _spectrum(self, n_fft: int) -> np.ndarray:
