@@ -461,13 +461,20 @@ class PoseKernelExtractor:
 
     def deconvolve(self, recording: np.ndarray, emissions: np.ndarray):
         """Aligned pair spectra z (P, F), their gains (P, F), per-pair SNR (dB) and drift, common shift (samples)."""
-        cfg = self.config
         n = recording.shape[-1]
         spectra = np.fft.rfft(recording.astype(float), n)
         filters = [self._inverse(s, np.asarray(emissions[s], float)) for s in range(self.n_speakers)]
         inverses, gains = np.stack([f[0] for f in filters]), np.stack([f[1] for f in filters])
         z = spectra[self.pairs[:, 1]] * inverses[self.pairs[:, 0]]
-        env = envelope(np.fft.irfft(z, n))
+        snr, drift, shift = self._direct_path(envelope(np.fft.irfft(z, n)))
+        z = z * np.exp(2j * np.pi * np.fft.rfftfreq(n) * shift)
+        return z, gains[self.pairs[:, 0]], snr, drift, shift
+
+    def _direct_path(self, env: np.ndarray):
+        """Per-pair SNR (dB) and drift (samples) of the direct-path peak in envelopes (P, n), and their common shift
+        (median drift of the pairs above ``min_snr_db``)."""
+        cfg = self.config
+        n = env.shape[-1]
         expected = self.direct_path_m / self.c * cfg.fs
         half = max(2, int(round(cfg.max_drift_s * cfg.fs)))
         lo = np.floor(expected).astype(int) - half
@@ -484,8 +491,16 @@ class PoseKernelExtractor:
             snr = np.nan_to_num(10 * np.log10(np.max(search, axis=1) ** 2 / floor), nan=-np.inf)
         reliable = snr >= cfg.min_snr_db
         shift = float(np.median(drift[reliable])) if np.any(reliable) else 0.0
-        z = z * np.exp(2j * np.pi * np.fft.rfftfreq(n) * shift)
-        return z, gains[self.pairs[:, 0]], snr, drift, shift
+        return snr, drift, shift
+
+    def _model_shift(self, room: ContinuousEmptyRoom) -> float:
+        """Common clock shift (samples) of a fitted room model: where its pairs' direct paths sit. The model has no
+        spill and no crosstalk, so this is steadier than any one music window's estimate."""
+        cfg = self.config
+        h = room.model.h[self.pairs[:, 0], self.pairs[:, 1]]
+        n = h.shape[-1]
+        band = _band_window(np.fft.rfftfreq(n, 1.0 / cfg.fs), (cfg.band_hz[0], min(cfg.band_hz[1], 0.48 * cfg.fs)))
+        return self._direct_path(envelope(np.fft.irfft(np.fft.rfft(h, n) * band, n)))[2]
 
     def process(self, recording: np.ndarray, emissions: np.ndarray, fs: float,
                 person_present: bool | None = None, sequence: int | None = None) -> PoseKernelFrame:
@@ -607,7 +622,9 @@ class PoseKernelExtractor:
         if room.capturing:
             if not contiguous:
                 room.restart_capture()
-            room.collect(recording, emissions, history, shift)
+            if room.collect(recording, emissions, history, shift):
+                room.reference_shift = self._model_shift(room)
+                self._recent_shifts = []
         kernels = None
         residual_db = float("nan")
         psf_db = None
@@ -615,15 +632,24 @@ class PoseKernelExtractor:
         applied = shift
         responses = None
         if room.ready:
+            applied = room.reference_shift
             self._recent_shifts = (self._recent_shifts + [shift])[-5:]
-            jump = int(np.round(np.median(self._recent_shifts) - room.reference_shift))
-            jump = int(np.clip(jump, -8, cfg.room_taps // 4))
-            applied = room.reference_shift + jump
         if room.ready and history_ok:
             x = np.concatenate([history, emissions.astype(float)], axis=-1)
-            residual = recording.astype(float) - room.model.predict(x, n, shift=jump)
-            residual_db = float(10 * np.log10(np.sum(residual ** 2) / max(np.sum(recording.astype(float) ** 2),
-                                                                             1e-300)))
+            energy = max(float(np.sum(recording.astype(float) ** 2)), 1e-300)
+            residual = recording.astype(float) - room.model.predict(x, n)
+            residual_db = float(10 * np.log10(np.sum(residual ** 2) / energy))
+            # The device latency may have jumped (stream restart): only when the last windows agree on a whole-sample
+            # move of the direct path (music windows alone are too noisy to trust one), and the moved model explains
+            # this window better, is it applied.
+            recent = np.asarray(self._recent_shifts)
+            candidate = int(np.round(np.median(recent) - room.reference_shift)) if len(recent) == 5 else 0
+            if candidate and np.ptp(recent) < 1.0 and -8 <= candidate <= cfg.room_taps // 4:
+                moved = recording.astype(float) - room.model.predict(x, n, shift=candidate)
+                moved_db = float(10 * np.log10(np.sum(moved ** 2) / energy))
+                if moved_db < residual_db - 3.0:
+                    jump, residual, residual_db = candidate, moved, moved_db
+                    applied = room.reference_shift + jump
             if person_present is False and not room.capturing:
                 room.track(x, residual)
             if residual_db <= cfg.max_room_residual_db:
