@@ -22,7 +22,7 @@ DEVICE = "pulse"
 
 @pytest.fixture(scope="module")
 def virtual_sound_device():
-    device = VirtualSoundDevice()
+    device = VirtualSoundDevice(daemonize=False)     # our child: stopped and reaped by us
     try:
         device.start()
     except VirtualDeviceError as err:

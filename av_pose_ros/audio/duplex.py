@@ -112,8 +112,14 @@ def _sd():
     return sd
 
 
+_wedged_streams = 0     # streams whose close never returned (a dead sound server can deadlock its client)
+
+
 def reinitialise_portaudio() -> None:
-    """Re-scan devices (PortAudio only enumerates them at initialisation). No stream may be open."""
+    """Re-scan devices (PortAudio only enumerates them at initialisation). Skipped while a stream of this
+    process could not be closed: ``Pa_Terminate`` would join that stream's stuck thread and hang too."""
+    if _wedged_streams:
+        return
     sd = _sd()
     try:
         sd._terminate()
@@ -423,7 +429,10 @@ class DuplexSource:
 
         # a stream whose server died can block in close(); never let that hang the caller
         threading.Thread(target=closer, name="audio_close", daemon=True).start()
-        done.wait(3.0)
+        if not done.wait(3.0):
+            global _wedged_streams
+            _wedged_streams += 1
+            self.counters["wedged_streams"] = self.counters.get("wedged_streams", 0) + 1
 
     def _lose(self, why: str) -> None:
         self._close_stream()

@@ -87,6 +87,7 @@ class SimSource:
         self._truth: OrderedDict[int, GroundTruth] = OrderedDict()
         self.last_capture = None
         self.render_s = 0.0
+        self.skipped = 0
 
     def start(self) -> None:
         self._t0_ns = time.time_ns()
@@ -102,7 +103,7 @@ class SimSource:
 
     def stats(self) -> dict[str, float]:
         window_s = self.window_samples / self.fs
-        return {"windows": self._k, "render_ms": round(self.render_s * 1e3, 1),
+        return {"windows": self._k, "skipped": self.skipped, "render_ms": round(self.render_s * 1e3, 1),
                 "realtime_factor": round(window_s / self.render_s, 2) if self.render_s else 0.0}
 
     def ground_truth(self, sequence: int) -> GroundTruth | None:
@@ -117,8 +118,15 @@ class SimSource:
     def next_window(self, timeout_s: float = 1.0) -> CaptureWindow | None:
         if not self._started:
             self.start()
-        k = self._k
         window_s = self.window_samples / self.fs
+        if self.config.realtime:
+            # Rendering slower than real time: skip windows (a sequence gap, as a device that dropped them) so
+            # stamps stay acquisition times instead of drifting behind the clock.
+            behind = int((time.monotonic() - self._t0_mono) / window_s) - self._k - 1
+            if behind > 0:
+                self._k += behind
+                self.skipped += behind
+        k = self._k
         if self.config.realtime:
             wait = self._t0_mono + (k + 1) * window_s - time.monotonic() - self.render_s
             if wait > timeout_s:
