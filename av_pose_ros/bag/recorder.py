@@ -52,6 +52,8 @@ class BagRecorder:
                 continue
             if topic in ("/rosout", "/parameter_events") and self.topics is None:
                 continue
+            if not self.node.get_publishers_info_by_topic(topic):
+                continue  # only subscribers so far: wait for a publisher to choose a compatible QoS
             msgtype = types[0]
             try:
                 python_type = message_class(msgtype)

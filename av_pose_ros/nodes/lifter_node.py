@@ -5,10 +5,13 @@ Keypoints2D is paired with the PoseKernel nearest in stamp within `sync_slop_s` 
 policy for two inputs, `av_pose_ros.sync`); camera, speaker and microphone poses come from TF at the keypoints'
 stamp, expressed in `output_frame`. Publishes `human/pose_3d` (stamp = image acquisition time), `human/markers`
 (MarkerArray, joints coloured by confidence) and TF frames `body_<id>` (mid-hip) and `<joint>_<id>` (REP-155) under
-`output_frame`. Without audio it publishes nothing metric and says so on /diagnostics.
+`output_frame`. Lifting runs in its own thread on the newest pair only: when it falls behind, older pairs are
+dropped (counted in diagnostics), never queued. Without audio it publishes nothing metric and says so.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -97,6 +100,12 @@ class LifterNode(Node):
         self.create_subscription(PoseKernel, "audio/pose_kernel", self.on_kernel, SENSOR_QOS)
         self.create_subscription(CameraInfo, "camera/camera_info", self.on_camera_info, SENSOR_QOS)
         self.published = 0
+        self.dropped = 0
+        self._latest = None
+        self._wake = threading.Condition()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="lifter", daemon=True)
+        self._worker.start()
 
     def _load_lifter(self):
         """The lifter, or None with an ERROR diagnostic (the node stays up so the problem is visible)."""
@@ -143,9 +152,25 @@ class LifterNode(Node):
         if unmatched:
             self.health.problem("no_audio", f"{len(unmatched)} keypoint frame(s) without a pose kernel within "
                                             f"{self.p.sync_slop_s * 1e3:.0f} ms: nothing metric published")
-        for lead, follow in pairs:
+        if pairs:
             self.health.clear("no_audio")
-            self.lift(lead.item, follow.item)
+            with self._wake:
+                self.dropped += len(pairs) - 1 + (self._latest is not None)
+                self._latest = pairs[-1]  # the lifter is slower than the inputs: keep only the newest pair
+                self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while self._latest is None and self._running:
+                    self._wake.wait(0.5)
+                if not self._running:
+                    return
+                (lead, follow), self._latest = self._latest, None
+            try:
+                self.lift(lead.item, follow.item)
+            except Exception as err:  # noqa: BLE001 - one bad frame must not stop the lifting thread
+                self.health.problem("lifting", f"{type(err).__name__}: {err}", level=ERROR)
 
     def _camera_matrix(self) -> np.ndarray | None:
         age_s = (self.get_clock().now().nanoseconds - self.camera_info_ns) * 1e-9
@@ -194,7 +219,8 @@ class LifterNode(Node):
         if self.p.publish_tf:
             self.publish_tf(joints, confidence, out, kp.stamp_ns, body_id)
         self.published += 1
-        self.health.good(published=self.published, mean_confidence=f"{float(np.mean(confidence)):.2f}")
+        self.health.good(published=self.published, dropped_pairs=self.dropped,
+                         mean_confidence=f"{float(np.mean(confidence)):.2f}")
 
     def publish_tf(self, joints, confidence, frame, stamp_ns, body_id) -> None:
         mid_hip = 0.5 * (joints[LEFT_HIP] + joints[RIGHT_HIP])
@@ -204,6 +230,14 @@ class LifterNode(Node):
                 transforms.append(transform_msg(frame, rep155_joint_frame(name, body_id),
                                                 make_transform(None, joints[j]), stamp_ns))
         self.tf_out.send(transforms)
+
+
+    def destroy_node(self) -> None:
+        with self._wake:
+            self._running = False
+            self._wake.notify()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
 
 
 def main(args=None) -> int:
