@@ -5,7 +5,7 @@ null sink, whose monitor records what is played (``av_pose_ros.audio.virtual_dev
 processes inherit it through ``conftest.child_env``), makes PortAudio re-scan so its ``pulse`` device appears,
 and stops what it started afterwards. It skips only when the daemon genuinely cannot run or PortAudio cannot see
 it, and the skip reason lists exactly what was tried and what came back. Import the fixture into a test module
-with ``from pulse_fixture import virtual_sound_device``.
+with ``from pulse_fixture import virtual_sound_device_fixture`` and ask for ``virtual_sound_device``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from av_pose_ros.audio.virtual_device import VirtualDeviceError, VirtualSoundDev
 DEVICE = "pulse"
 
 
-@pytest.fixture(scope="module")
-def virtual_sound_device():
+@pytest.fixture(scope="module", name="virtual_sound_device")
+def virtual_sound_device_fixture():
     device = VirtualSoundDevice(daemonize=False)     # our child: stopped and reaped by us
     try:
         device.start()

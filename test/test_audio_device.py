@@ -15,14 +15,15 @@ import time
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, child_env
-from pulse_fixture import DEVICE, virtual_sound_device  # noqa: F401 - the fixture
+from pulse_fixture import DEVICE, virtual_sound_device_fixture  # noqa: F401 - provides virtual_sound_device
 
 from av_pose_ros.audio.clock import jitter_report
 from av_pose_ros.audio.duplex import DuplexConfig, DuplexSource
 from av_pose_ros.audio.latency import find_lag
 from av_pose_ros.audio.probe_setup import ProbeSettings
 from av_pose_ros.audio.window import ERROR
+
+from conftest import REPO, child_env
 
 W = 4800
 

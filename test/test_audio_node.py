@@ -6,14 +6,15 @@ import time
 
 import numpy as np
 import pytest
-from pulse_fixture import DEVICE, virtual_sound_device  # noqa: F401 - the fixture
-from ros_harness import NodeProcess, Probe
+from pulse_fixture import DEVICE, virtual_sound_device_fixture  # noqa: F401 - provides virtual_sound_device
 from scipy.io import wavfile
 
 from av_pose_ros.audio.latency import find_lag
 from av_pose_ros.audio.probe_setup import ProbeSettings, make_emission
 from av_pose_ros.audio.sim_source import SimConfig, SimSource
 from av_pose_ros.ros.diagnostics import ERROR, OK, WARN
+
+from ros_harness import NodeProcess, Probe
 
 NODE = "audio_io_node"
 W = 4800
@@ -23,7 +24,6 @@ SPEAKERS = ["speaker_0", "speaker_1", "speaker_2", "speaker_3"]
 
 def collect_frames(probe, topic="audio/frames"):
     from av_pose_ros.msg import AudioFrame
-
     from av_pose_ros.ros.qos import SENSOR_QOS
 
     return probe.collect(AudioFrame, topic, SENSOR_QOS)
@@ -116,7 +116,7 @@ def test_bad_input_gives_errors_and_no_frames(ros_context, tmp_path):
         for node in nodes:
             node.__enter__()
         for (name, (_, code)), node in zip(cases.items(), nodes):
-            ok = probe.spin_until(lambda: code in probe.diagnostic_message(name), 90.0)
+            ok = probe.spin_until(lambda c=code, n=name: c in probe.diagnostic_message(n), 90.0)
             assert ok, f"{name}: {probe.diagnostic_message(name)!r}\n{node.stop()}"
             assert probe.diagnostic_level(name) == ERROR
         probe.spin_for(2.0)

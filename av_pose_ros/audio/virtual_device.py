@@ -57,8 +57,8 @@ class VirtualSoundDevice:
 
     def command(self) -> list[str]:
         channel_map = f" channel_map={ALSA_4CH_MAP}" if self.channels == 4 else ""
-        return ["pulseaudio", f"--daemonize={'yes' if self.daemonize else 'no'}", "--exit-idle-time=-1", "-n", "--use-pid-file=yes",
-                "--disallow-exit", "--log-target=stderr", "--disable-shm=yes",
+        return ["pulseaudio", f"--daemonize={'yes' if self.daemonize else 'no'}", "--exit-idle-time=-1", "-n",
+                "--use-pid-file=yes", "--disallow-exit", "--log-target=stderr", "--disable-shm=yes",
                 f"--load=module-null-sink sink_name={self.sink} rate={self.rate} channels={self.channels}"
                 f"{channel_map}",
                 f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1"]
