@@ -105,3 +105,10 @@ def test_missing_executable_is_a_clear_error():
 
     with pytest.raises(FileNotFoundError, match="no_such_node"):
         Launch([ResolvedNode("no_such_node", "x", "", [], {}, {})])
+
+
+def test_parameter_docs_are_generated_from_the_code():
+    from av_pose_ros.param_docs import render
+
+    assert (REPO / "docs" / "parameters.md").read_text() == render(), (
+        "docs/parameters.md is stale: python -m av_pose_ros.param_docs > docs/parameters.md")
