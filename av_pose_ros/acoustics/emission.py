@@ -16,9 +16,14 @@ Two ways of keeping speakers apart, one per probe family:
   bands) because those leak the *non-static* cross-correlation of the probes into every tap, while body echoes
   are 40-60 dB below the direct path.
 * ``MusicEmission`` (BGM mode): music cannot be slotted, so every speaker plays the track continuously from its own
-  offset and deconvolution treats the other speakers as noise. Known limitation: each window also records the
-  echoes of the previous window's (different) music, and per-window deconvolution attributes them to this window;
-  the bench measures the resulting empty-room residual, which is far above body echoes today.
+  offset. Each window then also records the echoes of earlier windows' (different) music, and all speakers
+  overlap, so per-window deconvolution does not work. The kernel pipeline instead keeps a multi-speaker model of
+  the empty room (``room_model.RoomModel``: every speaker/mic impulse response over the whole reverberant tail,
+  fitted by least squares over a few seconds of known emission), predicts each window's empty-room recording from
+  the emission history and subtracts it before deconvolving (``kernel``, continuous mode). Its limits: the model
+  predicts only music it has heard during the capture (or while tracking an empty room), and music puts most of
+  its energy below the kernel band, so at equal loudness its in-band echo-to-noise ratio is far below a chirp's;
+  ``benchmarks/bench_acoustics.py`` prints both residuals.
 """
 
 from __future__ import annotations

@@ -52,9 +52,27 @@ class AudioInputError(ValueError):
     }
 
 
+_BAND_CACHE: dict = {}
+
+
+def _cached(kind: str, freqs: np.ndarray, *args):
+    """Band windows and band edges depend only on the frequency grid; music mode needs them every window."""
+    key = (kind, freqs.shape[0], float(freqs[-1]) if freqs.size else 0.0, *args)
+    value = _BAND_CACHE.get(key)
+    if value is None:
+        if len(_BAND_CACHE) > 64:
+            _BAND_CACHE.clear()
+        value = _BAND_CACHE[key] = _band_window_uncached(freqs, *args) if kind == "window" else \
+            _band_edges_uncached(freqs, *args)
+    return value
+
+
 def _band_window(freqs: np.ndarray, band_hz: tuple[float, float], taper: float = 0.25) -> np.ndarray:
     """Tukey-shaped pass band: smooth edges keep the kernel's time sidelobes low (no fake reflectors)."""
-    f0, f1 = band_hz
+    return _cached("window", freqs, float(band_hz[0]), float(band_hz[1]), float(taper))
+
+
+def _band_window_uncached(freqs: np.ndarray, f0: float, f1: float, taper: float) -> np.ndarray:
     x = (freqs - f0) / (f1 - f0)
     w = np.zeros_like(freqs)
     inside = (x >= 0) & (x <= 1)
@@ -67,12 +85,16 @@ def _band_window(freqs: np.ndarray, band_hz: tuple[float, float], taper: float =
 
 def _band_mean(power: np.ndarray, freqs: np.ndarray, fraction_octave: float) -> np.ndarray:
     """Mean of ``power`` (last axis = bins) over a fractional-octave band centred on every bin (cumulative sums)."""
+    lo, hi = _cached("edges", freqs, float(fraction_octave))
+    csum = np.concatenate([np.zeros(np.shape(power)[:-1] + (1,)), np.cumsum(power, axis=-1)], axis=-1)
+    return (csum[..., hi] - csum[..., lo]) / (hi - lo)
+
+
+def _band_edges_uncached(freqs: np.ndarray, fraction_octave: float) -> tuple[np.ndarray, np.ndarray]:
     half = 2.0 ** (fraction_octave / 2)
     lo = np.searchsorted(freqs, freqs / half, side="left")
     hi = np.searchsorted(freqs, freqs * half, side="right")
-    hi = np.maximum(hi, lo + 1)
-    csum = np.concatenate([np.zeros(np.shape(power)[:-1] + (1,)), np.cumsum(power, axis=-1)], axis=-1)
-    return (csum[..., hi] - csum[..., lo]) / (hi - lo)
+    return lo, np.maximum(hi, lo + 1)
 
 
 def inverse_filter(probe: np.ndarray, n_fft: int, fs: float, band_hz=DEFAULT_BAND_HZ, regularisation: float = 1e-2,
@@ -128,6 +150,17 @@ def envelope(kernels: np.ndarray) -> np.ndarray:
     return np.abs(hilbert(np.asarray(kernels, dtype=float), axis=-1))
 
 
+def envelope_of_spectrum(spectrum: np.ndarray, n: int) -> np.ndarray:
+    """``envelope(irfft(spectrum, n))`` from the one-sided spectrum directly: one inverse FFT instead of three."""
+    full = np.zeros(spectrum.shape[:-1] + (n,), dtype=complex)
+    half = (n + 1) // 2
+    full[..., 0] = spectrum[..., 0]
+    full[..., 1:half] = 2 * spectrum[..., 1:half]
+    if n % 2 == 0:
+        full[..., n // 2] = spectrum[..., n // 2]
+    return np.abs(np.fft.ifft(full, axis=-1))
+
+
 def range_gate(taps: int, fs: float, c: float, min_path_m: np.ndarray, max_path_m: np.ndarray,
                edge_m: float = 0.05) -> np.ndarray:
     """(pairs, taps) weights that keep bistatic path lengths in [min_path, max_path] with raised-cosine edges."""
@@ -146,8 +179,7 @@ def psf_sidelobe_db(gain: np.ndarray, n: int, guard: int = 3) -> np.ndarray:
     peak count as main lobe. A chirp gives about -25 dB; a music window that is only a chord (harmonic lines,
     no cymbal or consonant) gives -10 dB or worse, i.e. one reflector looks like several.
     """
-    env = envelope(np.fft.irfft(gain, n))
-    env = np.roll(env, n // 2, axis=-1)
+    env = np.roll(envelope_of_spectrum(gain, n), n // 2, axis=-1)
     peak = np.argmax(env, axis=-1)
     idx = np.arange(n)[None, :]
     side = np.where(np.abs(idx - peak[:, None]) > guard, env, 0.0).max(axis=-1)
@@ -466,7 +498,7 @@ class PoseKernelExtractor:
         filters = [self._inverse(s, np.asarray(emissions[s], float)) for s in range(self.n_speakers)]
         inverses, gains = np.stack([f[0] for f in filters]), np.stack([f[1] for f in filters])
         z = spectra[self.pairs[:, 1]] * inverses[self.pairs[:, 0]]
-        snr, drift, shift = self._direct_path(envelope(np.fft.irfft(z, n)))
+        snr, drift, shift = self._direct_path(envelope_of_spectrum(z, n))
         z = z * np.exp(2j * np.pi * np.fft.rfftfreq(n) * shift)
         return z, gains[self.pairs[:, 0]], snr, drift, shift
 
@@ -500,7 +532,7 @@ class PoseKernelExtractor:
         h = room.model.h[self.pairs[:, 0], self.pairs[:, 1]]
         n = h.shape[-1]
         band = _band_window(np.fft.rfftfreq(n, 1.0 / cfg.fs), (cfg.band_hz[0], min(cfg.band_hz[1], 0.48 * cfg.fs)))
-        return self._direct_path(envelope(np.fft.irfft(np.fft.rfft(h, n) * band, n)))[2]
+        return self._direct_path(envelope_of_spectrum(np.fft.rfft(h, n) * band, n))[2]
 
     def process(self, recording: np.ndarray, emissions: np.ndarray, fs: float,
                 person_present: bool | None = None, sequence: int | None = None) -> PoseKernelFrame:

@@ -191,7 +191,7 @@ class PoseKernelNode(Node):
         key = (audio.frame_id, tuple(audio.speaker_frames), tuple(audio.mic_frames), audio.probe_type == "music",
                p.sample_rate, p.temperature_c, p.pairs, p.taps, tuple(p.band_hz), p.regularisation, p.floor_db,
                p.min_range_m, p.max_range_m, p.min_snr_db, p.max_clipped_fraction, p.max_drift_s, p.room_taps,
-               p.music_memory, p.max_room_residual_db, p.empty_room_rate, p.empty_room_frames)
+               p.music_memory, p.max_room_residual_db, p.empty_room_rate)
         if key == self._setup_key and self.extractor is not None:
             return
         speakers_xyz = self._lookup(audio.frame_id, audio.speaker_frames, audio.stamp_ns)
