@@ -171,3 +171,15 @@ def test_device_loss_is_reported_and_recovered(virtual_sound_device):
         print(f"\nrecovered after loss: stats {source.stats()}")
     finally:
         source.close()
+
+
+def test_device_without_enough_channels_is_a_format_error(virtual_sound_device):
+    config = DuplexConfig(device=DEVICE, mic_channels=tuple(range(40)), retry_initial_s=0.2)
+    source = DuplexSource(config, ProbeSettings())
+    try:
+        source.start()
+        assert source.next_window(0.3) is None
+        problem = source.status()["device_format"]
+        assert problem.level == ERROR and "40" in problem.text, problem
+    finally:
+        source.close()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,6 +179,7 @@ class _Session:
         self.count = 0                                  # frames received (written to the ring)
         self.blocks: list[BlockTime] = []               # appended by the callback, drained by the consumer
         self.flags: list[tuple[int, int, int]] = []     # (index, frames, bits) of blocks with xrun status
+        self.xruns: list[tuple[int, int, int]] = []     # the same, moved over by the consumer
         self.event = threading.Event()
         self.last_callback = time.monotonic()
         self.finished = False
@@ -259,6 +261,7 @@ class DuplexSource:
                                    self.config.resync_s)
         self._last_k: int | None = None
         self._last_start: int | None = None
+        self._last_local = 0.0
         self._sequence_base = 0
         self._last_sequence = -1
         self._lost_at: float | None = None
@@ -268,6 +271,8 @@ class DuplexSource:
         self.counters = {"windows": 0, "dropped": 0, "xruns": 0, "opens": 0, "losses": 0, "latency_changes": 0,
                          "resyncs": 0}
         self.measured_latency: list[int] = []       # round trips found by start-up calibration, per opening
+        # (sequence, raw ADC-based time, published stamp, re-anchored) of recent windows, for jitter measurements
+        self.stamp_log: deque[tuple[int, float, float, bool]] = deque(maxlen=10000)
 
     # -- public API -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -448,7 +453,10 @@ class DuplexSource:
         n = len(s.blocks)
         for block in s.blocks[:n]:
             self._clock.add(block)
-        del s.blocks[:n]
+        del s.blocks[:n]            # the callback only appends, so this never loses a block
+        n = len(s.flags)
+        s.xruns.extend(s.flags[:n])
+        del s.flags[:n]
 
     def _calibrate(self, s: _Session) -> None:
         if s.count < s.cal_at + s.cal_len:
@@ -486,12 +494,12 @@ class DuplexSource:
         emissions = self.emission.window(k).astype(np.float32)
         # xruns: input flags touch [r, r + n); output flags touch what comes back L samples later
         hit = False
-        for r, n, bits in s.flags:
+        for r, n, bits in s.xruns:
             if bits & _INPUT_FLAGS and r < start + W and r + n > start:
                 hit = True
             if bits & _OUTPUT_FLAGS and r + s.latency < start + W and r + n + s.latency > start:
                 hit = True
-        s.flags[:] = [f for f in s.flags if f[0] + f[1] + s.latency + W > start]
+        s.xruns[:] = [f for f in s.xruns if f[0] + f[1] + s.latency + W > start]
         if hit:
             self.counters["xruns"] += 1
             problems.append(Problem("xrun", WARN, "audio over/underflow inside the window (CPU overloaded or "
@@ -507,6 +515,7 @@ class DuplexSource:
                                                           "re-anchored"))
         self._last_k = k
         sequence = self._sequence_base + k
+        self.stamp_log.append((sequence, self._last_local, stamp_s, resynced))
         self._last_sequence = sequence
         window = CaptureWindow(recording, emissions, self.fs, int(round(stamp_s * 1e9)), sequence, problems)
         self.counters["windows"] += 1
@@ -520,6 +529,7 @@ class DuplexSource:
         local = self._clock.local_estimate(start, W)
         if local is None:
             local = (self._stamps.stamp + self._stamps.period) if self._stamps.stamp is not None else time.time()
+        self._last_local = local
         if discontinuity or self._last_start is None:
             self._stamps.reset()
             elapsed = 1.0
