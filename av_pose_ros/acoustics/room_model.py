@@ -7,13 +7,19 @@ speaker, so the empty room is modelled as a linear multi-input system
 
     y_m[t] = sum_s sum_{l < L} h_sm[l] x_s[t - l]            (L taps cover the whole reverberant tail)
 
-fitted by least squares over a few seconds of empty-room capture (``RoomModel.fit``: conjugate gradients on the
-normal equations with FFT operators that are exact for linear convolution, preconditioned by the per-band
-cross-spectral matrix of the speakers, with a per-band ridge so weakly excited bands stay bounded), then used to
-*predict* each new window's empty-room recording from the emission history, tail of earlier windows included
-(``RoomModel.predict``). What remains after subtracting the prediction is body echoes and noise, which is what the
-kernel pipeline deconvolves. While nobody is present the model follows slow changes by a normalised gradient step
-per window (``RoomModel.adapt``, a block frequency-domain adaptive filter).
+fitted by least squares over a few seconds of empty-room capture (``RoomModel.fit``: preconditioned conjugate
+gradients on the normal equations; the normal matrix is applied exactly, at a cost independent of the capture
+length, as the Toeplitz matrix of the speakers' cross-correlations minus the capture's two edge blocks; the
+preconditioner inverts the speakers' smoothed cross-spectral matrix per bin; a small per-band ridge keeps bins the
+music never excites bounded). The model then *predicts* each new window's empty-room recording from the emission
+history, tail of earlier windows included (``RoomModel.predict``); what remains after subtracting the prediction is
+body echoes and noise, which the kernel pipeline deconvolves. While nobody is present the model follows slow
+changes by a normalised gradient step per window (``RoomModel.adapt``, a block frequency-domain adaptive filter).
+
+Limits, measured in ``test_acoustics_room_model.py`` and ``benchmarks/bench_acoustics.py``: the model predicts only
+music it has heard (tonal music excites a few harmonic lines per chord; a chord the capture never contained is
+mispredicted by 10-30 dB), so the capture should span the music loop; the adaptive step is small, so learning new
+music while the room is empty is slow.
 """
 
 from __future__ import annotations
