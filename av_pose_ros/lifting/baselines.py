@@ -4,8 +4,9 @@
   1.7 m person. The body is taken to stand in a vertical plane facing the camera (perpendicular to the horizontal
   part of the box-centre ray); its distance is the one at which the canonical 1.7 m skeleton's frontal bone lengths
   match the bones cut out of that plane by the keypoint rays (a low quantile of the per-bone estimates, because
-  foreshortening only ever shortens a bone), and every joint is placed where its ray meets the plane. Exact for a 1.7 m person standing in the
-  canonical pose facing the camera; the scale error is (true stature / 1.7) for everyone else.
+  foreshortening only ever shortens a bone), and every joint is placed where its ray meets the plane. Exact (up to
+  the pose's own depth relief) for a 1.7 m person standing in the canonical pose facing the camera; the scale
+  error is (true stature / 1.7) for everyone else.
 * ``tof``: time of flight only. Every joint sits on its keypoint ray at the distance whose point best explains all
   pairs' kernels (geometric mean of the pairs' normalised kernels at that point's bistatic delays), searched
   around the coarse range of the body, plus a fixed offset from the echoing surface to the joint centre.
@@ -20,8 +21,15 @@ import numpy as np
 from av_pose_ros.acoustics.encoding import DelayTable
 from av_pose_ros.skeleton import BONE_INDICES
 
-from .features import (LiftingInputError, box_centre_ray, check_inputs, coarse_locate, keypoint_rays,
-                       normalise_kernels, valid_keypoints)
+from .features import (
+    LiftingInputError,
+    box_centre_ray,
+    check_inputs,
+    coarse_locate,
+    keypoint_rays,
+    normalise_kernels,
+    valid_keypoints,
+)
 
 ASSUMED_STATURE_M = 1.7
 BONE_QUANTILE = 0.3

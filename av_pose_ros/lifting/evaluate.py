@@ -39,8 +39,8 @@ def _default_guess(keypoints, K, world_from_camera) -> np.ndarray:
 def metrics(pred: np.ndarray, true: np.ndarray) -> dict:
     """MPJPE, root (mid-hip) and wrist (mean of both) errors in mm and PCK@100mm of (N, 17, 3) arrays."""
     err = np.linalg.norm(pred - true, axis=-1)
-    root = np.linalg.norm(0.5 * (pred[:, LEFT_HIP] + pred[:, RIGHT_HIP]) - 0.5 * (true[:, LEFT_HIP] + true[:, RIGHT_HIP]),
-                          axis=-1)
+    mid = [LEFT_HIP, RIGHT_HIP]
+    root = np.linalg.norm(pred[:, mid].mean(axis=1) - true[:, mid].mean(axis=1), axis=-1)
     return {"mpjpe_mm": float(1000 * err.mean()), "root_mm": float(1000 * root.mean()),
             "wrist_mm": float(1000 * err[:, [LEFT_WRIST, RIGHT_WRIST]].mean()),
             "pck100": float(np.mean(err < 0.1)), "n": int(len(pred))}

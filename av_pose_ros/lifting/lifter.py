@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .features import (FineGrid, LiftingInputError, check_inputs, closest_on_rays, coarse_locate, fine_encodings,
-                       keypoint_rays, valid_keypoints)
+from .features import (
+    FineGrid,
+    LiftingInputError,
+    check_inputs,
+    closest_on_rays,
+    coarse_locate,
+    fine_encodings,
+    keypoint_rays,
+    valid_keypoints,
+)
 from .model import LifterNet, NetConfig
 
 MODEL_FORMAT = "av_pose_ros.lifter"
@@ -60,8 +68,8 @@ class Lifter:
         except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
             raise LifterLoadError(f"{path} is not a readable torch file ({type(e).__name__}: {e})") from None
         if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-            raise LifterLoadError(f"{path} is not a lifter model (expected format {MODEL_FORMAT!r}, got "
-                                  f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})")
+            found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+            raise LifterLoadError(f"{path} is not a lifter model (expected format {MODEL_FORMAT!r}, got {found!r})")
         try:
             net = LifterNet(NetConfig.from_dict(payload["config"]))
             net.load_state_dict(payload["state_dict"])

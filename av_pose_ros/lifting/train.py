@@ -278,9 +278,13 @@ def train_lifter(scenario: str = "config/scenarios/default.yaml", out: str | Pat
             run_loss += losses[-1].item()
             n += 1
             bar.set_postfix(last_l1_mm=f"{1000 * run_loss / n:.0f}", lr=f"{sched.get_last_lr()[0]:.1e}")
-            if max_minutes and time.time() - t0 > 60 * max_minutes:
-                stopped = True
-                break
+            if max_minutes:
+                late = torch.tensor([float(time.time() - t0 > 60 * max_minutes)])
+                if distributed:   # every rank must stop at the same step or the next all-reduce hangs
+                    torch.distributed.all_reduce(late, op=torch.distributed.ReduceOp.MAX)
+                if late.item() > 0:
+                    stopped = True
+                    break
         metrics = evaluate_loss(net, val_loader, device)
         metrics.update(epoch=epoch + 1, train_l1_mm=1000 * run_loss / max(n, 1), minutes=(time.time() - t0) / 60)
         history.append(metrics)

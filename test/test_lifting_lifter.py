@@ -1,0 +1,92 @@
+"""Inference API: the shipped weights lift an easy frame near the truth; bad model files fail clearly."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from av_pose_ros.lifting import Lifter, LifterLoadError
+from av_pose_ros.lifting.dataset import simulate_sample
+from av_pose_ros.lifting.features import LiftingInputError
+from av_pose_ros.scenario import load_scenario
+from av_pose_ros.sim.body import facing_yaw
+from av_pose_ros.sim.render import Simulator
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "models" / "lifter.pt"
+
+
+class _EasyScenario:
+    """The default scenario, but a 1.75 m person standing 2.2 m in front of the camera at 40 dB SNR."""
+
+    def __init__(self):
+        self.inner = load_scenario("default")
+
+    def sample(self, rng):
+        s = self.inner.sample(rng)
+        person = dataclasses.replace(s.person, pose="standing", stature_m=1.75, position_xy=(2.2, 0.1),
+                                     yaw=facing_yaw((2.2, 0.1), (0.0, 0.0)))
+        return dataclasses.replace(s, person=person, audio=dataclasses.replace(s.audio, snr_db=40.0))
+
+
+@pytest.fixture(scope="module")
+def lifter():
+    return Lifter.load(SHIPPED)
+
+
+def test_shipped_weights_lift_an_easy_frame(lifter):
+    s = simulate_sample(_EasyScenario(), Simulator(), "test", 12345, 0)
+    joints, conf = lifter.predict(s["keypoints"], s["K"], s["world_from_camera"], s["kernels"], s["speakers"],
+                                  s["mics"], float(s["fs"]), speed_of_sound=float(s["c"]))
+    assert joints.shape == (17, 3) and conf.shape == (17,)
+    assert np.all(np.isfinite(joints)) and np.all((conf >= 0) & (conf <= 1))
+    err = np.linalg.norm(joints - s["joints"], axis=1)
+    print("easy frame MPJPE mm", 1000 * err.mean())
+    assert err.mean() < 0.15
+    with pytest.raises(LiftingInputError):
+        lifter.predict(s["keypoints"][:5], s["K"], s["world_from_camera"], s["kernels"], s["speakers"], s["mics"],
+                       48000)
+    blind = s["keypoints"].copy()
+    blind[:, 2] = 0
+    with pytest.raises(LiftingInputError, match="usable keypoints"):
+        lifter.predict(blind, s["K"], s["world_from_camera"], s["kernels"], s["speakers"], s["mics"], 48000)
+
+
+def test_shipped_weights_are_small():
+    assert SHIPPED.stat().st_size <= 20 * 2 ** 20
+
+
+def test_bad_model_files(tmp_path):
+    with pytest.raises(LifterLoadError, match="not found"):
+        Lifter.load(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a torch file at all")
+    with pytest.raises(LifterLoadError, match="not a readable torch file"):
+        Lifter.load(corrupt)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(LifterLoadError, match="not a lifter model"):
+        Lifter.load(foreign)
+    broken = tmp_path / "broken.pt"
+    payload = torch.load(SHIPPED, weights_only=True)
+    payload["state_dict"] = {k: v[..., :1] for k, v in payload["state_dict"].items()}
+    torch.save(payload, broken)
+    with pytest.raises(LifterLoadError, match="do not match"):
+        Lifter.load(broken)
+    assert issubclass(LifterLoadError, RuntimeError)      # the node catches RuntimeError
+
+
+def test_eval_cli_json(tmp_path):
+    cmd = [sys.executable, "-m", "av_pose_ros.cli", "eval-lifter", "--scenario", "config/scenarios/default.yaml",
+           "--num", "4", "--seed", "5", "--json", "--cache", str(tmp_path), "--workers", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["num"] == 4 and set(result["methods"]) == {"cnn", "tof", "vision_only"}
+    for row in result["methods"].values():
+        assert {"mpjpe_mm", "root_mm", "wrist_mm", "pck100"} <= set(row)

@@ -1,0 +1,54 @@
+"""Training: a tiny model learns within about a minute; the same command runs data-parallel on two CPU processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from av_pose_ros.lifting.train import train_lifter
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {"grid_n": 16, "grid_size_m": 2.4, "width": 12, "stages": 2, "audio_channels": 4}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("lifting_cache")
+
+
+def test_tiny_model_validation_error_falls(cache, tmp_path):
+    torch.set_num_threads(2)
+    summary = train_lifter(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5, batch_size=8, lr=3e-3,
+                           seed=0, net_config=TINY, cache_root=cache, gen_workers=2, progress=False,
+                           log=lambda *a: None)
+    start = summary["history"][0]["val_mpjpe_mm"]
+    best = summary["best_val_mpjpe_mm"]
+    print("validation MPJPE", [round(h["val_mpjpe_mm"]) for h in summary["history"]])
+    assert best < 0.6 * start, (start, best)
+    payload = torch.load(tmp_path / "tiny.pt", weights_only=True)
+    assert payload["format"] == "av_pose_ros.lifter" and payload["config"]["grid_n"] == 16
+    # resuming a finished run continues from the checkpoint and does not start over
+    again = train_lifter(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5, batch_size=8, seed=0,
+                         net_config=TINY, cache_root=cache, gen_workers=2, progress=False, resume=True,
+                         log=lambda *a: None)
+    assert len(again["history"]) == len(summary["history"])
+
+
+def test_data_parallel_two_cpu_processes(cache, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "av_pose_ros.lifting.cli",
+           "train-lifter", "--num-train", "120", "--num-val", "24", "--epochs", "1", "--batch-size", "8",
+           "--grid-n", "16", "--width", "12", "--stages", "2", "--out", str(out), "--cache", str(cache),
+           "--workers", "2", "--device", "cpu", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    payload = torch.load(out, weights_only=True)
+    assert payload["train"]["world_size"] == 2
+    assert proc.stdout.count("best validation MPJPE") == 1      # only rank 0 reports and writes
+    json.dumps(payload["metrics"])
