@@ -235,8 +235,8 @@ class KernelConfig:
     probe_mode: str = "auto"          # "periodic", "continuous" (music) or "auto": continuous once two successive
     #                                   windows carry different emissions
     room_taps: int = 9600             # continuous mode: length of every empty-room response (whole reverb tail)
-    music_capture_frames: int = 80    # continuous mode: frames of a default empty-room capture. The model only
-    #                                   predicts music it has heard: 80 x 100 ms = 8 s, the simulator's music loop.
+    music_capture_frames: int = 82    # continuous mode: frames of a default empty-room capture. The model only
+    #                                   predicts music it has heard: 8 s (the simulator's music loop) + 0.2 s of tail.
     #                                   Any capture takes at least 2 x speakers x room_taps samples (the unknowns)
     room_fit_iterations: int = 150    # continuous mode: conjugate-gradient iterations of the empty-room fit
     room_ridge: float = 1e-6          # continuous mode: ridge per band, relative to the music's power there
