@@ -1,8 +1,9 @@
 """Audio I/O figures on this machine: round trip and stamp jitter of the device backend on a private PulseAudio
 null sink (a real PortAudio full-duplex stream), and the sim backend's render time per window.
 
-Stamp jitter is measured as the spread of the spacing between consecutive window stamps (ideal: exactly one window
-period) over the longest run of windows without xrun or re-anchor, for the published (DLL-filtered) stamps and,
+Stamp jitter is measured as the spread of the spacing between consecutive window stamps around the ideal one (the
+sample distance between the windows' first samples over the rate: one period, or more or less when the round trip
+was realigned) over the longest run of windows without xrun or re-anchor, for the published (DLL-filtered) stamps and,
 as the baseline measured in the same run, for the raw per-window times taken straight from PortAudio's
 ``inputBufferAdcTime``; the ratio is the filter's gain. Medians over ``--runs`` stream openings.
 
@@ -29,7 +30,7 @@ def machine() -> str:
 
 
 def longest_clean_run(log) -> slice:
-    cuts = [i for i, (_, _, _, anchored) in enumerate(log) if anchored] + [len(log)]
+    cuts = [i for i, entry in enumerate(log) if entry[4]] + [len(log)]
     best, start = slice(0, 0), 0
     for cut in cuts:
         if cut - start > best.stop - best.start:
@@ -69,8 +70,9 @@ def device_runs(runs: int, windows: int) -> None:
             clean = longest_clean_run(log)
             seq = np.array([e[0] for e in log[clean]])
             contiguous = np.all(np.diff(seq) == 1)
-            published = jitter_report(np.array([e[2] for e in log[clean]]) * 1e9, 0.1)
-            raw = jitter_report(np.array([e[1] for e in log[clean]]) * 1e9, 0.1)
+            starts = [e[1] for e in log[clean]]
+            published = jitter_report(np.array([e[3] for e in log[clean]]) * 1e9, 0.1, starts, 48000)
+            raw = jitter_report(np.array([e[2] for e in log[clean]]) * 1e9, 0.1, starts, 48000)
             age = [(h - w.start_time_ns) / 1e6 - 100.0 for w, h in zip(got, handed)]
             rows.append({"round_trip": source.measured_latency[0] if source.measured_latency else np.nan,
                          "final_round_trip": source.latency_samples, "windows": len(got),

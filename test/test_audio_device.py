@@ -127,7 +127,9 @@ def test_stamps_follow_the_device_clock(aligned_run):
     resync = [i for i, (w, _) in enumerate(got) if any(p.code == "clock_resync" for p in w.problems)]
     cuts = [0] + resync + [len(got)]
     longest = max(zip(cuts[:-1], cuts[1:]), key=lambda ab: ab[1] - ab[0])
-    report = jitter_report(stamps[longest[0]:longest[1]], 0.1)
+    log = {entry[0]: entry for entry in source.stamp_log}
+    window = [log[w.sequence] for w, _ in got[longest[0]:longest[1]]]
+    report = jitter_report([e[3] * 1e9 for e in window], 0.1, [e[1] for e in window], 48000)
     print(f"stamp spacing {np.round(spacing_ms, 2).tolist()} ms\nresyncs at {resync}; jitter over windows "
           f"{longest}: {report}; delivery after window end: median {np.median(age_ms):.1f} ms")
 

@@ -128,21 +128,26 @@ class StampFilter:
         return self.stamp, False
 
 
-def jitter_report(stamps_ns, period_s: float) -> dict[str, float]:
-    """Jitter figures of a stamp sequence that should be ``period_s`` apart (consecutive windows only).
+def jitter_report(stamps_ns, period_s: float, starts=None, fs: float | None = None) -> dict[str, float]:
+    """Jitter figures of window stamps: how far each spacing is from the ideal one.
 
-    ``spacing_std_us``: std of (stamp difference - period); ``spacing_max_us``: largest |difference - period|;
-    ``line_rms_us``: RMS residual against the least-squares line through all stamps.
+    The ideal spacing is ``period_s``, or, given the windows' first sample indices ``starts`` and the rate ``fs``,
+    ``(starts[k] - starts[k-1]) / fs`` (windows move by other than one period when the round trip is realigned).
+    ``spacing_std_us``: std of (spacing - ideal); ``spacing_max_us``: largest |spacing - ideal|; ``line_rms_us``:
+    RMS residual against the least-squares line of stamp over sample index (or window index).
     """
     s = np.asarray(stamps_ns, dtype=np.float64) * 1e-9
     if s.size < 3:
         return {"spacing_std_us": float("nan"), "spacing_max_us": float("nan"), "line_rms_us": float("nan")}
-    d = np.diff(s) - period_s
-    k = np.arange(s.size)
-    coef = np.polyfit(k, s, 1)
-    resid = s - np.polyval(coef, k)
+    if starts is None:
+        x = np.arange(s.size) * period_s
+    else:
+        x = (np.asarray(starts, dtype=np.float64) - float(starts[0])) / float(fs)
+    d = np.diff(s) - np.diff(x)
+    coef = np.polyfit(x, s, 1)
+    resid = s - np.polyval(coef, x)
     return {"spacing_std_us": float(np.std(d) * 1e6), "spacing_max_us": float(np.max(np.abs(d)) * 1e6),
-            "line_rms_us": float(np.sqrt(np.mean(resid ** 2)) * 1e6), "period_fit_s": float(coef[0])}
+            "line_rms_us": float(np.sqrt(np.mean(resid ** 2)) * 1e6), "rate_ratio": float(coef[0])}
 
 
 def now_ns() -> int:

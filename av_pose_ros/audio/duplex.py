@@ -271,8 +271,9 @@ class DuplexSource:
         self.counters = {"windows": 0, "dropped": 0, "xruns": 0, "opens": 0, "losses": 0, "latency_changes": 0,
                          "resyncs": 0}
         self.measured_latency: list[int] = []       # round trips found by start-up calibration, per opening
-        # (sequence, raw ADC-based time, published stamp, re-anchored) of recent windows, for jitter measurements
-        self.stamp_log: deque[tuple[int, float, float, bool]] = deque(maxlen=10000)
+        # (sequence, first sample index, raw ADC-based time, published stamp, re-anchored) of recent windows, for
+        # jitter measurements (clock.jitter_report)
+        self.stamp_log: deque[tuple[int, int, float, float, bool]] = deque(maxlen=10000)
 
     # -- public API -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -515,7 +516,7 @@ class DuplexSource:
                                                           "re-anchored"))
         self._last_k = k
         sequence = self._sequence_base + k
-        self.stamp_log.append((sequence, self._last_local, stamp_s, resynced))
+        self.stamp_log.append((sequence, start, self._last_local, stamp_s, resynced or hit))
         self._last_sequence = sequence
         window = CaptureWindow(recording, emissions, self.fs, int(round(stamp_s * 1e9)), sequence, problems)
         self.counters["windows"] += 1
