@@ -397,6 +397,7 @@ class DuplexSource:
             self._rescan = False
             self._clock = DeviceClock(self.fs, float(stream.latency[0]))
             self._stamps.reset()
+            self._shift_cache = {}
             self._last_k = None
             self._last_start = None
             if self._lost_at is not None:   # keep the sequence counting through the outage (a gap = lost windows)
