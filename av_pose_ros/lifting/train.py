@@ -91,7 +91,7 @@ class EncodedDataset(Dataset):
     def __getitem__(self, k: int):
         return (torch.from_numpy(np.asarray(self.enc["rays"][k], np.float32)),
                 torch.from_numpy(np.asarray(self.enc["audio"][k], np.float32)),
-                torch.from_numpy(np.asarray(self.enc["target"][k])), int(self.enc["index"][k]))
+                torch.from_numpy(np.array(self.enc["target"][k], np.float32)), int(self.enc["index"][k]))
 
 
 def shift_batch(rays, audio, target, spacing_m: float, max_shift: int, generator: torch.Generator):
