@@ -29,7 +29,7 @@ def _config_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def simulate_config(index: int, seed: int, bank: SourceBank, views: int = 4, clip_seconds: float = 1.0,
-                    max_turn_deg: float = 30.0, rt60_range=(0.15, 0.9), snr_db_range=(20.0, 40.0),
+                    max_turn_deg: float = 30.0, rt60_range=(0.15, 0.8), snr_db_range=(20.0, 40.0),
                     kind: str | None = None, front_only: bool = False):
     """Simulate one configuration. Returns (clips (V, 2, n) float32, turns (V,), azimuths (V,), rt60, kind)."""
     rng = _config_rng(seed, index)
@@ -58,7 +58,7 @@ def _render_exact(cfg, yaw, sig, rng, n, snr_db_range):
 
 
 def generate_audio_dataset(cache_dir, n_configs: int, seed: int = 0, views: int = 4, clip_seconds: float = 1.0,
-                           max_turn_deg: float = 30.0, rt60_range=(0.15, 0.9), n_speech: int = 240,
+                           max_turn_deg: float = 30.0, rt60_range=(0.15, 0.8), n_speech: int = 240,
                            progress: bool = True) -> Path:
     """Create (or finish) the cached training set under ``cache_dir``; resumable, deterministic per index."""
     root = Path(cache_dir)
@@ -89,7 +89,8 @@ def generate_audio_dataset(cache_dir, n_configs: int, seed: int = 0, views: int 
     todo = np.flatnonzero(~done)
     if todo.size == 0:
         return root
-    bank = SourceBank(speech_corpus(root.parent, count=n_speech, seed=seed, split="train"))
+    speech = speech_corpus(root.parent, count=n_speech, seed=seed, split="train") if n_speech > 0 else None
+    bank = SourceBank(speech)
     names = ["speech", "music", "noise"]
     try:
         from tqdm import tqdm

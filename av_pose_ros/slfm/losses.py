@@ -20,15 +20,20 @@ def reflect(phi: torch.Tensor) -> torch.Tensor:
 
 
 def geometric_loss(phi_a: torch.Tensor, phi_b: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """Cross-modal consistency ``az_b = az_a - rot`` on the unit circle, where each view's true azimuth may be its
-    front-folded prediction or the reflection of it; the best of the four combinations counts (permutation
-    invariant training). Per-example loss ``1 - cos(err)``."""
-    cands_a = torch.stack([phi_a, reflect(phi_a)], 0)          # (2, B)
-    cands_b = torch.stack([phi_b, reflect(phi_b)], 0)
-    err = cands_b[None, :, :] - cands_a[:, None, :] + rot[None, None, :]  # (2, 2, B)
-    loss = 1.0 - torch.cos(err)
-    return loss.flatten(0, 1).min(0).values
+    """Cross-modal consistency of a turn ``rot`` from view a to view b with the sound directions of both views.
 
+    The source is fixed, so its azimuth after the turn is ``az_a - rot``. A binaural pair only observes the lateral
+    component ``sin(az)`` (the sphere cannot tell front from back), which is the same for a direction and its
+    reflection about the interaural axis: the folded prediction of view b is compared with ``sin(az_a - rot)``
+    through sines, which also takes care of sources that cross the interaural axis during the turn. The true
+    direction in view a may be the predicted one or its reflection (front/back); the better of the two mirrored
+    solutions counts (permutation-invariant training). Per-example loss ``0.5 * (sin(phi_b) - sin(az_a - rot))^2``.
+
+    Comparing sines, rather than angles, also fixes the angular scale: the sine saturates at the interaural axis,
+    so a model that shrank all angles would not stay consistent for lateral sources."""
+    cands_a = torch.stack([phi_a, reflect(phi_a)], 0)              # (2, B)
+    err = torch.sin(phi_b)[None, :] - torch.sin(cands_a - rot[None, :])
+    return 0.5 * (err**2).min(0).values
 
 def iid_labels(wave: np.ndarray | torch.Tensor, n_fft: int = 512, hop: int = 256) -> torch.Tensor:
     """Left/right votes from the interaural intensity difference: for every STFT frame, is the spectrum summed over

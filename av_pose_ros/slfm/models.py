@@ -14,18 +14,19 @@ Both are plain ``nn.Module``s built from a config dict so they save as state dic
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_ROTATION_CONFIG = {
-    "width": 128, "height": 96, "channels": [16, 32, 48], "max_dx": 20, "max_dy": 2, "decoder": 32, "hidden": 64,
-    "fov_deg": 60.0,
+    "width": 128, "height": 96, "channels": [16, 32, 48], "max_dx": 18, "max_dy": 1, "fov_deg": 60.0,
+    "yaw_range_deg": 34.0, "yaw_step_deg": 0.5, "window": 4, "sharpness": 20.0,
 }
 DEFAULT_AZIMUTH_CONFIG = {
-    "n_fft": 512, "hop": 256, "channels": [16, 32, 48, 64], "hidden": 128, "max_freq_hz": 8000.0,
-    "sample_rate": 16000,
+    "n_fft": 512, "hop": 256, "hidden": 128, "max_freq_hz": 8000.0, "sample_rate": 16000,
+    "max_lag_ms": 0.8, "n_lags": 33, "bands_hz": [1000.0, 2500.0, 5000.0], "n_level_bands": 12,
 }
 
 
@@ -36,6 +37,16 @@ def _conv(cin, cout, k, stride=1):
 
 
 class RotationNet(nn.Module):
+    """Siamese encoder + correlation volume + a differentiable sweep over candidate yaws.
+
+    For every candidate yaw the pinhole model of the known field of view predicts where each feature of view a must
+    appear in view b; the correlation volume is sampled there (bilinear in dx, dy) and averaged over the positions
+    that stay in view, with learned per-position weights. The yaw is a soft-argmax over the candidates in a window
+    around the best one. The magnitude of the answer therefore comes from the camera geometry, while everything
+    that decides which yaw wins (the features, the weights) is learned from the self-supervised losses. The sign
+    convention of the sweep is drawn at random at construction: the losses cannot tell a solution from its mirror
+    image, and that global ambiguity is resolved after training (``output_sign`` in the model file)."""
+
     def __init__(self, config: dict | None = None):
         super().__init__()
         cfg = dict(DEFAULT_ROTATION_CONFIG)
@@ -43,35 +54,31 @@ class RotationNet(nn.Module):
         self.config = cfg
         c1, c2, c3 = cfg["channels"]
         self.encoder = nn.Sequential(
-            _conv(1, c1, 5, 2), _conv(c1, c1, 3), _conv(c1, c2, 3, 2), _conv(c2, c2, 3), nn.Conv2d(c2, c3, 3, padding=1)
+            _conv(1, c1, 5, 2), _conv(c1, c1, 3), _conv(c1, c2, 3, 2), _conv(c2, c2, 3),
+            nn.Conv2d(c2, c3, 3, padding=1, padding_mode="replicate"),
         )
+        for m in self.encoder.modules():
+            if isinstance(m, nn.Conv2d):
+                m.padding_mode = "replicate"  # zero padding would make the borders match at zero displacement
+        self.weight_head = nn.Conv2d(c3, 1, 1)
+        nn.init.zeros_(self.weight_head.weight)
+        nn.init.zeros_(self.weight_head.bias)
         self.max_dx, self.max_dy = int(cfg["max_dx"]), int(cfg["max_dy"])
-        dxs = torch.arange(-self.max_dx, self.max_dx + 1, dtype=torch.float32)
-        dys = torch.arange(-self.max_dy, self.max_dy + 1, dtype=torch.float32)
-        self.register_buffer("disp_x", dxs.repeat(2 * self.max_dy + 1), persistent=False)
-        self.register_buffer("disp_y", dys.repeat_interleave(2 * self.max_dx + 1), persistent=False)
-        self.log_beta = nn.Parameter(torch.tensor(math.log(10.0)))  # sharpness of the soft-argmax
-        d = cfg["decoder"]
-        # per position: expected dx, expected dy, peakiness, and the normalised pixel coordinates
-        self.decoder = nn.Sequential(_conv(5, d, 3, 2), _conv(d, d, 3, 2), _conv(d, d, 3))
-        fh, fw = math.ceil(cfg["height"] / 16), math.ceil(cfg["width"] / 16)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(d * fh * fw, cfg["hidden"]), nn.ReLU(inplace=True),
-                                  nn.Linear(cfg["hidden"], 1))
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
-        # direct path: mean horizontal flow (feature pixels) -> yaw. Its initial sign is random (seeded): the losses
-        # cannot tell a solution from its mirror image, which is resolved after training.
-        f_feat = (cfg["width"] / 8.0) / math.tan(math.radians(cfg.get("fov_deg", 60.0)) / 2)
-        sign = 1.0 if torch.rand(()) < 0.5 else -1.0
-        self.flow_gain = nn.Parameter(torch.tensor(sign / f_feat))
+        step = float(cfg["yaw_step_deg"])
+        n = int(round(cfg["yaw_range_deg"] / step))
+        self.register_buffer("yaws", torch.deg2rad(torch.arange(-n, n + 1, dtype=torch.float32) * step),
+                             persistent=False)
+        self.register_buffer("readout_sign", torch.tensor(1.0 if torch.rand(()) < 0.5 else -1.0))
+        self._grids = {}
 
+    # ------------------------------------------------------------------------------------------------ pieces
     def features(self, grey: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) images in [0, 1] -> L2-normalised (B, C, H/4, W/4) features."""
         x = (grey - 0.5) / 0.25
         return F.normalize(self.encoder(x), dim=1)
 
     def correlation(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-        """(B, n_disp, h, w) cosine similarity of fa(y, x) with fb(y + dy, x + dx), dy-major order."""
+        """(B, n_dy * n_dx, h, w) cosine similarity of fa(y, x) with fb(y + dy, x + dx), dy-major order."""
         b, c, h, w = fa.shape
         nx = 2 * self.max_dx + 1
         pad = F.pad(fb, (self.max_dx, self.max_dx, self.max_dy, self.max_dy))
@@ -84,70 +91,158 @@ class RotationNet(nn.Module):
             out.append(torch.gather(full, 3, idx))                 # keep the band |dx| <= max_dx
         return torch.cat(out, 3).permute(0, 3, 1, 2).contiguous()  # (B, n_dy * n_dx, h, w)
 
-    def flow(self, fa: torch.Tensor, fb: torch.Tensor):
-        """Soft-argmax of the correlation volume: expected displacement (dx, dy) and peakiness per position."""
+    def _sweep_matrix(self, h: int, w: int, device):
+        """Sparse (h*w*J, h*w*n_disp) bilinear sampling of the correlation volume at the displacement each candidate
+        yaw predicts for each position, and the validity mask (h*w, J) of those predictions."""
+        key = (h, w, str(device))
+        if key not in self._grids:
+            stride = self.config["width"] / w
+            f = (self.config["width"] / 2) / math.tan(math.radians(self.config["fov_deg"]) / 2) / stride
+            cx = ((self.config["width"] - 1) / 2) / stride  # feature j sits on image pixel stride * j
+            cy = ((self.config["height"] - 1) / 2) / stride
+            th = self.yaws.to("cpu").double().view(-1, 1, 1)
+            xs = (torch.arange(w, dtype=torch.float64) - cx).view(1, 1, w)
+            ys = (torch.arange(h, dtype=torch.float64) - cy).view(1, h, 1)
+            den = f * torch.cos(th) - xs * torch.sin(th)
+            xp = f * (xs * torch.cos(th) + f * torch.sin(th)) / den   # where a point of view a lands in view b
+            yp = ys * f / den
+            dx = (xp - xs).expand(-1, h, w)
+            dy = (yp - ys).expand(-1, h, w)
+            inner = (xs.abs() <= cx - 1.5) & (ys.abs() <= cy - 1.5)  # borders carry padding artefacts
+            valid = (den > 0) & (xp.abs() <= cx - 1.5) & (dx.abs() <= self.max_dx) & (dy.abs() <= self.max_dy)
+            valid = (valid & inner).permute(1, 2, 0).reshape(h * w, -1)  # (P, J)
+            ndx, ndy = 2 * self.max_dx + 1, 2 * self.max_dy + 1
+            dxp = dx.permute(1, 2, 0).reshape(h * w, -1) + self.max_dx   # in displacement-grid units
+            dyp = dy.permute(1, 2, 0).reshape(h * w, -1) + self.max_dy
+            p_idx, j_idx = torch.nonzero(valid, as_tuple=True)
+            gx, gy = dxp[p_idx, j_idx], dyp[p_idx, j_idx]
+            x0 = gx.floor().clamp(0, ndx - 2)
+            y0 = gy.floor().clamp(0, ndy - 2)
+            tx, ty = gx - x0, gy - y0
+            rows, cols, vals = [], [], []
+            n_j = valid.shape[1]
+            for oy, ox, wgt in ((0, 0, (1 - tx) * (1 - ty)), (0, 1, tx * (1 - ty)), (1, 0, (1 - tx) * ty),
+                                (1, 1, tx * ty)):
+                disp = (y0.long() + oy) * ndx + (x0.long() + ox)
+                rows.append(p_idx * n_j + j_idx)
+                cols.append(p_idx * (ndx * ndy) + disp)
+                vals.append(wgt)
+            with warnings.catch_warnings():  # CSR support is labelled beta; only matmul is used
+                warnings.simplefilter("ignore")
+                mat = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]),
+                                              torch.cat(vals).float(), (h * w * n_j, h * w * ndx * ndy),
+                                              check_invariants=True).coalesce().to_sparse_csr()
+            self._grids[key] = (mat.to(device), valid.float().to(device))
+        return self._grids[key]
+
+    def yaw_scores(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+        """(B, J) support of each candidate yaw (+ left, in the sweep's own sign convention)."""
         corr = self.correlation(fa, fb)
-        p = torch.softmax(corr * self.log_beta.exp(), dim=1)
-        ex = torch.einsum("bdhw,d->bhw", p, self.disp_x)
-        ey = torch.einsum("bdhw,d->bhw", p, self.disp_y)
-        peak = (p * p).sum(1)
-        return ex, ey, peak
+        corr = (corr - corr.mean(1, keepdim=True)) / (corr.std(1, keepdim=True) + 0.05)  # distinctiveness
+        b, nd, h, w = corr.shape
+        mat, valid = self._sweep_matrix(h, w, corr.device)
+        flat = corr.permute(2, 3, 1, 0).reshape(h * w * nd, b)           # (P * n_disp, B)
+        samp = (mat @ flat).view(h * w, -1, b)                            # (P, J, B)
+        wpos = F.softplus(self.weight_head(fa) + 1.0).view(b, h * w).t()  # (P, B)
+        wv = wpos.unsqueeze(1) * valid.unsqueeze(-1)                      # (P, J, B)
+        support = wv.sum(0)
+        total = wpos.sum(0).unsqueeze(0)
+        return ((wv * samp).sum(0) / (support + 0.1 * total)).t()         # (B, J)
 
     def from_features(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-        ex, ey, peak = self.flow(fa, fb)
-        b, h, w = ex.shape
-        ys = torch.linspace(-1, 1, h, device=ex.device).view(1, h, 1).expand(b, h, w)
-        xs = torch.linspace(-1, 1, w, device=ex.device).view(1, 1, w).expand(b, h, w)
-        maps = torch.stack([ex / self.max_dx, ey / max(self.max_dy, 1), peak * 10.0, xs, ys], 1)
-        weight = peak / peak.sum(dim=(1, 2), keepdim=True)
-        mean_dx = (ex * weight).sum(dim=(1, 2))
-        return self.flow_gain * mean_dx + self.head(self.decoder(maps)).squeeze(1)
+        scores = self.yaw_scores(fa, fb)
+        j = scores.detach().argmax(1, keepdim=True)
+        half = int(self.config["window"])
+        offs = torch.arange(-half, half + 1, device=scores.device).view(1, -1)
+        idx = (j + offs).clamp(0, scores.shape[1] - 1)
+        local = torch.gather(scores, 1, idx)
+        p = torch.softmax(local * float(self.config["sharpness"]), 1)
+        yaw = (p * self.yaws[idx]).sum(1)
+        return self.readout_sign * yaw
 
     def forward(self, grey_a: torch.Tensor, grey_b: torch.Tensor) -> torch.Tensor:
-        """Relative yaw (rad, + left) from view a to view b; inputs (B, 1, H, W) in [0, 1]."""
+        """Relative yaw (rad, + left up to the global sign) from view a to view b; inputs (B, 1, H, W) in [0, 1]."""
         return self.from_features(self.features(grey_a), self.features(grey_b))
 
 
 def binaural_features(wave: torch.Tensor, n_fft: int, hop: int, max_bin: int | None = None) -> torch.Tensor:
-    """(B, 2, n) binaural waveforms -> (B, 4, F, T): log|L|, log|R| (normalised per clip), cos and sin of the
-    interaural phase difference."""
+    """(B, 2, n) binaural waveforms -> (B, 4, F, T): log|L|, log|R| (normalised per clip), and cos and sin of the
+    interaural phase difference (the phase of the cross-spectrum L * conj(R)), the latter weighted by a soft
+    mask that fades out time-frequency bins more than ~30 dB below the clip's loudest ones."""
     b, ch, n = wave.shape
     win = torch.hann_window(n_fft, device=wave.device, dtype=wave.dtype)
     spec = torch.stft(wave.reshape(b * ch, n), n_fft, hop, window=win, center=True, return_complex=True)
     spec = spec.reshape(b, ch, spec.shape[-2], spec.shape[-1])
     if max_bin is not None:
         spec = spec[:, :, :max_bin]
-    mag = spec.abs()
-    logmag = torch.log(mag + 1e-6)
+    logmag = torch.log(spec.abs() + 1e-6)
+    ref = logmag.amax(dim=(1, 2, 3), keepdim=True)
+    mask = torch.sigmoid((logmag.mean(1, keepdim=True) - ref + 3.5) / 0.35)  # ~30 dB window, ~3 dB soft edge
     logmag = logmag - logmag.mean(dim=(1, 2, 3), keepdim=True)
     cross = spec[:, 0] * spec[:, 1].conj()
-    phase = cross / (cross.abs() + 1e-9)
-    return torch.cat([logmag / 4.0, phase.real.unsqueeze(1), phase.imag.unsqueeze(1)], 1)
+    phase = (cross / (cross.abs() + 1e-9)).unsqueeze(1) * mask
+    return torch.cat([logmag / 4.0, phase.real, phase.imag], 1)
 
 
 class AzimuthNet(nn.Module):
+    """Binaural STFT -> front-folded azimuth.
+
+    The first layer is a learnable linear map across all frequencies of each frame. It starts as band-limited
+    generalised cross-correlations (for a set of interaural lags, the phase features are projected on
+    ``cos/sin(2 pi f lag)``, in a few frequency bands) plus band-averaged level differences, so the network starts
+    from the interaural time and level cues; then 1-D convolutions over time, pooling over time, and an MLP."""
+
     def __init__(self, config: dict | None = None):
         super().__init__()
         cfg = dict(DEFAULT_AZIMUTH_CONFIG)
         cfg.update(config or {})
         self.config = cfg
-        c1, c2, c3, c4 = cfg["channels"]
         self.n_fft, self.hop = int(cfg["n_fft"]), int(cfg["hop"])
+        fs = float(cfg["sample_rate"])
         n_bins = self.n_fft // 2 + 1
-        self.max_bin = min(n_bins, int(round(cfg["max_freq_hz"] / cfg["sample_rate"] * self.n_fft)) + 1)
-        self.body = nn.Sequential(
-            _conv(4, c1, (5, 3), (2, 2)), _conv(c1, c2, (3, 3), (2, 1)), _conv(c2, c3, (3, 3), (2, 2)),
-            _conv(c3, c4, (3, 3), (1, 1)),
+        self.max_bin = min(n_bins, int(round(cfg["max_freq_hz"] / fs * self.n_fft)) + 1)
+        lags = torch.linspace(-cfg["max_lag_ms"], cfg["max_lag_ms"], int(cfg["n_lags"])) * 1e-3
+        edges = [0.0] + list(cfg["bands_hz"]) + [fs / 2 + 1]
+        freqs = torch.arange(self.max_bin, dtype=torch.float32) * fs / self.n_fft
+        n_gcc = len(lags) * (len(edges) - 1)
+        n_ild = int(cfg["n_level_bands"])
+        self.frame = nn.Linear(4 * self.max_bin, n_gcc + 2 * n_ild)
+        with torch.no_grad():
+            w = torch.zeros(n_gcc + 2 * n_ild, 4, self.max_bin)
+            row = 0
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                band = ((freqs >= lo) & (freqs < hi)).float()
+                band = band / band.sum().clamp(min=1.0)
+                for lag in lags:
+                    w[row, 2] = band * torch.cos(2 * math.pi * freqs * lag)
+                    w[row, 3] = band * torch.sin(2 * math.pi * freqs * lag)
+                    row += 1
+            level_edges = torch.logspace(math.log10(100.0), math.log10(fs / 2), n_ild + 1)
+            level_edges[0] = 0.0
+            for lo, hi in zip(level_edges[:-1], level_edges[1:]):
+                band = ((freqs >= lo) & (freqs < hi + 1e-3)).float()
+                band = band / band.sum().clamp(min=1.0)
+                w[row, 0], w[row, 1] = band, -band      # level difference left - right
+                w[row + n_ild, 0], w[row + n_ild, 1] = band, band  # level
+                row += 1
+            self.frame.weight.copy_(w.reshape(w.shape[0], -1) * 4.0)
+            self.frame.bias.zero_()
+        h = int(cfg["hidden"])
+        self.temporal = nn.Sequential(
+            nn.Conv1d(n_gcc + 2 * n_ild, h, 3, padding=1), nn.BatchNorm1d(h), nn.ReLU(inplace=True),
+            nn.Conv1d(h, h, 3, padding=1), nn.BatchNorm1d(h), nn.ReLU(inplace=True),
         )
-        f_out = self.max_bin
-        for _ in range(3):
-            f_out = (f_out - 1) // 2 + 1
-        self.head = nn.Sequential(nn.Linear(c4 * f_out, cfg["hidden"]), nn.ReLU(inplace=True),
-                                  nn.Linear(cfg["hidden"], 1))
+        self.attend = nn.Conv1d(h, 1, 1)  # which frames to trust (e.g. onsets dominated by the direct sound)
+        self.head = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(inplace=True), nn.Linear(h, 1))
 
     def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
-        z = self.body(feats).mean(dim=3)  # pool over time: the source does not move within a clip
-        return (math.pi / 2) * torch.tanh(self.head(z.flatten(1)).squeeze(1))
+        b, c, f, t = feats.shape
+        frames = self.frame(feats.permute(0, 3, 1, 2).reshape(b, t, c * f))  # (B, T, n_feat)
+        z = self.temporal(frames.transpose(1, 2))
+        att = torch.softmax(self.attend(z), dim=2)
+        # pooled over time: the source does not move within a clip
+        pooled = torch.cat([z.mean(2), z.amax(2), (z * att).sum(2)], 1)
+        return (math.pi / 2) * torch.tanh(self.head(pooled).squeeze(1))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, 2, n) waveforms at the configured rate (row 0 left ear) -> azimuth (rad, + left, front-folded)."""

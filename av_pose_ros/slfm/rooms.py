@@ -18,8 +18,8 @@ from .constants import HEAD_RADIUS, SAMPLE_RATE, SPEED_OF_SOUND
 # Reverberation levels used for training and evaluation (RT60 range in seconds).
 RT60_LEVELS = {
     "low": (0.15, 0.35),
-    "medium": (0.35, 0.6),
-    "high": (0.6, 0.9),
+    "medium": (0.35, 0.55),
+    "high": (0.55, 0.8),
 }
 
 
@@ -50,8 +50,8 @@ def fold_front(azimuth):
 
 def sample_room(
     rng: np.random.Generator,
-    rt60_range=(0.15, 0.9),
-    distance_range=(1.0, 3.0),
+    rt60_range=(0.15, 0.8),
+    distance_range=(1.0, 2.5),
     source_height_offset=0.25,
     max_order: int = 8,
 ) -> RoomConfig:

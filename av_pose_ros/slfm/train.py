@@ -104,7 +104,7 @@ def resolve_mirror(rot_model: RotationNet, seed: int = 0, n: int = 16, device="c
     return 1.0 if float(torch.median(pred)) >= 0 else -1.0
 
 
-def _iid_temperature(step: int, steps: int, start: float = 0.3, end: float = 0.3, frac: float = 0.6) -> float:
+def _iid_temperature(step: int, steps: int, start: float = 0.3, end: float = 0.1, frac: float = 0.5) -> float:
     """The IID term first pushes predictions away from the median plane (a soft temperature: the only force against
     the collapsed all-zero solution), then sharpens so it only fixes the side and stops biasing lateral angles."""
     p = min(step / max(frac * steps, 1.0), 1.0)
@@ -133,6 +133,8 @@ def monitor(rot_model, az_model, batch, device, sign: float) -> dict:
     az_model.train()
     true_phi = fold_front(np.concatenate([az[:, 0], az[:, 1]]))
     return {
+        "rot_slope": float(np.polyfit(turn, r, 1)[0]),
+        "az_slope": float(np.polyfit(true_phi, phi, 1)[0]),
         "rot_mae_deg": float(np.rad2deg(np.mean(np.abs(r - turn)))),
         "az_mae_deg": float(np.rad2deg(np.mean(np.abs(phi - true_phi)))),
         "chance_rot_deg": float(np.rad2deg(np.mean(np.abs(turn)))),
@@ -160,6 +162,7 @@ def train_slfm(
     progress: bool = True,
     clip_seconds: float = 1.0,
     n_speech: int = 240,
+    max_turn_deg: float = 30.0,
     rotation_name: str = "slfm_rotation.pt",
     azimuth_name: str = "slfm_azimuth.pt",
     log_file=None,
@@ -176,10 +179,10 @@ def train_slfm(
     cache = Path(cache_dir)
     audio_dir = cache / f"audio_n{n_configs}_s{seed}_c{clip_seconds:g}"
     generate_audio_dataset(audio_dir, n_configs, seed=seed, clip_seconds=clip_seconds, n_speech=n_speech,
-                           progress=progress)
+                           max_turn_deg=max_turn_deg, progress=progress)
     t_data = time.time() - t0
-    audio = AudioPairSet(audio_dir, limit=n_configs - n_val)
-    val_audio = AudioPairSet(audio_dir)  # validation pairs come from the held-back tail only
+    audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg, limit=n_configs - n_val)
+    val_audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg)  # validation pairs come from the held-back tail only
     images = ImageBank(load_real_photos("train"), n_procedural=n_procedural, seed=seed)
     rot_model = RotationNet(rotation_config).to(dev)
     az_model = AzimuthNet(azimuth_config).to(dev)
@@ -232,6 +235,11 @@ def train_slfm(
         bar = tqdm(total=steps, initial=start, desc="train-slfm", disable=not progress, mininterval=10.0)
     except ImportError:  # pragma: no cover
         bar = None
+    if start == 0 and not history:  # the untrained models, for comparison (monitoring only)
+        sign0 = resolve_mirror(rot_model, seed, device=dev)
+        history.append({"step": 0, **monitor(rot_model, az_model, val_batch, dev, sign0), "mirror": sign0,
+                        "elapsed_s": time.time() - t0})
+        emit(json.dumps(history[-1]))
     pool = ThreadPoolExecutor(max_workers=1)
     future = pool.submit(maker.make, start) if start < steps else None
     rot_model.train()

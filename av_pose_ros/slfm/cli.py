@@ -1,0 +1,100 @@
+"""Command line for SLfM: ``av-pose train-slfm`` and ``av-pose eval-slfm``.
+
+``register(subparsers)`` is wired into the top-level ``av-pose`` command; ``python -m av_pose_ros.slfm.cli ...``
+runs the same subcommands on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _size(text: str):
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must look like 320x240, got {text!r}") from None
+
+
+def _train(args) -> int:
+    import torch
+
+    from .train import train_slfm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    summary = train_slfm(out_dir=args.out_dir, cache_dir=args.cache_dir, steps=args.steps, batch=args.batch,
+                         seed=args.seed, n_configs=args.configs, lr=args.lr, device=args.device,
+                         resume=not args.no_resume, threads=args.threads, progress=not args.quiet,
+                         log_file=args.log, n_procedural=args.procedural)
+    summary.pop("history", None)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _eval(args) -> int:
+    import torch
+
+    from .errors import SlfmError
+    from .evaluate import evaluate_slfm, format_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        res = evaluate_slfm(num=args.num, seed=args.seed, rotation_model=args.rotation_model,
+                            azimuth_model=args.azimuth_model, sizes=args.sizes or ((128, 96), (320, 240)),
+                            levels=args.levels, cache_dir=args.cache_dir, feature_method=args.features)
+    except SlfmError as exc:
+        print(f"eval-slfm: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(res, indent=2) if args.json else format_report(res))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``train-slfm`` and ``eval-slfm`` to an argparse subparsers object."""
+    t = subparsers.add_parser("train-slfm", help="self-supervised SLfM training (rotation + sound direction)",
+                              description="Train the SLfM rotation and azimuth models without labels.")
+    t.add_argument("--out-dir", default="models", help="where slfm_rotation.pt / slfm_azimuth.pt are written")
+    t.add_argument("--cache-dir", default="data_cache/slfm", help="generated audio, speech corpus, checkpoints")
+    t.add_argument("--steps", type=int, default=2400)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--configs", type=int, default=6000, help="simulated room configurations (4 head yaws each)")
+    t.add_argument("--procedural", type=int, default=300, help="procedural indoor scenes for image pairs")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, cuda:1 ...")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    t.add_argument("--log", default=None, help="append monitoring lines to this file")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    e = subparsers.add_parser("eval-slfm", help="evaluate SLfM models against SIFT and GCC-PHAT baselines",
+                              description="Rotation and azimuth errors of the SLfM models and the baselines.")
+    e.add_argument("--num", type=int, default=100, help="pairs per image size and clips per reverberation level")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--rotation-model", default=None)
+    e.add_argument("--azimuth-model", default=None)
+    e.add_argument("--sizes", type=_size, nargs="+", default=None, help="image sizes, e.g. 128x96 320x240")
+    e.add_argument("--levels", nargs="+", default=None, choices=["low", "medium", "high"])
+    e.add_argument("--features", default="sift", choices=["sift", "orb"])
+    e.add_argument("--cache-dir", default="data_cache/slfm", help="where the held-out speech is cached")
+    e.add_argument("--threads", type=int, default=None)
+    e.set_defaults(func=_eval)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m av_pose_ros.slfm.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
