@@ -47,7 +47,7 @@ def offer_score(joints: np.ndarray, side: str, robot_position: np.ndarray) -> fl
 class HandSelector:
     """Picks the offered hand; switches only when the other hand scores `switch_margin` higher."""
 
-    def __init__(self, min_score: float = 0.3, switch_margin: float = 0.15, min_confidence: float = 0.2):
+    def __init__(self, min_score: float = 0.6, switch_margin: float = 0.15, min_confidence: float = 0.2):
         self.min_score = min_score
         self.switch_margin = switch_margin
         self.min_confidence = min_confidence

@@ -25,7 +25,7 @@ from av_pose_ros.skeleton import COCO17_JOINTS, JOINT_INDEX
 
 PARAMS = [
     Param("base_frame", "base_link", "Manipulator base frame the target is expressed in."),
-    Param("min_offer_score", 0.3, "How clearly a hand must be offered (0..1) before a target is published.", 0.0, 1.0),
+    Param("min_offer_score", 0.6, "How clearly a hand must be offered (0..1) before a target is published.", 0.0, 1.0),
     Param("switch_margin", 0.15, "Score margin the other hand needs before the chosen hand switches.", 0.0, 1.0),
     Param("min_joint_confidence", 0.2, "Wrist/elbow confidence below which a hand is ignored.", 0.0, 1.0),
     Param("accel_std", 2.0, "Kalman process noise: how fast a hand may change velocity (m/s^2).", 0.01, 50.0),
