@@ -11,7 +11,10 @@ def __getattr__(name):
     if name in ("Lifter", "LifterLoadError"):
         from . import lifter
         return getattr(lifter, name)
+    if name == "LiftingInputError":
+        from .features import LiftingInputError
+        return LiftingInputError
     raise AttributeError(name)
 
 
-__all__ = ["Lifter", "LifterLoadError"]
+__all__ = ["Lifter", "LifterLoadError", "LiftingInputError"]
