@@ -26,6 +26,7 @@ class NearestPairer:
         self.leading: deque[Stamped] = deque(maxlen=history)
         self.following: deque[Stamped] = deque(maxlen=history)
         self.newest_ns = 0
+        self.newest_following_ns = 0
 
     def add_leading(self, stamp_ns: int, item) -> None:
         self.leading.append(Stamped(stamp_ns, item))
@@ -34,6 +35,7 @@ class NearestPairer:
     def add_following(self, stamp_ns: int, item) -> None:
         self.following.append(Stamped(stamp_ns, item))
         self.newest_ns = max(self.newest_ns, stamp_ns)
+        self.newest_following_ns = max(self.newest_following_ns, stamp_ns)
 
     def pop_ready(self) -> tuple[list[tuple[Stamped, Stamped]], list[Stamped]]:
         """(pairs, unmatched): leading items whose partner is settled, and those that will never get one."""

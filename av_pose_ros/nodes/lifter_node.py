@@ -149,8 +149,12 @@ class LifterNode(Node):
 
     def process(self) -> None:
         pairs, unmatched = self.pairer.pop_ready()
-        if unmatched:
-            self.health.problem("no_audio", f"{len(unmatched)} keypoint frame(s) without a pose kernel within "
+        stale = [u for u in unmatched if self.pairer.newest_following_ns - u.stamp_ns > self.pairer.max_wait_ns]
+        if stale:
+            self.health.problem("input_stale", f"{len(stale)} keypoint frame(s) stamped far from any pose kernel "
+                                               f"(e.g. {stale[0].stamp_ns * 1e-9:.3f} s): clocks or stamps disagree")
+        if len(stale) < len(unmatched):
+            self.health.problem("no_audio", f"keypoint frames without a pose kernel within "
                                             f"{self.p.sync_slop_s * 1e3:.0f} ms: nothing metric published")
         if pairs:
             self.health.clear("no_audio")

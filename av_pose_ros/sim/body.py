@@ -19,8 +19,9 @@ POSE_NAMES = ("standing", "arms_raised", "reach_left", "reach_right", "offer_lef
               "sitting", "squatting", "walking")
 # Scripted motions (not single poses): "handover" walks in, stops, offers the right hand, turns and walks away.
 MOTION_NAMES = ("handover",)
-# Distance (m) from the camera at which the handover script stops to offer its hand.
-HANDOVER_STOP_M = 0.9
+# Distance (m) from the camera at which the handover script stops to offer its hand: close enough for the arm
+# to reach, far enough for the offered hand to stay inside a 65 degree field of view.
+HANDOVER_STOP_M = 1.3
 
 
 @dataclass(frozen=True)

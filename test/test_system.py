@@ -1,0 +1,153 @@
+"""The whole simulated graph as separate processes over real DDS, checked by an independent subscriber: pose rate
+and accuracy against the simulator's ground truth, REP-155 TF, the handover target; then faults (malformed
+messages, stale stamps, a stopped upstream node) that the nodes must report and recover from."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from av_pose_ros.launch_graphs import ResolvedNode, parse_arguments, resolve
+from av_pose_ros.launcher import Launch
+from av_pose_ros.ros.conversions import ns_from_time, pose3d_from_msg
+from av_pose_ros.skeleton import JOINT_INDEX
+
+from conftest import REPO, child_env
+from ros_harness import Probe
+
+OFFER_WRIST = JOINT_INDEX["right_wrist"]
+
+
+def offline_mpjpe_mm() -> float:
+    """The lifter's offline evaluation figure (default scenario), as recorded with the shipped weights."""
+    metrics = json.loads((REPO / "models" / "lifter_metrics.json").read_text())
+    return float(metrics["methods"]["cnn"]["mpjpe_mm"])
+
+
+@pytest.fixture
+def sim_graph(ros_domain):
+    launch = Launch(resolve("sim", parse_arguments([], "sim")), quiet=True, env=child_env())
+    launch.start()
+    yield launch
+    launch.stop()
+
+
+def run_graph(ros_context, seconds: float) -> dict:
+    """Watch the running sim graph for `seconds`: rate, stamp-matched errors, handover distances, TF frames."""
+    from tf2_msgs.msg import TFMessage
+
+    from av_pose_ros.msg import HandoverTarget, HumanPose3D
+    from av_pose_ros.ros.qos import RESULT_QOS
+    from av_pose_ros.ros.tf import TF_QOS
+
+    probe = Probe(ros_context)
+    poses = probe.collect(HumanPose3D, "human/pose_3d", RESULT_QOS)
+    truth = probe.collect(HumanPose3D, "sim/ground_truth", RESULT_QOS)
+    targets = probe.collect(HandoverTarget, "handover/target_info", RESULT_QOS)
+    tf = probe.collect(TFMessage, "/tf", TF_QOS)
+    arrivals = []
+    probe.node.create_subscription(HumanPose3D, "human/pose_3d", lambda _: arrivals.append(time.monotonic()),
+                                   RESULT_QOS)
+    try:
+        assert probe.spin_until(lambda: len(poses) >= 5, 90.0), "no 3D poses from the sim graph"
+        probe.spin_for(seconds)
+    finally:
+        probe.close()
+    by_stamp = {ns_from_time(t.header.stamp): pose3d_from_msg(t).joints for t in truth}
+    errors, offered = [], []
+    for msg in poses:
+        pose = pose3d_from_msg(msg)
+        assert pose.frame_id == "base_link" and pose.source == "cnn"
+        gt = by_stamp.get(pose.stamp_ns)
+        if gt is not None:
+            errors.append(np.linalg.norm(pose.joints - gt, axis=1).mean() * 1e3)
+    for msg in targets:
+        assert msg.header.frame_id == "base_link"
+        gt = by_stamp.get(ns_from_time(msg.header.stamp))
+        if gt is not None and msg.hand == "right":
+            p = msg.pose.position
+            offered.append(np.linalg.norm(np.array([p.x, p.y, p.z]) - gt[OFFER_WRIST]))
+    result = {"rate_hz": (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]), "mpjpe_mm": errors,
+              "handover_m": offered, "frames": {t.child_frame_id for m in tf for t in m.transforms}}
+    print(f"pose rate {result['rate_hz']:.1f} Hz, MPJPE median {np.median(errors):.0f} mm over {len(errors)} poses, "
+          f"{len(targets)} handover targets, median distance to the true wrist "
+          f"{np.median(offered) * 1e3 if offered else float('nan'):.0f} mm")
+    return result
+
+
+def test_sim_graph_end_to_end(ros_context, sim_graph):
+    result = run_graph(ros_context, 30.0)  # more than one walk-in, offer, walk-away cycle
+    assert sim_graph.dead() is None, f"a node died: {sim_graph.dead()}"
+    assert {"body_sim0", "l_wrist_sim0", "r_wrist_sim0", "nose_sim0"} <= result["frames"]
+    assert result["mpjpe_mm"], "no pose matched a ground-truth stamp"
+    assert np.median(result["mpjpe_mm"]) <= 1.5 * offline_mpjpe_mm()
+    # A floor that catches a broken pipeline; the 5 Hz target is measured by `make bench` (it depends on the load).
+    assert result["rate_hz"] >= 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="known shortfall: the shipped lifter puts a hand offered towards the camera "
+                                       "at body depth (about 25 cm too far along its ray), so the target misses the "
+                                       "true wrist by more than 10 cm; needs training on close offers")
+def test_handover_target_meets_the_offered_wrist(ros_context, sim_graph):
+    result = run_graph(ros_context, 25.0)
+    assert result["handover_m"], "no right-hand handover target while the hand was offered"
+    assert np.median(result["handover_m"]) <= 0.10
+
+
+def test_nodes_report_and_recover_from_faults(ros_context, sim_graph):
+    from av_pose_ros.msg import HumanPose3D, Keypoints2D
+    from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
+
+    probe = Probe(ros_context)
+    poses = probe.collect(HumanPose3D, "human/pose_3d", RESULT_QOS)
+    keypoints = probe.publisher(Keypoints2D, "human/keypoints_2d", SENSOR_QOS)
+    pose_pub = probe.publisher(HumanPose3D, "human/pose_3d", RESULT_QOS)
+    try:
+        assert probe.spin_until(lambda: len(poses) >= 3, 90.0), "no 3D poses from the sim graph"
+
+        # Malformed keypoints (sizes disagree) reach the lifter: a diagnostic, no crash.
+        bad = Keypoints2D(num_people=1, num_joints=17, image_width=640, image_height=480)
+        bad.header.frame_id = "camera_optical_frame"
+        assert probe.publish_until(keypoints, bad, lambda: "Keypoints2D" in probe.diagnostic_message("lifter_node"),
+                                   30.0)
+        # A malformed pose reaches the handover node.
+        nan_pose = HumanPose3D(joint_names=["nose"], confidence=[0.5], position_covariance=[0.0] * 9)
+        nan_pose.positions = [_point(float("nan"))]
+        assert probe.publish_until(pose_pub, nan_pose, lambda: "NaN" in probe.diagnostic_message("handover_node"),
+                                   30.0)
+        # Stale keypoints (an old stamp) cannot pair with audio: said, not guessed.
+        stale = Keypoints2D(num_people=0, num_joints=17, image_width=640, image_height=480,
+                            joint_names=list(JOINT_INDEX), undistorted=True)
+        stale.header.frame_id = "camera_optical_frame"
+        stale.header.stamp.sec = 1
+        assert probe.publish_until(keypoints, stale, lambda: "input_stale" in probe.diagnostic_message("lifter_node"),
+                                   30.0)
+
+        # Upstream stops: the pose kernel node goes away; the lifter says audio is missing; then it comes back.
+        kernel_proc = sim_graph.procs["pose_kernel_node"]
+        kernel_proc.terminate()
+        kernel_proc.wait(timeout=20)
+        assert probe.spin_until(lambda: "no_audio" in probe.diagnostic_message("lifter_node"), 30.0)
+        count = len(poses)
+        restarted = Launch([ResolvedNode("pose_kernel_node", "pose_kernel_node", "",
+                                         [REPO / "config" / "pose_kernel_node.yaml"], {}, {})], quiet=True,
+                           env=child_env())
+        restarted.start()
+        try:
+            assert probe.spin_until(lambda: len(poses) > count + 2, 90.0), "no poses after the upstream returned"
+            assert probe.spin_until(lambda: "no_audio" not in probe.diagnostic_message("lifter_node"), 30.0)
+        finally:
+            restarted.stop()
+        for name in ("sim_node", "lifter_node", "handover_node"):
+            assert sim_graph.procs[name].poll() is None, f"{name} died"
+    finally:
+        probe.close()
+
+
+def _point(value: float):
+    from geometry_msgs.msg import Point
+
+    return Point(x=value, y=value, z=value)
