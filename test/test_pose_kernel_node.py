@@ -148,9 +148,13 @@ def test_pose_kernel_node_end_to_end(ros_context, world):
             probe.spin_for(0.5)
             assert len(kernels) == count and node.alive()
 
-            # 5. Good windows again: kernels and a clean diagnostic.
-            send(occupied[1], 3_000)
-            assert probe.spin_until(lambda: probe.diagnostic_level(NODE) == OK, 10.0), probe.diagnostic_message(NODE)
+            # 5. Good windows again: kernels and, once the input problems have not recurred for a moment, a clean
+            # diagnostic (a stream keeps sending; bad messages stay visible for the diagnostics' hold time).
+            for i in range(20):
+                send(occupied[1], 3_000 + i)
+                if probe.spin_until(lambda: probe.diagnostic_level(NODE) == OK, 0.5):
+                    break
+            assert probe.diagnostic_level(NODE) == OK, probe.diagnostic_message(NODE)
 
             # 6. The empty-room service answers and starts a capture.
             assert client.wait_for_service(timeout_sec=10.0)
