@@ -19,7 +19,7 @@ def test_sim_node_publishes_a_consistent_world(ros_context):
     keypoints = probe.collect(Keypoints2D, "human/keypoints_2d", SENSOR_QOS)
     truth = probe.collect(HumanPose3D, "sim/ground_truth", RESULT_QOS)
     tf = TfBuffer(probe.node)
-    with NodeProcess("sim_node", {"sim_empty_room_s": 1.5, "seed": 3}) as node:
+    with NodeProcess("sim_node", {"sim_empty_room_s": 5.0, "seed": 3}) as node:
         try:
             assert probe.spin_until(lambda: len(truth) >= 5 and len(frames) >= 10, 60.0), node.stop()
             audio = audio_from_msg(frames[-1])
