@@ -112,7 +112,8 @@ def generate_audio_dataset(cache_dir, n_configs: int, seed: int = 0, views: int 
 
 
 class AudioPairSet:
-    """Reads the cached clips; draws pairs of views whose relative turn is within ``max_pair_turn``."""
+    """Reads the cached clips; draws whole configurations (all views) or pairs of views whose relative turn is within
+    ``max_pair_turn``."""
 
     def __init__(self, cache_dir, max_pair_turn_deg: float = 30.0, limit: int | None = None):
         root = Path(cache_dir)
@@ -129,6 +130,14 @@ class AudioPairSet:
         lim = np.deg2rad(max_pair_turn_deg) + 1e-9
         self.pairs = [[(j, k) for j in range(self.views) for k in range(self.views)
                        if j != k and abs(self.turns[i, k] - self.turns[i, j]) <= lim] for i in range(self.size)]
+
+    def sample_configs(self, rng: np.random.Generator, batch: int, lo: int = 0, hi: int | None = None):
+        """All views of ``batch`` configurations drawn from [lo, hi): clips (B, V, 2, n) float32, the head turns
+        (B, V) from view 0 (rad, + left; used only to render the matching images and for monitoring) and the true
+        azimuths (B, V) (monitoring only)."""
+        idx = np.sort(rng.integers(lo, self.size if hi is None else hi, size=batch))
+        clips = np.asarray(self.audio[idx], dtype=np.float32)
+        return clips, self.turns[idx].copy(), self.azimuth[idx].copy()
 
     def sample(self, rng: np.random.Generator, batch: int):
         """Returns audio_a, audio_b (B, 2, n) float32, the relative head turn (B,) from a to b (rad, + left; used only

@@ -20,20 +20,52 @@ def reflect(phi: torch.Tensor) -> torch.Tensor:
 
 
 def geometric_loss(phi_a: torch.Tensor, phi_b: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """Cross-modal consistency of a turn ``rot`` from view a to view b with the sound directions of both views.
+    """Two-view case of :func:`multiview_geometric_loss`: predictions ``phi_a``, ``phi_b`` (B,) and the turn ``rot``
+    (B,) from view a to view b."""
+    phi = torch.stack([phi_a, phi_b], 1)
+    turns = torch.stack([torch.zeros_like(rot), rot], 1)
+    return multiview_geometric_loss(phi, turns, inlier_deg=180.0)[0]
 
-    The source is fixed, so its azimuth after the turn is ``az_a - rot``. A binaural pair only observes the lateral
-    component ``sin(az)`` (the sphere cannot tell front from back), which is the same for a direction and its
-    reflection about the interaural axis: the folded prediction of view b is compared with ``sin(az_a - rot)``
-    through sines, which also takes care of sources that cross the interaural axis during the turn. The true
-    direction in view a may be the predicted one or its reflection (front/back); the better of the two mirrored
-    solutions counts (permutation-invariant training). Per-example loss ``0.5 * (sin(phi_b) - sin(az_a - rot))^2``.
 
-    Comparing sines, rather than angles, also fixes the angular scale: the sine saturates at the interaural axis,
-    so a model that shrank all angles would not stay consistent for lateral sources."""
-    cands_a = torch.stack([phi_a, reflect(phi_a)], 0)              # (2, B)
-    err = torch.sin(phi_b)[None, :] - torch.sin(cands_a - rot[None, :])
-    return 0.5 * (err**2).min(0).values
+def fold(angle: torch.Tensor) -> torch.Tensor:
+    """Front-folded angle: the direction itself if in front, its mirror image about the interaural axis if behind
+    (``asin(sin(angle))``, written so that its slope is exactly +-1)."""
+    a = torch.remainder(angle + math.pi / 2, 2 * math.pi) - math.pi / 2   # in [-pi/2, 3 pi / 2)
+    return torch.where(a > math.pi / 2, math.pi - a, a)
+
+
+def multiview_geometric_loss(phi: torch.Tensor, rot: torch.Tensor, n_grid: int = 720,
+                             inlier_deg: float = 15.0, min_inliers: int | None = None, lateral_deg: float = 90.0):
+    """Geometric consistency of several views of one fixed source.
+
+    ``phi`` (B, V): front-folded azimuths predicted in each view; ``rot`` (B, V): the head's turn from view 0 to
+    each view (``rot[:, 0] = 0``). A source at azimuth ``az`` in view 0 appears at ``az - rot_v`` in view v, i.e.
+    at ``fold(az - rot_v)`` for a binaural listener. ``az`` is unknown and may lie anywhere on the circle, in front
+    or behind: the best direction counts (a search over the whole circle, so both front/back mirrored solutions are
+    considered). The search is robust: a view counts at most ``inlier_deg`` of error, so one bad prediction cannot
+    drag the solution, and then every view, the bad one included, is pulled towards the consistent solution
+    (Huber loss, 3 deg). Configurations with fewer than ``min_inliers`` agreeing views (default: all but one) give
+    no loss, and neither do views whose consistent direction is more lateral than ``lateral_deg``: near the
+    interaural axis the folded direction saturates, so noisy predictions there would bias the solution towards the
+    median plane. The search itself is not differentiated (at its minimum the derivative vanishes).
+    Returns (per-configuration loss (B,), az* (B,), used (B,) bool)."""
+    n_views = phi.shape[1]
+    need = n_views - 1 if min_inliers is None else min_inliers
+    c = math.radians(inlier_deg)
+    with torch.no_grad():
+        grid = torch.linspace(-math.pi, math.pi, n_grid + 1, device=phi.device)[:-1]
+        pred = fold(grid.view(1, 1, -1) - rot.detach().unsqueeze(-1))          # (B, V, G)
+        err = (phi.detach().unsqueeze(-1) - pred) ** 2
+        cost = err.clamp(max=c * c).sum(1)                                     # (B, G)
+        best_idx = cost.argmin(1)
+        best = grid[best_idx]
+        inliers = (err.gather(2, best_idx.view(-1, 1, 1).expand(-1, n_views, 1)).squeeze(2) < c * c).sum(1)
+        used = inliers >= need
+    target = fold(best.unsqueeze(1) - rot)
+    per_view = F.huber_loss(phi, target, reduction="none", delta=math.radians(3.0))
+    keep = (target.detach().abs() <= math.radians(lateral_deg)).float() * used.float().unsqueeze(1)
+    return (per_view * keep).sum(1) / n_views, best, used
+
 
 def iid_labels(wave: np.ndarray | torch.Tensor, n_fft: int = 512, hop: int = 256) -> torch.Tensor:
     """Left/right votes from the interaural intensity difference: for every STFT frame, is the spectrum summed over

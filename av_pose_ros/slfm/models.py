@@ -27,6 +27,7 @@ DEFAULT_ROTATION_CONFIG = {
 DEFAULT_AZIMUTH_CONFIG = {
     "n_fft": 512, "hop": 256, "hidden": 128, "max_freq_hz": 8000.0, "sample_rate": 16000,
     "max_lag_ms": 0.8, "n_lags": 33, "bands_hz": [1000.0, 2500.0, 5000.0], "n_level_bands": 12,
+    "n_readout_lags": 81, "head_radius": 0.0875, "speed_of_sound": 343.0, "max_correction_deg": 12.0,
 }
 
 
@@ -187,10 +188,13 @@ def binaural_features(wave: torch.Tensor, n_fft: int, hop: int, max_bin: int | N
 class AzimuthNet(nn.Module):
     """Binaural STFT -> front-folded azimuth.
 
-    The first layer is a learnable linear map across all frequencies of each frame. It starts as band-limited
-    generalised cross-correlations (for a set of interaural lags, the phase features are projected on
-    ``cos/sin(2 pi f lag)``, in a few frequency bands) plus band-averaged level differences, so the network starts
-    from the interaural time and level cues; then 1-D convolutions over time, pooling over time, and an MLP."""
+    A convolutional network over the frames of the STFT decides which time-frequency regions to trust (it sees the
+    interaural phase and level features through a learnable layer across all frequencies, started as band-limited
+    cross-correlations and band level differences, then 1-D convolutions over time). Its output is a weight for
+    every frame and frequency band; the weighted interaural cross-correlation over a fine grid of lags gives the
+    interaural delay (peak with sub-lag refinement), which the spherical-head model of the known head radius turns
+    into an azimuth; a small bounded learned correction (at most ``max_correction_deg``) is added. The angular scale
+    therefore comes from the head geometry, while what decides the delay is learned without labels."""
 
     def __init__(self, config: dict | None = None):
         super().__init__()
@@ -201,21 +205,35 @@ class AzimuthNet(nn.Module):
         fs = float(cfg["sample_rate"])
         n_bins = self.n_fft // 2 + 1
         self.max_bin = min(n_bins, int(round(cfg["max_freq_hz"] / fs * self.n_fft)) + 1)
-        lags = torch.linspace(-cfg["max_lag_ms"], cfg["max_lag_ms"], int(cfg["n_lags"])) * 1e-3
         edges = [0.0] + list(cfg["bands_hz"]) + [fs / 2 + 1]
+        self.n_bands = len(edges) - 1
         freqs = torch.arange(self.max_bin, dtype=torch.float32) * fs / self.n_fft
-        n_gcc = len(lags) * (len(edges) - 1)
+        bands = torch.stack([((freqs >= lo) & (freqs < hi)).float() for lo, hi in zip(edges[:-1], edges[1:])])
+        bands = bands / bands.sum(1, keepdim=True).clamp(min=1.0)                     # (nb, F)
+        # fine lag grid for the readout (fixed): cross-correlation basis per band
+        head_radius, c = float(cfg["head_radius"]), float(cfg["speed_of_sound"])
+        max_itd = head_radius / c * (math.pi / 2 + 1)
+        self.register_buffer("lags", torch.linspace(-1.15 * max_itd, 1.15 * max_itd, int(cfg["n_readout_lags"])),
+                             persistent=False)
+        ang = 2 * math.pi * freqs.view(-1, 1) * self.lags.view(1, -1)                   # (F, L)
+        basis = torch.stack([torch.cos(ang), torch.sin(ang)], 0)                        # (2, F, L)
+        self.register_buffer("xcorr_basis", bands.view(self.n_bands, 1, -1, 1) * basis.unsqueeze(0),
+                             persistent=False)                                          # (nb, 2, F, L)
+        grid = torch.linspace(-math.pi / 2, math.pi / 2, 2001)
+        self.register_buffer("itd_table", head_radius / c * (grid + torch.sin(grid)), persistent=False)
+        self.register_buffer("az_table", grid, persistent=False)
+        # learnable trust network
+        lags = torch.linspace(-cfg["max_lag_ms"], cfg["max_lag_ms"], int(cfg["n_lags"])) * 1e-3
+        n_gcc = len(lags) * self.n_bands
         n_ild = int(cfg["n_level_bands"])
         self.frame = nn.Linear(4 * self.max_bin, n_gcc + 2 * n_ild)
         with torch.no_grad():
             w = torch.zeros(n_gcc + 2 * n_ild, 4, self.max_bin)
             row = 0
-            for lo, hi in zip(edges[:-1], edges[1:]):
-                band = ((freqs >= lo) & (freqs < hi)).float()
-                band = band / band.sum().clamp(min=1.0)
+            for b in range(self.n_bands):
                 for lag in lags:
-                    w[row, 2] = band * torch.cos(2 * math.pi * freqs * lag)
-                    w[row, 3] = band * torch.sin(2 * math.pi * freqs * lag)
+                    w[row, 2] = bands[b] * torch.cos(2 * math.pi * freqs * lag)
+                    w[row, 3] = bands[b] * torch.sin(2 * math.pi * freqs * lag)
                     row += 1
             level_edges = torch.logspace(math.log10(100.0), math.log10(fs / 2), n_ild + 1)
             level_edges[0] = 0.0
@@ -232,17 +250,49 @@ class AzimuthNet(nn.Module):
             nn.Conv1d(n_gcc + 2 * n_ild, h, 3, padding=1), nn.BatchNorm1d(h), nn.ReLU(inplace=True),
             nn.Conv1d(h, h, 3, padding=1), nn.BatchNorm1d(h), nn.ReLU(inplace=True),
         )
-        self.attend = nn.Conv1d(h, 1, 1)  # which frames to trust (e.g. onsets dominated by the direct sound)
-        self.head = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(inplace=True), nn.Linear(h, 1))
+        self.trust = nn.Conv1d(h, self.n_bands, 1)     # log-weight of every (band, frame)
+        nn.init.zeros_(self.trust.weight)
+        nn.init.zeros_(self.trust.bias)
+        self.correction = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(inplace=True), nn.Linear(h, 1))
+        nn.init.zeros_(self.correction[-1].weight)
+        nn.init.zeros_(self.correction[-1].bias)
+        self.max_correction = math.radians(float(cfg["max_correction_deg"]))
 
-    def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
+    def _itd_to_azimuth(self, itd: torch.Tensor) -> torch.Tensor:
+        """Inverse of the spherical-head ITD (Woodworth) by linear interpolation in a dense table."""
+        table = self.itd_table
+        x = itd.clamp(float(table[0]), float(table[-1]))
+        i = torch.searchsorted(table, x.detach().contiguous()).clamp(1, table.numel() - 1)
+        x0, x1 = table[i - 1], table[i]
+        t = (x - x0) / (x1 - x0)
+        return self.az_table[i - 1] + t * (self.az_table[i] - self.az_table[i - 1])
+
+    def delay(self, feats: torch.Tensor):
+        """Trust-weighted interaural cross-correlation over the lag grid -> (delay (B,) s, pooled features)."""
         b, c, f, t = feats.shape
         frames = self.frame(feats.permute(0, 3, 1, 2).reshape(b, t, c * f))  # (B, T, n_feat)
-        z = self.temporal(frames.transpose(1, 2))
-        att = torch.softmax(self.attend(z), dim=2)
-        # pooled over time: the source does not move within a clip
-        pooled = torch.cat([z.mean(2), z.amax(2), (z * att).sum(2)], 1)
-        return (math.pi / 2) * torch.tanh(self.head(pooled).squeeze(1))
+        z = self.temporal(frames.transpose(1, 2))                            # (B, h, T)
+        trust = torch.softmax(self.trust(z).reshape(b, -1), 1).view(b, self.n_bands, t)
+        phase = feats[:, 2:4]                                                # (B, 2, F, T) weighted cos/sin IPD
+        xc = torch.einsum("bkft,nkfl->bnlt", phase, self.xcorr_basis)        # (B, nb, L, T)
+        score = torch.einsum("bnlt,bnt->bl", xc, trust)                      # (B, L)
+        j = score.detach().argmax(1).clamp(1, score.shape[1] - 2)
+        s0 = score.gather(1, j.view(-1, 1)).squeeze(1)
+        sm = score.gather(1, (j - 1).view(-1, 1)).squeeze(1)
+        sp = score.gather(1, (j + 1).view(-1, 1)).squeeze(1)
+        den = sm - 2 * s0 + sp
+        offset = torch.where(den < -1e-9, 0.5 * (sm - sp) / den.clamp(max=-1e-9), torch.zeros_like(den))
+        step = self.lags[1] - self.lags[0]
+        itd = self.lags[j] + offset.clamp(-0.5, 0.5) * step
+        pooled = torch.cat([z.mean(2), z.amax(2)], 1)
+        return itd, pooled
+
+    def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
+        itd, pooled = self.delay(feats)
+        az = self._itd_to_azimuth(itd)
+        az = az + self.max_correction * torch.tanh(self.correction(pooled).squeeze(1))
+        half = math.pi / 2  # stay on the front half: mirror about the interaural axis
+        return torch.where(az > half, math.pi - az, torch.where(az < -half, -math.pi - az, az))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, 2, n) waveforms at the configured rate (row 0 left ear) -> azimuth (rad, + left, front-folded)."""

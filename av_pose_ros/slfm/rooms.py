@@ -52,7 +52,7 @@ def sample_room(
     rng: np.random.Generator,
     rt60_range=(0.15, 0.8),
     distance_range=(1.0, 2.5),
-    source_height_offset=0.25,
+    source_height_offset=0.15,
     max_order: int = 8,
 ) -> RoomConfig:
     """Random shoebox room, RT60 in ``rt60_range``, head and source at least 0.5 m from the walls, source

@@ -148,15 +148,16 @@ def music_like(n: int, rng: np.random.Generator, fs: int = SAMPLE_RATE) -> np.nd
 
 
 def noise_like(n: int, rng: np.random.Generator, fs: int = SAMPLE_RATE) -> np.ndarray:
-    """White, pink or brown noise, optionally band-limited and amplitude-modulated."""
+    """White, pink or brown noise, sometimes band-limited to a wide band (at least 3 kHz, so that the interaural
+    time difference stays unambiguous), sometimes amplitude-modulated."""
     x = rng.standard_normal(n)
     spec = np.fft.rfft(x)
     f = np.fft.rfftfreq(n, 1.0 / fs)
     slope = rng.choice([0.0, 0.5, 1.0])
     spec = spec / np.maximum(f, 20.0) ** slope
     if rng.random() < 0.4:
-        lo, hi = sorted(rng.uniform(100, 7000, size=2))
-        hi = max(hi, lo + 800)
+        lo = rng.uniform(50, 1500)
+        hi = rng.uniform(lo + 3000, 8000)
         spec = spec * ((f > lo) & (f < hi))
     x = np.fft.irfft(spec, n)
     if rng.random() < 0.5:

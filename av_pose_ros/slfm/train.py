@@ -1,18 +1,19 @@
 """Self-supervised SLfM training: the rotation and azimuth models teach each other; no label enters any loss.
 
-Per batch: pairs of binaural clips recorded by one head at two yaws in one room (fixed source), and two views of a
-picture rendered for the same turn. Losses (weights as in the SLfM paper):
+A batch holds whole configurations: one room, one fixed source, the head recorded at ``V`` yaws (views). For each
+view the audio model predicts the front-folded sound azimuth; for each view v > 0 the rotation model predicts the
+head's turn from view 0 from two pictures rendered for that turn (in both orders). Losses:
 
-* geometric consistency, both directions (a->b with rot(a, b), b->a with rot(b, a)), front/back reflection by
-  taking the best of the mirrored solutions (weight 5 each);
+* geometric consistency (weight 5): the sound turns opposite to the head, ``az_v = az_0 - turn_v``, observed
+  folded to the front; the unknown source direction is the best one on the whole circle, which covers the
+  front/back mirrored solutions (:func:`losses.multiview_geometric_loss`);
 * the IID left/right vote on every clip (weight 1);
-* symmetry: swapped ears negate the azimuth, reversed image order negates the rotation (weight 1).
+* symmetry (weight 1): swapped ears negate the azimuth, reversed image order negates the rotation.
 
-The losses cannot tell the true solution from its mirror image (all rotations negated, sound directions reflected
+The losses cannot tell the true solution from its mirror image (all rotations negated, all sources reflected
 front/back). As in the paper this global ambiguity is resolved after training by showing the rotation model pairs
 whose turning direction is known (a view and the same scene turned left) and negating its output if it points the
-wrong way; the flip is stored in the model config. Ground-truth angles are used only for the printed monitoring
-metrics.
+wrong way; the flip is stored in the model file. Ground-truth angles are used only for the monitoring metrics.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 
 from .data import AudioPairSet, generate_audio_dataset
 from .images import ImageBank, load_real_photos, procedural_scene, sample_pair
-from .losses import geometric_loss, iid_labels, iid_loss, symmetry_loss
+from .losses import iid_labels, iid_loss, multiview_geometric_loss, symmetry_loss
 from .models import AzimuthNet, RotationNet, binaural_features, swap_features
 from .rooms import fold_front
 
@@ -67,7 +68,8 @@ def save_model(path, kind: str, model: torch.nn.Module, extra: dict | None = Non
 
 
 class BatchMaker:
-    """Audio pairs from the cache plus image pairs rendered for the same turns."""
+    """Whole configurations from the audio cache plus, for every view v > 0, a picture pair rendered for the head's
+    turn from view 0 to view v."""
 
     def __init__(self, audio: AudioPairSet, images: ImageBank, rot_cfg: dict, batch: int, seed: int):
         self.audio, self.images, self.batch = audio, images, batch
@@ -76,13 +78,14 @@ class BatchMaker:
 
     def make(self, step: int):
         rng = np.random.default_rng([self.seed, step, 99])
-        a, b, turn, az = self.audio.sample(rng, self.batch)
+        clips, turns, az = self.audio.sample_configs(rng, self.batch)
         ia, ib = [], []
-        for t in turn:
-            pa, pb = sample_pair(self.images.draw(rng), float(t), rng, self.w, self.h)
-            ia.append(pa)
-            ib.append(pb)
-        return a, b, turn, az, ia, ib
+        for row in turns:
+            for t in row[1:]:
+                pa, pb = sample_pair(self.images.draw(rng), float(t), rng, self.w, self.h)
+                ia.append(pa)
+                ib.append(pb)
+        return clips, turns, az, ia, ib
 
 
 @torch.no_grad()
@@ -104,9 +107,9 @@ def resolve_mirror(rot_model: RotationNet, seed: int = 0, n: int = 16, device="c
     return 1.0 if float(torch.median(pred)) >= 0 else -1.0
 
 
-def _iid_temperature(step: int, steps: int, start: float = 0.3, end: float = 0.1, frac: float = 0.5) -> float:
-    """The IID term first pushes predictions away from the median plane (a soft temperature: the only force against
-    the collapsed all-zero solution), then sharpens so it only fixes the side and stops biasing lateral angles."""
+def _iid_temperature(step: int, steps: int, start: float = 0.3, end: float = 0.3, frac: float = 0.5) -> float:
+    """Temperature of the IID term (BCE on ``sin(phi) / T``): a soft temperature keeps pushing predictions away from
+    the median plane, the force that balances the pull of noisy geometric fits towards it; it can be annealed."""
     p = min(step / max(frac * steps, 1.0), 1.0)
     return float(np.exp(np.log(start) + (np.log(end) - np.log(start)) * p))
 
@@ -145,10 +148,10 @@ def monitor(rot_model, az_model, batch, device, sign: float) -> dict:
 def train_slfm(
     out_dir="models",
     cache_dir="data_cache/slfm",
-    steps: int = 3000,
-    batch: int = 32,
+    steps: int = 1800,
+    batch: int = 10,
     seed: int = 0,
-    n_configs: int = 8000,
+    n_configs: int = 6000,
     n_val: int = 200,
     n_procedural: int = 300,
     lr: float = 1e-3,
@@ -248,23 +251,23 @@ def train_slfm(
     running = {}
     t_train = time.time()
     for step in range(start, steps):
-        a, b, turn, az, ia, ib = future.result()
+        clips, turns, az, ia, ib = future.result()
         future = pool.submit(maker.make, step + 1) if step + 1 < steps else None
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
-        bsz = a.shape[0]
-        wave = torch.from_numpy(np.concatenate([a, b])).to(dev)
+        bsz, n_views = clips.shape[:2]
+        wave = torch.from_numpy(clips.reshape(bsz * n_views, 2, -1)).to(dev)
         labels = iid_labels(wave.cpu()).to(dev)
         feats = binaural_features(wave, n_fft, hop, max_bin)
         phi_all = az_model.forward_features(torch.cat([feats, swap_features(feats)]))
-        phi, phi_sw = phi_all[: 2 * bsz], phi_all[2 * bsz:]
-        phi_a, phi_b = phi[:bsz], phi[bsz:]
-        grey = grey_batch(ia + ib, dev)
-        f = rot_model.features(grey)
-        fa, fb = f[:bsz], f[bsz:]
+        phi, phi_sw = phi_all[: bsz * n_views], phi_all[bsz * n_views:]
+        n_pairs = len(ia)
+        f = rot_model.features(grey_batch(ia + ib, dev))
+        fa, fb = f[:n_pairs], f[n_pairs:]
         rot_both = rot_model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
-        r_ab, r_ba = rot_both[:bsz], rot_both[bsz:]
-        l_geo = geometric_loss(phi_a, phi_b, r_ab).mean() + geometric_loss(phi_b, phi_a, r_ba).mean()
+        r_ab, r_ba = rot_both[:n_pairs], rot_both[n_pairs:]
+        rot = torch.cat([torch.zeros(bsz, 1, device=dev), (0.5 * (r_ab - r_ba)).view(bsz, n_views - 1)], 1)
+        l_geo = multiview_geometric_loss(phi.view(bsz, n_views), rot)[0].mean()
         l_iid = iid_loss(torch.cat([phi, phi_sw]), torch.cat([labels, 1.0 - labels]), _iid_temperature(step, steps))
         l_sym = symmetry_loss(phi, phi_sw) + symmetry_loss(r_ab, r_ba)
         loss = W_GEO * l_geo + W_IID * l_iid + W_SYM * l_sym
