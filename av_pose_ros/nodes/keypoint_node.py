@@ -11,7 +11,6 @@ a robot whose camera info is late should still see people, and consumers can tel
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -22,6 +21,7 @@ from av_pose_ros.msg import Keypoints2D
 from av_pose_ros.ros.conversions import Keypoints, MessageError, keypoints_to_msg, ns_from_time
 from av_pose_ros.ros.diagnostics import Health
 from av_pose_ros.ros.images import image_from_numpy, image_to_rgb
+from av_pose_ros.ros.latest_worker import LatestWorker
 from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
@@ -65,13 +65,9 @@ class KeypointNode(Node):
         self.annotated_pub = self.create_publisher(Image, "camera/image_keypoints", SENSOR_QOS)
         self.create_subscription(Image, "camera/image_raw", self.on_image, SENSOR_QOS)
         self.create_subscription(CameraInfo, "camera/camera_info", self.on_camera_info, SENSOR_QOS)
-        self._latest: Image | None = None
-        self._wake = threading.Condition()
-        self._running = True
-        self.dropped = 0
         self.processed = 0
-        self._worker = threading.Thread(target=self._work, name="keypoint_detector", daemon=True)
-        self._worker.start()
+        self.worker = LatestWorker(self.process, lambda err: self.health.problem(
+            "detector", f"{type(err).__name__}: {err}"), "keypoint_detector")
 
     def on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -83,24 +79,7 @@ class KeypointNode(Node):
             self.health.problem("input_camera_info", f"camera info unusable: {err}")
 
     def on_image(self, msg: Image) -> None:
-        with self._wake:
-            if self._latest is not None:
-                self.dropped += 1  # the detector is behind: keep only the newest image
-            self._latest = msg
-            self._wake.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                while self._latest is None and self._running:
-                    self._wake.wait(0.5)
-                if not self._running:
-                    return
-                msg, self._latest = self._latest, None
-            try:
-                self.process(msg)
-            except Exception as err:  # noqa: BLE001 - one bad frame must not stop the detector thread
-                self.health.problem("detector", f"{type(err).__name__}: {err}")
+        self.worker.submit(msg)  # the detector is slower than the camera: keep only the newest image
 
     def process(self, msg: Image) -> None:
         try:
@@ -120,7 +99,7 @@ class KeypointNode(Node):
             camera = None
         else:
             self.health.clear("input_camera_info")
-        self.health.good(processed=self.processed, dropped=self.dropped, person_seen=keypoints is not None)
+        self.health.good(processed=self.processed, dropped=self.worker.dropped, person_seen=keypoints is not None)
         people = np.zeros((0, 17, 3), np.float32)
         if keypoints is not None:
             if self.p.publish_annotated:
@@ -135,10 +114,7 @@ class KeypointNode(Node):
                                                     undistorted=camera is not None)))
 
     def destroy_node(self) -> None:
-        with self._wake:
-            self._running = False
-            self._wake.notify()
-        self._worker.join(timeout=5.0)
+        self.worker.stop()
         self.detector.close()
         super().destroy_node()
 

@@ -11,8 +11,6 @@ dropped (counted in diagnostics), never queued. Without audio it publishes nothi
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
@@ -33,6 +31,7 @@ from av_pose_ros.ros.conversions import (
     pose3d_to_msg,
 )
 from av_pose_ros.ros.diagnostics import ERROR, Health
+from av_pose_ros.ros.latest_worker import LatestWorker
 from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
@@ -100,12 +99,8 @@ class LifterNode(Node):
         self.create_subscription(PoseKernel, "audio/pose_kernel", self.on_kernel, SENSOR_QOS)
         self.create_subscription(CameraInfo, "camera/camera_info", self.on_camera_info, SENSOR_QOS)
         self.published = 0
-        self.dropped = 0
-        self._latest = None
-        self._wake = threading.Condition()
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="lifter", daemon=True)
-        self._worker.start()
+        self.worker = LatestWorker(lambda pair: self.lift(pair[0].item, pair[1].item), lambda err: self.health.problem(
+            "lifting", f"{type(err).__name__}: {err}", level=ERROR), "lifter")
 
     def _load_lifter(self):
         """The lifter, or None with an ERROR diagnostic (the node stays up so the problem is visible)."""
@@ -158,23 +153,8 @@ class LifterNode(Node):
                                             f"{self.p.sync_slop_s * 1e3:.0f} ms: nothing metric published")
         if pairs:
             self.health.clear("no_audio")
-            with self._wake:
-                self.dropped += len(pairs) - 1 + (self._latest is not None)
-                self._latest = pairs[-1]  # the lifter is slower than the inputs: keep only the newest pair
-                self._wake.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                while self._latest is None and self._running:
-                    self._wake.wait(0.5)
-                if not self._running:
-                    return
-                (lead, follow), self._latest = self._latest, None
-            try:
-                self.lift(lead.item, follow.item)
-            except Exception as err:  # noqa: BLE001 - one bad frame must not stop the lifting thread
-                self.health.problem("lifting", f"{type(err).__name__}: {err}", level=ERROR)
+            self.worker.dropped += len(pairs) - 1
+            self.worker.submit(pairs[-1])  # the lifter is slower than the inputs: keep only the newest pair
 
     def _camera_matrix(self) -> np.ndarray | None:
         age_s = (self.get_clock().now().nanoseconds - self.camera_info_ns) * 1e-9
@@ -223,7 +203,7 @@ class LifterNode(Node):
         if self.p.publish_tf:
             self.publish_tf(joints, confidence, out, kp.stamp_ns, body_id)
         self.published += 1
-        self.health.good(published=self.published, dropped_pairs=self.dropped,
+        self.health.good(published=self.published, dropped_pairs=self.worker.dropped,
                          mean_confidence=f"{float(np.mean(confidence)):.2f}")
 
     def publish_tf(self, joints, confidence, frame, stamp_ns, body_id) -> None:
@@ -237,10 +217,7 @@ class LifterNode(Node):
 
 
     def destroy_node(self) -> None:
-        with self._wake:
-            self._running = False
-            self._wake.notify()
-        self._worker.join(timeout=5.0)
+        self.worker.stop()
         super().destroy_node()
 
 

@@ -12,7 +12,6 @@ a to b, and swapping the ears must mirror the azimuth; the disagreement (degrees
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 
 import numpy as np
@@ -31,6 +30,7 @@ from av_pose_ros.ros.conversions import (
 )
 from av_pose_ros.ros.diagnostics import ERROR, Health
 from av_pose_ros.ros.images import image_to_rgb
+from av_pose_ros.ros.latest_worker import LatestWorker
 from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
@@ -73,14 +73,12 @@ class SlfmNode(Node):
         self.audio: deque = deque()
         self.audio_fs = 0
         self.last_audio_estimate_ns = 0
-        self._latest: Image | None = None
-        self._wake = threading.Condition()
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="slfm_vision", daemon=True)
+        self.worker = None
         if self.p.mode != "audio":
-            self.create_subscription(Image, "head_camera/image_raw", self.on_image, SENSOR_QOS)
+            self.worker = LatestWorker(self.process_image, lambda err: self.health.problem(
+                "vision", f"{type(err).__name__}: {err}", ERROR), "slfm_vision")
+            self.create_subscription(Image, "head_camera/image_raw", self.worker.submit, SENSOR_QOS)
             self.create_subscription(CameraInfo, "head_camera/camera_info", self.on_camera_info, SENSOR_QOS)
-            self._worker.start()
         if self.p.mode != "vision":
             self.create_subscription(AudioFrame, "binaural/frames", self.on_audio, SENSOR_QOS)
 
@@ -99,24 +97,6 @@ class SlfmNode(Node):
         fx = float(msg.k[0])
         if fx > 0 and msg.width > 0:
             self.fov_from_info = float(np.degrees(2 * np.arctan(msg.width / (2 * fx))))
-
-    def on_image(self, msg: Image) -> None:
-        with self._wake:
-            self._latest = msg  # newest image only: the estimate compares it with the last processed one
-            self._wake.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                while self._latest is None and self._running:
-                    self._wake.wait(0.5)
-                if not self._running:
-                    return
-                msg, self._latest = self._latest, None
-            try:
-                self.process_image(msg)
-            except Exception as err:  # noqa: BLE001 - one bad frame must not stop the thread
-                self.health.problem("vision", f"{type(err).__name__}: {err}", ERROR)
 
     def process_image(self, msg: Image) -> None:
         from av_pose_ros.slfm import SlfmInputError
@@ -189,11 +169,8 @@ class SlfmNode(Node):
         self.health.good(azimuth_deg=f"{np.degrees(forward):.1f}")
 
     def destroy_node(self) -> None:
-        with self._wake:
-            self._running = False
-            self._wake.notify()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
+        if self.worker is not None:
+            self.worker.stop()  # newest image only: the estimate compares it with the last processed one
         super().destroy_node()
 
 
