@@ -19,6 +19,10 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 ROT_PATH = MODELS / "slfm_rotation.pt"
 AZ_PATH = MODELS / "slfm_azimuth.pt"
 
+# The shipped weights are trained by `av-pose train-slfm` (models/slfm.md); until they are committed these tests
+# cannot run, and issue 7 stays open.
+pytestmark = pytest.mark.skipif(not (ROT_PATH.exists() and AZ_PATH.exists()), reason="SLfM weights not shipped yet")
+
 
 @pytest.fixture(scope="module")
 def rot():
