@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+from av_pose_ros.paths import package_file
 
 ARGUMENTS: dict[str, tuple[str, str]] = {
     "namespace": ("", "ROS namespace for every node"),
@@ -106,15 +106,17 @@ class ResolvedNode:
         return args
 
 
-def resolve(graph: str, arguments: dict[str, str], share: Path = PACKAGE_ROOT) -> list[ResolvedNode]:
-    """The nodes of `graph` with their parameter files (under `share`) and values from `arguments`."""
+def resolve(graph: str, arguments: dict[str, str], share: Path | None = None) -> list[ResolvedNode]:
+    """The nodes of `graph` with their parameter files (under `share`, else wherever the package's config lives)
+    and values from `arguments`."""
     if graph not in GRAPHS:
         raise ValueError(f"unknown graph '{graph}'; one of {', '.join(GRAPHS)}")
     nodes = []
     for spec in GRAPHS[graph]:
         if spec.enabled_by and not truthy(arguments[spec.enabled_by]):
             continue
-        files = [share / spec.config_file] if (share / spec.config_file).exists() else []
+        config = share / spec.config_file if share is not None else package_file(spec.config_file)
+        files = [config] if config.exists() else []
         if arguments["params_file"]:
             files.append(Path(arguments["params_file"]))
         params: dict[str, object] = dict(spec.fixed_params)
