@@ -83,7 +83,7 @@ class RotationEstimator:
         self.fov_deg = float(model.config.get("fov_deg", CAMERA_FOV_DEG))
 
     @classmethod
-    def load(cls, path, device=None) -> "RotationEstimator":
+    def load(cls, path, device=None) -> RotationEstimator:
         payload, config, extra = _load_payload(path, cls.kind)
         model = _build(RotationNet, config, payload["state_dict"], path)
         return cls(model, float(extra.get("output_sign", 1.0)), _default_device(device), str(path))
@@ -172,7 +172,7 @@ class AzimuthEstimator:
         self.fs = int(model.config.get("sample_rate", SAMPLE_RATE))
 
     @classmethod
-    def load(cls, path, device=None) -> "AzimuthEstimator":
+    def load(cls, path, device=None) -> AzimuthEstimator:
         payload, config, _ = _load_payload(path, cls.kind)
         model = _build(AzimuthNet, config, payload["state_dict"], path)
         return cls(model, _default_device(device), str(path))

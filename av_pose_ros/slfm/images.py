@@ -250,7 +250,7 @@ def sample_pair(src: np.ndarray, rel_yaw: float, rng: np.random.Generator, width
     pa = tilt + np.deg2rad(rng.normal(0, pitch_jitter_deg))
     pb = tilt + np.deg2rad(rng.normal(0, pitch_jitter_deg))
     src_fov = rng.uniform(*src_fov_range)
-    for attempt in range(40):
+    for _ in range(40):
         k_src = intrinsics(ws, hs, src_fov)
         centre = rng.uniform(-0.5, 0.5) * np.deg2rad(max(src_fov - fov_deg - abs(np.rad2deg(rel_yaw)), 0.0))
         ya, yb = centre - rel_yaw / 2, centre + rel_yaw / 2

@@ -190,10 +190,11 @@ class AzimuthNet(nn.Module):
 
     A convolutional network over the frames of the STFT decides which time-frequency regions to trust (it sees the
     interaural phase and level features through a learnable layer across all frequencies, started as band-limited
-    cross-correlations and band level differences, then 1-D convolutions over time). Its output is a weight for
-    every frame and frequency band; the weighted interaural cross-correlation over a fine grid of lags gives the
-    interaural delay (peak with sub-lag refinement), which the spherical-head model of the known head radius turns
-    into an azimuth; a small bounded learned correction (at most ``max_correction_deg``) is added. The angular scale
+    cross-correlations and band level differences, then 1-D convolutions over time). Its outputs are a weight for
+    every frame in every frequency band and a weight per band; the weighted generalised cross-correlation over a
+    fine grid of lags gives the interaural delay (peak with sub-lag refinement), which the spherical-head model of
+    the known head radius turns into an azimuth; a small bounded learned correction (at most
+    ``max_correction_deg``) is added. The angular scale
     therefore comes from the head geometry, while what decides the delay is learned without labels."""
 
     def __init__(self, config: dict | None = None):
@@ -253,6 +254,9 @@ class AzimuthNet(nn.Module):
         self.trust = nn.Conv1d(h, self.n_bands, 1)     # log-weight of every (band, frame)
         nn.init.zeros_(self.trust.weight)
         nn.init.zeros_(self.trust.bias)
+        self.band_weight = nn.Linear(2 * h, self.n_bands)
+        nn.init.zeros_(self.band_weight.weight)
+        nn.init.zeros_(self.band_weight.bias)
         self.correction = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(inplace=True), nn.Linear(h, 1))
         nn.init.zeros_(self.correction[-1].weight)
         nn.init.zeros_(self.correction[-1].bias)
@@ -268,14 +272,26 @@ class AzimuthNet(nn.Module):
         return self.az_table[i - 1] + t * (self.az_table[i] - self.az_table[i - 1])
 
     def delay(self, feats: torch.Tensor):
-        """Trust-weighted interaural cross-correlation over the lag grid -> (delay (B,) s, pooled features)."""
+        """Trust-weighted generalised cross-correlation -> (delay (B,) s, pooled features).
+
+        For every band the masked cross-spectrum ``L * conj(R)`` is averaged over frames with learned weights (a
+        softmax over time), whitened (PHAT) and projected on the lag grid; the bands are summed with learned weights.
+        With uniform weights this is GCC-PHAT on the whole clip; coherent averaging over frames keeps the direct
+        sound (consistent phase) and lets late reverberation (random phase) cancel."""
         b, c, f, t = feats.shape
         frames = self.frame(feats.permute(0, 3, 1, 2).reshape(b, t, c * f))  # (B, T, n_feat)
         z = self.temporal(frames.transpose(1, 2))                            # (B, h, T)
-        trust = torch.softmax(self.trust(z).reshape(b, -1), 1).view(b, self.n_bands, t)
-        phase = feats[:, 2:4]                                                # (B, 2, F, T) weighted cos/sin IPD
-        xc = torch.einsum("bkft,nkfl->bnlt", phase, self.xcorr_basis)        # (B, nb, L, T)
-        score = torch.einsum("bnlt,bnt->bl", xc, trust)                      # (B, L)
+        trust = torch.softmax(self.trust(z), dim=2)                          # (B, nb, T), per band over time
+        pooled = torch.cat([z.mean(2), z.amax(2)], 1)
+        band_w = torch.softmax(self.band_weight(pooled), dim=1)              # (B, nb)
+        loglevel = 4.0 * (feats[:, 0] + feats[:, 1])                          # log |L||R| up to a constant
+        level = torch.exp(loglevel - loglevel.amax(dim=(1, 2), keepdim=True)).unsqueeze(1)  # (B, 1, F, T)
+        cross = feats[:, 2:4] * level                                        # (B, 2, F, T) masked cross-spectrum
+        band_mask = (self.xcorr_basis[:, 0, :, 0] != 0).float()              # (nb, F)
+        avg = torch.einsum("bkft,bnt->bnkf", cross, trust)                   # (B, nb, 2, F)
+        avg = avg / (avg.norm(dim=2, keepdim=True) + 1e-12) * band_mask.view(1, -1, 1, f)  # PHAT per band
+        xc = torch.einsum("bnkf,nkfl->bnl", avg, self.xcorr_basis)           # (B, nb, L)
+        score = (xc * band_w.unsqueeze(-1)).sum(1)                           # (B, L)
         j = score.detach().argmax(1).clamp(1, score.shape[1] - 2)
         s0 = score.gather(1, j.view(-1, 1)).squeeze(1)
         sm = score.gather(1, (j - 1).view(-1, 1)).squeeze(1)
@@ -284,7 +300,6 @@ class AzimuthNet(nn.Module):
         offset = torch.where(den < -1e-9, 0.5 * (sm - sp) / den.clamp(max=-1e-9), torch.zeros_like(den))
         step = self.lags[1] - self.lags[0]
         itd = self.lags[j] + offset.clamp(-0.5, 0.5) * step
-        pooled = torch.cat([z.mean(2), z.amax(2)], 1)
         return itd, pooled
 
     def forward_features(self, feats: torch.Tensor) -> torch.Tensor:

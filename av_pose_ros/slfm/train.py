@@ -185,7 +185,7 @@ def train_slfm(
                            max_turn_deg=max_turn_deg, progress=progress)
     t_data = time.time() - t0
     audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg, limit=n_configs - n_val)
-    val_audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg)  # validation pairs come from the held-back tail only
+    val_audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg)  # validation: the held-back tail only
     images = ImageBank(load_real_photos("train"), n_procedural=n_procedural, seed=seed)
     rot_model = RotationNet(rotation_config).to(dev)
     az_model = AzimuthNet(azimuth_config).to(dev)
