@@ -195,9 +195,11 @@ def train_slfm(
     ckpt_path = cache / f"train_ckpt_s{seed}.pt"
     start = 0
     history = []
+    run_id = json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config,
+                         [(k, list(v.shape)) for m in (rot_model, az_model) for k, v in m.state_dict().items()]])
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if ck.get("run") == json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config]):
+        if ck.get("run") == run_id:  # same settings and the same architecture: continue
             rot_model.load_state_dict(ck["rot"])
             az_model.load_state_dict(ck["az"])
             opt.load_state_dict(ck["opt"])
@@ -293,7 +295,7 @@ def train_slfm(
             if bar is not None:
                 bar.write(msg)
         if (step + 1) % ckpt_every == 0 or last:
-            torch.save({"run": json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config]),
+            torch.save({"run": run_id,
                         "rot": rot_model.state_dict(), "az": az_model.state_dict(), "opt": opt.state_dict(),
                         "step": step + 1, "history": json.dumps(history), "torch_rng": torch.get_rng_state()},
                        ckpt_path.with_suffix(".tmp"))
