@@ -12,7 +12,7 @@ from av_pose_ros.sim.rig import find_config, load_rig
 GOOD = yaml.safe_load(find_config("scenarios", "default").read_text())
 
 
-@pytest.mark.parametrize("name", ["default", "children", "far", "music"])
+@pytest.mark.parametrize("name", ["default", "children", "far", "music", "handover", "offers"])
 def test_shipped_scenarios_sample_inside_their_ranges(name):
     scenario = load_scenario(name)
     rng = np.random.default_rng(0)

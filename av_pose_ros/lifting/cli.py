@@ -16,7 +16,8 @@ def _train(args) -> int:
                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                            shift_voxels=args.shift_voxels, threads=args.threads, device=args.device,
                            resume=args.resume, net_config=net, max_minutes=args.max_minutes,
-                           cache_root=args.cache, gen_workers=args.workers, progress=not args.no_progress)
+                           cache_root=args.cache, gen_workers=args.workers, init=args.init,
+                           progress=not args.no_progress)
     if summary["rank"] == 0:
         print(f"best validation MPJPE {summary['best_val_mpjpe_mm']:.1f} mm after {summary['minutes']:.1f} min; "
               f"model written to {args.out}")
@@ -43,10 +44,13 @@ def register(subparsers) -> None:
     t = subparsers.add_parser("train-lifter", help="train the audio-visual lifting CNN on simulated data",
                               description="Train the lifter on samples simulated from a scenario file (cached under "
                                           "data_cache/). Runs data-parallel under torchrun.")
-    t.add_argument("--scenario", default="config/scenarios/default.yaml", help="scenario name or YAML path")
+    t.add_argument("--scenario", nargs="+", default=["config/scenarios/default.yaml"],
+                   help="scenario names or YAML paths; several train one model on their union")
     t.add_argument("--out", default="models/lifter.pt", help="where the best model is written")
-    t.add_argument("--num-train", type=int, default=6000)
-    t.add_argument("--num-val", type=int, default=400)
+    t.add_argument("--num-train", type=int, nargs="+", default=[6000], help="samples, one count or one per scenario")
+    t.add_argument("--num-val", type=int, nargs="+", default=[400], help="samples, one count or one per scenario")
+    t.add_argument("--init", default=None, help="fine-tune this model file instead of starting from scratch "
+                                                "(its architecture overrides --grid-n/--width/...)")
     t.add_argument("--epochs", type=int, default=12)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=2e-3)

@@ -62,7 +62,7 @@ def _worker_init(scenario_path: str):
 def simulate_sample(scenario, sim, split: str, seed: int, index: int) -> dict:
     """One sample as a dict of arrays (see ``FIELDS``)."""
     from av_pose_ros.acoustics.kernel import KernelConfig, PoseKernelExtractor
-    from av_pose_ros.sim.body import POSE_NAMES
+    from av_pose_ros.sim.body import MOTION_NAMES, POSE_NAMES
     from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
 
     from .features import LiftingInputError, coarse_locate
@@ -93,7 +93,7 @@ def simulate_sample(scenario, sim, split: str, seed: int, index: int) -> dict:
                speakers=speakers.astype(np.float32), mics=mics.astype(np.float32), joints=cap.joints.astype(np.float32),
                fs=np.float32(cap.fs), c=np.float32(c), stature=np.float32(scene.person.stature_m),
                distance=np.float32(np.linalg.norm(mid_hip[:2] - cam_xy)),
-               pose=np.int16(POSE_NAMES.index(scene.person.pose)),
+               pose=np.int16((POSE_NAMES + MOTION_NAMES).index(scene.person.pose)),
                image_size=np.array([camera.width, camera.height], np.float32))
     try:
         coarse = coarse_locate(keypoints, camera.K, world_from_camera, kernels, speakers, mics, cap.fs, c)

@@ -151,19 +151,54 @@ def evaluate_loss(net, loader, device) -> dict:
     return {"val_mpjpe_mm": 1000 * tot / max(count, 1), "val_stage1_mm": 1000 * first / max(count, 1)}
 
 
-def train_lifter(scenario: str = "config/scenarios/default.yaml", out: str | Path = "models/lifter.pt",
-                 num_train: int = 6000, num_val: int = 400, epochs: int = 12, batch_size: int = 16,
+def _per_scenario(values, scenarios: list[str], what: str) -> list[int]:
+    values = [int(v) for v in (values if isinstance(values, (list, tuple)) else [values])]
+    if len(values) == 1:
+        values = values * len(scenarios)
+    if len(values) != len(scenarios):
+        raise ValueError(f"{what}: give one count, or one per scenario ({len(scenarios)}), got {values}")
+    return values
+
+
+def load_encoded(scenarios: list[str], split: str, counts: list[int], seed: int, cfg: NetConfig, cache_root,
+                 workers: int, progress: bool) -> Dataset:
+    """Simulated, encoded samples of ``split`` from every scenario (``counts[i]`` from ``scenarios[i]``), one
+    dataset over all of them (mixing scenarios costs no copy: each part stays memory-mapped from the cache)."""
+    from torch.utils.data import ConcatDataset
+
+    parts = []
+    for scenario, num in zip(scenarios, counts):
+        data = ds.generate(scenario, split, seed, num, cache_root, workers, progress)
+        enc = encode_split(data, cfg, ds.cache_dir(scenario, split, seed, cache_root), workers, progress,
+                           f"encoding {split} ({Path(scenario).stem})")
+        parts.append(EncodedDataset(enc))
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+def initial_weights(path: str | Path) -> tuple[dict, dict]:
+    """(net config, state dict) of a shipped model, to fine-tune it rather than start from scratch."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a lifter model file (expected format {MODEL_FORMAT!r})")
+    return payload["config"], payload["state_dict"]
+
+
+def train_lifter(scenario: str | list[str] = "config/scenarios/default.yaml", out: str | Path = "models/lifter.pt",
+                 num_train: int | list[int] = 6000, num_val: int | list[int] = 400, epochs: int = 12,
+                 batch_size: int = 16,
                  lr: float = 2e-3, weight_decay: float = 1e-4, seed: int = 0, shift_voxels: int = 1,
                  workers: int = 0, threads: int | None = None, device: str | None = None,
                  resume: bool = False, net_config: dict | None = None, max_minutes: float | None = None,
                  cache_root: str | Path | None = None, gen_workers: int | None = None,
-                 progress: bool = True, log=print) -> dict:
+                 init: str | Path | None = None, progress: bool = True, log=print) -> dict:
     """Train the lifter on simulated data of ``scenario``; write the best (validation) model to ``out``.
 
     Seeded (``seed`` fixes data, initialisation and batch order); ``out + '.ckpt'`` holds a checkpoint written every
     epoch that ``resume=True`` continues from. LR: linear warm-up (first 3% of steps) then cosine decay to 2%.
     ``shift_voxels``: augmentation by random whole-voxel shifts of the encodings (see ``shift_batch``).
     ``max_minutes`` stops training early (the schedule still assumes ``epochs``); returns a summary dict.
+    Several scenarios train one model on their union (``num_train``/``num_val``: one count for all, or one per
+    scenario); ``init`` fine-tunes an existing model file (its architecture replaces ``net_config``).
     """
     from tqdm import tqdm
 
@@ -181,30 +216,25 @@ def train_lifter(scenario: str = "config/scenarios/default.yaml", out: str | Pat
         torch.set_num_threads(int(threads))
     out = Path(out)
     ckpt_path = out.with_name(out.name + ".ckpt")
+    init_state = None
+    if init is not None:
+        net_config, init_state = initial_weights(init)
     cfg = NetConfig.from_dict(net_config or {})
     torch.manual_seed(seed)
     np.random.seed(seed)
-
+    scenarios = [scenario] if isinstance(scenario, (str, Path)) else [str(x) for x in scenario]
+    counts_train = _per_scenario(num_train, scenarios, "num_train")
+    counts_val = _per_scenario(num_val, scenarios, "num_val")
+    workers_here = max(1, gen_workers or os.cpu_count() or 1)
+    # Rank 0 simulates and encodes what is missing; the others wait, then read the cache single-process.
     if rank == 0:
-        train_data = ds.generate(scenario, "train", seed, num_train, cache_root, gen_workers, progress)
-        val_data = ds.generate(scenario, "val", seed, num_val, cache_root, gen_workers, progress)
+        train_set = load_encoded(scenarios, "train", counts_train, seed, cfg, cache_root, workers_here, progress)
+        val_set = load_encoded(scenarios, "val", counts_val, seed, cfg, cache_root, workers_here, progress)
     if distributed:
         torch.distributed.barrier()
     if rank != 0:
-        train_data = ds.generate(scenario, "train", seed, num_train, cache_root, 1, False)
-        val_data = ds.generate(scenario, "val", seed, num_val, cache_root, 1, False)
-    enc_workers = max(1, gen_workers or os.cpu_count() or 1)
-    if rank == 0:
-        train_enc = encode_split(train_data, cfg, ds.cache_dir(scenario, "train", seed, cache_root), enc_workers,
-                                 progress, "encoding train")
-        val_enc = encode_split(val_data, cfg, ds.cache_dir(scenario, "val", seed, cache_root), enc_workers,
-                               progress, "encoding val")
-    if distributed:
-        torch.distributed.barrier()
-    if rank != 0:
-        train_enc = encode_split(train_data, cfg, ds.cache_dir(scenario, "train", seed, cache_root), 1, False)
-        val_enc = encode_split(val_data, cfg, ds.cache_dir(scenario, "val", seed, cache_root), 1, False)
-    train_set, val_set = EncodedDataset(train_enc), EncodedDataset(val_enc)
+        train_set = load_encoded(scenarios, "train", counts_train, seed, cfg, cache_root, 1, False)
+        val_set = load_encoded(scenarios, "val", counts_val, seed, cfg, cache_root, 1, False)
     aug_gen = torch.Generator().manual_seed(seed + 7919 * (rank + 1))
     if distributed:
         from torch.utils.data.distributed import DistributedSampler
@@ -220,6 +250,8 @@ def train_lifter(scenario: str = "config/scenarios/default.yaml", out: str | Pat
     val_loader = DataLoader(val_set, sampler=val_sampler, shuffle=False, **loader_args)
 
     net = LifterNet(cfg).to(device)
+    if init_state is not None:
+        net.load_state_dict(init_state)
     model = net
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
@@ -245,7 +277,8 @@ def train_lifter(scenario: str = "config/scenarios/default.yaml", out: str | Pat
         start_epoch, best, history = int(ck["epoch"]), float(ck["best"]), list(ck["history"])
         if rank == 0:
             log(f"resumed from {ckpt_path} at epoch {start_epoch} (best {best:.1f} mm)")
-    train_info = {"scenario": str(scenario), "num_train": num_train, "num_val": num_val, "epochs": epochs,
+    train_info = {"scenario": scenarios, "num_train": counts_train, "num_val": counts_val, "epochs": epochs,
+                  "init": str(init) if init else None,
                   "batch_size": batch_size, "lr": lr, "seed": seed, "shift_voxels": shift_voxels, "world_size": world,
                   "device": device.type}
     t0 = time.time()
