@@ -12,7 +12,8 @@ import sys
 
 # Areas whose `cli.register(subparsers)` adds subcommands, in help order.
 AREA_CLIS = ("av_pose_ros.doctor", "av_pose_ros.demo", "av_pose_ros.audio.cli", "av_pose_ros.lifting.cli",
-             "av_pose_ros.slfm.cli", "av_pose_ros.launcher")
+             "av_pose_ros.slfm.cli", "av_pose_ros.launcher",
+             "av_pose_ros.bag.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from pathlib import Path
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from av_pose_ros.bag.qos import to_bag_qos
 from av_pose_ros.bag.typestore import message_class, typestore
 
 STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -52,12 +53,14 @@ class BagRecorder:
                 continue
             if topic in ("/rosout", "/parameter_events") and self.topics is None:
                 continue
-            if not self.node.get_publishers_info_by_topic(topic):
+            publishers = self.node.get_publishers_info_by_topic(topic)
+            if not publishers:
                 continue  # only subscribers so far: wait for a publisher to choose a compatible QoS
             msgtype = types[0]
             try:
                 python_type = message_class(msgtype)
-                conn = self.writer.add_connection(topic, msgtype, typestore=self.store)
+                conn = self.writer.add_connection(topic, msgtype, typestore=self.store,
+                                                  offered_qos_profiles=[to_bag_qos(i.qos_profile) for i in publishers])
             except (AttributeError, ModuleNotFoundError, ValueError, KeyError) as err:
                 self.node.get_logger().warning(f"not recording {topic} ({msgtype}): {err}")
                 self.connections[topic] = None
