@@ -40,10 +40,12 @@ class LifterLoadError(RuntimeError):
 class Lifter:
     """A trained lifter network plus the non-learned steps around it."""
 
-    def __init__(self, net: LifterNet, snap_to_rays: bool = True, threads: int | None = None, device: str = "cpu",
+    def __init__(self, net: LifterNet, snap_to_rays: bool = True, threads: int | None = None, device: str = "auto",
                  info: dict | None = None):
-        self.net = net.eval().to(device)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        self.net = net.eval().to(self.device)
         self.snap_to_rays = snap_to_rays
         self.threads = threads
         self.info = info or {}

@@ -175,14 +175,6 @@ def load_encoded(scenarios: list[str], split: str, counts: list[int], seed: int,
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
-def initial_weights(path: str | Path) -> tuple[dict, dict]:
-    """(net config, state dict) of a shipped model, to fine-tune it rather than start from scratch."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a lifter model file (expected format {MODEL_FORMAT!r})")
-    return payload["config"], payload["state_dict"]
-
-
 def train_lifter(scenario: str | list[str] = "config/scenarios/default.yaml", out: str | Path = "models/lifter.pt",
                  num_train: int | list[int] = 6000, num_val: int | list[int] = 400, epochs: int = 12,
                  batch_size: int = 16,
@@ -217,8 +209,11 @@ def train_lifter(scenario: str | list[str] = "config/scenarios/default.yaml", ou
     out = Path(out)
     ckpt_path = out.with_name(out.name + ".ckpt")
     init_state = None
-    if init is not None:
-        net_config, init_state = initial_weights(init)
+    if init is not None:  # fine-tuning: the shipped model's architecture and weights
+        from .lifter import Lifter
+
+        start = Lifter.load(init)
+        net_config, init_state = start.config.to_dict(), start.net.state_dict()
     cfg = NetConfig.from_dict(net_config or {})
     torch.manual_seed(seed)
     np.random.seed(seed)

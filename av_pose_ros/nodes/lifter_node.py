@@ -49,6 +49,9 @@ PARAMS = [
           0.001, 1.0),
     Param("publish_tf", True, "Publish REP-155 body and joint frames."),
     Param("camera_info_timeout_s", 5.0, "Camera info older than this counts as missing (s).", 0.0, 3600.0),
+    Param("device", "auto", "Where the CNN runs: auto (CUDA when present), cpu, cuda or cuda:N.", read_only=True),
+    Param("torch_threads", 1, "CPU threads for the CNN. 1 suits a robot computer shared with other nodes (more "
+          "threads spin against each other under load).", 1, 64, read_only=True),
 ]
 
 
@@ -108,7 +111,7 @@ class LifterNode(Node):
 
         path = package_file(self.p.model_path)
         try:
-            return Lifter.load(path)
+            return Lifter.load(path, threads=self.p.torch_threads, device=self.p.device)
         except (OSError, ValueError, RuntimeError) as err:
             self.health.problem("model", f"cannot load lifter weights {path}: {err} (train them with "
                                          "`av-pose train-lifter` or set model_path)", level=ERROR)
