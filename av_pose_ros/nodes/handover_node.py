@@ -8,12 +8,9 @@ transformed into the base frame through TF at the pose's stamp.
 
 from __future__ import annotations
 
-import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 
-from av_pose_ros.geometry import apply_transform
-from av_pose_ros.handover import ConstantVelocityFilter, HandSelector, ReachEnvelope, approach_orientation
 from av_pose_ros.msg import HandoverTarget, HumanPose3D
 from av_pose_ros.ros.conversions import Handover, MessageError, handover_to_msg, make_header, pose3d_from_msg, pose_msg
 from av_pose_ros.ros.diagnostics import Health
@@ -21,7 +18,8 @@ from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer, TransformError
-from av_pose_ros.skeleton import COCO17_JOINTS, JOINT_INDEX
+from av_pose_ros.skeleton import COCO17_JOINTS
+from av_pose_ros.stages import HandoverResult, HandoverTracker
 
 PARAMS = [
     Param("base_frame", "base_link", "Manipulator base frame the target is expressed in."),
@@ -40,12 +38,13 @@ PARAMS = [
 ]
 
 
-class _Track:
-    def __init__(self, node: HandoverNode):
-        self.selector = HandSelector(node.p.min_offer_score, node.p.switch_margin, node.p.min_joint_confidence)
-        self.filter = ConstantVelocityFilter(node.p.accel_std, node.p.track_timeout_s)
-        self.hand: str | None = None
-        self.last_ns = 0
+def handover_msgs(target: HandoverResult, pose, base_frame: str) -> tuple[PoseStamped, HandoverTarget]:
+    """handover/target and handover/target_info for one tracker result (also used by `av-pose reprocess`)."""
+    info = Handover(pose.stamp_ns, base_frame, pose.body_id, target.hand, target.position, target.orientation,
+                    target.velocity, target.confidence, target.reachable, target.distance)
+    return (PoseStamped(header=make_header(pose.stamp_ns, base_frame), pose=pose_msg(target.position,
+                                                                                    target.orientation)),
+            handover_to_msg(info))
 
 
 class HandoverNode(Node):
@@ -54,7 +53,7 @@ class HandoverNode(Node):
         self.p = declare_parameters(self, PARAMS)
         self.health = Health(self)
         self.tf = TfBuffer(self)
-        self.tracks: dict[str, _Track] = {}
+        self.tracker = HandoverTracker(self.p)
         self.target_pub = self.create_publisher(PoseStamped, "handover/target", RESULT_QOS)
         self.info_pub = self.create_publisher(HandoverTarget, "handover/target_info", RESULT_QOS)
         self.create_subscription(HumanPose3D, "human/pose_3d", self.on_pose, RESULT_QOS)
@@ -75,37 +74,14 @@ class HandoverNode(Node):
             return
         self.health.clear("tf")
         self.health.good(body=pose.body_id)
-        joints = apply_transform(base_from_pose, pose.joints)
-        timeout_ns = self.p.track_timeout_s * 1e9
-        self.tracks = {b: t for b, t in self.tracks.items() if pose.stamp_ns - t.last_ns <= timeout_ns}
-        track = self.tracks.get(pose.body_id)
-        if track is None:
-            track = self.tracks[pose.body_id] = _Track(self)
-        track.last_ns = pose.stamp_ns
-        choice = track.selector.select(joints, pose.confidence)
-        if choice is None:
-            track.hand = None
-            track.filter.reset()
+        target = self.tracker.update(pose, base_from_pose)
+        if target is None:
             self.health.set(offered_hand="none")
             return
-        if choice.hand != track.hand:
-            track.filter.reset()
-            track.hand = choice.hand
-        rotation = base_from_pose[:3, :3]
-        wrist_cov = pose.covariance[JOINT_INDEX[f"{choice.hand}_wrist"]] if pose.covariance is not None else None
-        if wrist_cov is None or not np.any(wrist_cov):
-            wrist_cov = np.eye(3) * self.p.measurement_std_m**2
-        position, velocity = track.filter.update(choice.wrist, rotation @ wrist_cov @ rotation.T, pose.stamp_ns)
-        envelope = ReachEnvelope(tuple(self.p.reach_center), self.p.reach_min_radius_m, self.p.reach_max_radius_m,
-                                 self.p.reach_min_z_m, self.p.reach_max_z_m)
-        orientation = approach_orientation(choice.elbow, choice.wrist)
-        target = Handover(pose.stamp_ns, self.p.base_frame, pose.body_id, choice.hand, position, orientation,
-                          velocity, choice.score * choice.confidence, envelope.contains(position),
-                          envelope.distance(position))
-        self.target_pub.publish(PoseStamped(header=make_header(pose.stamp_ns, self.p.base_frame),
-                                            pose=pose_msg(position, orientation)))
-        self.info_pub.publish(handover_to_msg(target))
-        self.health.set(offered_hand=choice.hand, reachable=target.reachable, distance_m=f"{target.distance:.2f}")
+        target_msg, info_msg = handover_msgs(target, pose, self.p.base_frame)
+        self.target_pub.publish(target_msg)
+        self.info_pub.publish(info_msg)
+        self.health.set(offered_hand=target.hand, reachable=target.reachable, distance_m=f"{target.distance:.2f}")
 
 
 def main(args=None) -> int:

@@ -35,8 +35,9 @@ from av_pose_ros.ros.latest_worker import LatestWorker
 from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
-from av_pose_ros.ros.tf import TfBuffer, TfPublisher, TransformError, transform_msg
+from av_pose_ros.ros.tf import TfBuffer, TfPublisher, transform_msg
 from av_pose_ros.skeleton import BONE_INDICES, COCO17_JOINTS, LEFT_HIP, RIGHT_HIP, rep155_body_frame, rep155_joint_frame
+from av_pose_ros.stages import StageError, camera_matrix, lift_pose
 from av_pose_ros.sync import NearestPairer
 
 PARAMS = [
@@ -83,6 +84,17 @@ def skeleton_markers(joints: np.ndarray, confidence: np.ndarray, frame: str, sta
                 bones.points.append(Point(x=float(joints[j, 0]), y=float(joints[j, 1]), z=float(joints[j, 2])))
                 bones.colors.append(confidence_colour(min(confidence[a], confidence[b])))
     return MarkerArray(markers=[spheres, bones])
+
+
+def pose_transforms(joints, confidence, frame: str, stamp_ns: int, body_id: str, min_confidence: float) -> list:
+    """REP-155 `body_<id>` (mid-hip) and the confident joints' frames under `frame` (also used by reprocess)."""
+    mid_hip = 0.5 * (joints[LEFT_HIP] + joints[RIGHT_HIP])
+    transforms = [transform_msg(frame, rep155_body_frame(body_id), make_transform(None, mid_hip), stamp_ns)]
+    for j, name in enumerate(COCO17_JOINTS):
+        if confidence[j] >= min_confidence:
+            transforms.append(transform_msg(frame, rep155_joint_frame(name, body_id),
+                                            make_transform(None, joints[j]), stamp_ns))
+    return transforms
 
 
 class LifterNode(Node):
@@ -164,9 +176,10 @@ class LifterNode(Node):
         if self.camera_info is None or age_s > self.p.camera_info_timeout_s:
             self.health.problem("no_camera_info", "no recent camera/camera_info: cannot lift")
             return None
-        K = np.asarray(self.camera_info.k, dtype=float).reshape(3, 3)
-        if not np.any(K) or not np.all(np.isfinite(K)):
-            self.health.problem("no_camera_info", "camera info K is zero or not finite (uncalibrated camera)")
+        try:
+            K = camera_matrix(self.camera_info.k)
+        except StageError as err:
+            self.health.problem(err.code, str(err))
             return None
         self.health.clear("no_camera_info")
         return K
@@ -180,26 +193,15 @@ class LifterNode(Node):
             return
         out = self.p.output_frame
         try:
-            world_from_camera = self.tf.lookup(out, kp.frame_id, kp.stamp_ns)
-            speakers = np.array([self.tf.lookup(out, f, kernels.stamp_ns)[:3, 3] for f in kernels.speaker_frames])
-            mics = np.array([self.tf.lookup(out, f, kernels.stamp_ns)[:3, 3] for f in kernels.mic_frames])
-        except TransformError as err:
-            self.health.problem("tf", str(err))
+            joints, confidence, covariance = lift_pose(self.lifter, kp, kernels, K, self.tf.lookup, out,
+                                                       self.p.position_std_m)
+        except StageError as err:
+            if err.code != "tf":
+                self.health.clear("tf")  # the transforms were found; the lifter refused the input
+            self.health.problem(err.code, str(err))
             return
         self.health.clear("tf")
-        try:
-            joints, confidence = self.lifter.predict(kp.keypoints[0], K, world_from_camera, kernels.kernels, speakers,
-                                                     mics, kernels.sample_rate,
-                                                     speed_of_sound=kernels.speed_of_sound)
-        except ValueError as err:
-            self.health.problem("input_lifting", str(err))
-            return
-        if not np.all(np.isfinite(joints)):
-            self.health.problem("lifting", "the lifter returned non-finite joints; not published")
-            return
         body_id = kp.body_ids[0]
-        std = self.p.position_std_m / np.maximum(confidence, 0.05)
-        covariance = np.eye(3)[None] * (std**2)[:, None, None]
         self.pose_pub.publish(pose3d_to_msg(Pose3D(kp.stamp_ns, out, body_id, joints, confidence, covariance, "cnn")))
         self.marker_pub.publish(skeleton_markers(joints, confidence, out, kp.stamp_ns, body_id,
                                                  self.p.min_joint_confidence))
@@ -210,14 +212,7 @@ class LifterNode(Node):
                          mean_confidence=f"{float(np.mean(confidence)):.2f}")
 
     def publish_tf(self, joints, confidence, frame, stamp_ns, body_id) -> None:
-        mid_hip = 0.5 * (joints[LEFT_HIP] + joints[RIGHT_HIP])
-        transforms = [transform_msg(frame, rep155_body_frame(body_id), make_transform(None, mid_hip), stamp_ns)]
-        for j, name in enumerate(COCO17_JOINTS):
-            if confidence[j] >= self.p.min_joint_confidence:
-                transforms.append(transform_msg(frame, rep155_joint_frame(name, body_id),
-                                                make_transform(None, joints[j]), stamp_ns))
-        self.tf_out.send(transforms)
-
+        self.tf_out.send(pose_transforms(joints, confidence, frame, stamp_ns, body_id, self.p.min_joint_confidence))
 
     def destroy_node(self) -> None:
         self.worker.stop()

@@ -28,8 +28,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from av_pose_ros.acoustics import encoding
-from av_pose_ros.acoustics.kernel import AudioInputError, KernelConfig, PoseKernelExtractor, envelope
-from av_pose_ros.acoustics.physics import speed_of_sound
+from av_pose_ros.acoustics.kernel import AudioInputError, PoseKernelExtractor
 from av_pose_ros.msg import AudioFrame, Keypoints2D, PoseKernel
 from av_pose_ros.ros.conversions import Kernels, MessageError, audio_from_msg, kernels_to_msg, make_header
 from av_pose_ros.ros.diagnostics import Health
@@ -37,6 +36,7 @@ from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer, TransformError
+from av_pose_ros.stages import KernelStage
 
 PARAMS = [
     Param("sample_rate", 48000, "Sample rate the pipeline runs at (Hz); other frames are rejected.", 8000, 384000),
@@ -100,6 +100,15 @@ def point_cloud_msg(points: np.ndarray, intensity: np.ndarray, stamp_ns: int, fr
                        is_dense=True)
 
 
+def kernel_msg(stage: KernelStage, audio, window) -> PoseKernel:
+    """audio/pose_kernel for one processed window (also used by `av-pose reprocess`)."""
+    _, _, speaker_names, mic_names = stage.geometry
+    return kernels_to_msg(Kernels(
+        audio.stamp_ns, audio.frame_id, window.kernels, int(audio.sample_rate), speaker_names, mic_names,
+        speed_of_sound=stage.extractor.c, empty_room_subtracted=window.subtracted,
+        snr_db=float(np.median(window.frame.quality.snr_db)), sequence=audio.sequence))
+
+
 class PoseKernelNode(Node):
     def __init__(self):
         super().__init__("pose_kernel_node")
@@ -114,49 +123,27 @@ class PoseKernelNode(Node):
         elif self.p.empty_room_update == "person_present":
             self.create_subscription(Bool, "person_present", self.on_person_present, SENSOR_QOS)
         self.create_service(Trigger, "audio/capture_empty_room", self.on_capture_request)
-        self.extractor: PoseKernelExtractor | None = None
-        self._setup_key = None
-        self._geometry = None            # (speakers (P, 3), mics (P, 3), speaker names, mic names) in the rig frame
+        self.stage = KernelStage(self.p, self.tf.lookup)   # the per-window work, shared with `av-pose reprocess`
         self._tables: dict = {}
-        self._capture_requested = bool(self.p.capture_on_start)
-        self._seen_at = None             # monotonic time a person was last seen
-        self._absent_since = None        # monotonic time of the first "nobody" report after the last sighting
-        self._presence_at = None         # monotonic time of the last presence report
-        self._capture_shift = None
         self.frames = self.published = 0
         self.rejected: dict[str, int] = {}
 
     # -- presence (slow empty-room update) ---------------------------------------------------------------------
-    def _presence(self, present: bool) -> None:
-        now = time.monotonic()
-        self._presence_at = now
-        if present:
-            self._seen_at, self._absent_since = now, None
-        elif self._absent_since is None:
-            self._absent_since = now
-
     def on_keypoints(self, msg: Keypoints2D) -> None:
-        self._presence(msg.num_people > 0)
+        self.stage.presence.report(msg.num_people > 0, time.monotonic())
 
     def on_person_present(self, msg: Bool) -> None:
-        self._presence(bool(msg.data))
+        self.stage.presence.report(bool(msg.data), time.monotonic())
 
-    def person_present(self) -> bool | None:
-        """False only when nobody has been reported for ``absent_hold_s`` by a fresh report; None = unknown."""
-        now = time.monotonic()
-        if self.p.empty_room_update == "off" or self._presence_at is None:
-            return None
-        if now - self._presence_at > self.p.presence_timeout_s:
-            return None
-        if self._absent_since is None:
-            return True
-        return False if now - self._absent_since >= self.p.absent_hold_s else True
+    @property
+    def extractor(self) -> PoseKernelExtractor | None:
+        return self.stage.extractor
 
     # -- service ---------------------------------------------------------------------------------------------
     def on_capture_request(self, request, response):
-        self._capture_requested = True
+        self.stage.capture_requested = True
         if self.extractor is not None:
-            self._start_capture()
+            self.stage.start_capture()
             room = self.extractor.empty_room
             response.message = (f"capturing the empty room over the next {room.requested} windows "
                                 f"({self.extractor.mode} probe); keep the room empty")
@@ -165,62 +152,6 @@ class PoseKernelNode(Node):
         response.success = True
         self.get_logger().info(response.message)
         return response
-
-    def _start_capture(self) -> None:
-        ex = self.extractor
-        frames = self.p.music_capture_frames if ex.mode == "continuous" else self.p.empty_room_frames
-        ex.empty_room.request_capture(frames)
-        self._capture_requested = False
-        self._capture_shift = None
-
-    # -- geometry and pipeline -------------------------------------------------------------------------------
-    def _pairs(self, speakers: list[str], mics: list[str]) -> np.ndarray:
-        if self.p.pairs == "all":
-            return np.array([(s, m) for s in range(len(speakers)) for m in range(len(mics))])
-        if len(speakers) != len(mics):
-            raise AudioInputError("channel_count", f"'colocated' pairs need as many speakers as mics "
-                                                   f"({len(speakers)} vs {len(mics)})")
-        return np.stack([np.arange(len(mics))] * 2, axis=1)
-
-    def _lookup(self, frame_id: str, names: list[str], stamp_ns: int) -> np.ndarray:
-        return np.array([self.tf.lookup(frame_id, name, stamp_ns)[:3, 3] for name in names], dtype=float)
-
-    def _ensure_pipeline(self, audio) -> None:
-        """(Re)build the extractor when the rig, probe type, rate or parameters change (TF may raise)."""
-        p = self.p
-        key = (audio.frame_id, tuple(audio.speaker_frames), tuple(audio.mic_frames), audio.probe_type == "music",
-               p.sample_rate, p.temperature_c, p.pairs, p.taps, tuple(p.band_hz), p.regularisation, p.floor_db,
-               p.min_range_m, p.max_range_m, p.min_snr_db, p.max_clipped_fraction, p.max_drift_s, p.room_taps,
-               p.music_memory, p.max_room_residual_db, p.empty_room_rate)
-        if key == self._setup_key and self.extractor is not None:
-            return
-        speakers_xyz = self._lookup(audio.frame_id, audio.speaker_frames, audio.stamp_ns)
-        mics_xyz = self._lookup(audio.frame_id, audio.mic_frames, audio.stamp_ns)
-        pairs = self._pairs(audio.speaker_frames, audio.mic_frames)
-        direct = np.linalg.norm(speakers_xyz[pairs[:, 0]] - mics_xyz[pairs[:, 1]], axis=1)
-        band = tuple(float(v) for v in p.band_hz)
-        if len(band) != 2 or not 0 < band[0] < band[1] <= p.sample_rate / 2:
-            raise ValueError(f"band_hz {list(p.band_hz)} must be [low, high] inside (0, sample_rate / 2]")
-        config = KernelConfig(fs=int(p.sample_rate), taps=int(p.taps), band_hz=band,
-                              regularisation=float(p.regularisation), floor_db=float(p.floor_db),
-                              min_range_m=float(p.min_range_m), max_range_m=float(p.max_range_m),
-                              max_clipped_fraction=float(p.max_clipped_fraction), min_snr_db=float(p.min_snr_db),
-                              max_drift_s=float(p.max_drift_s), empty_room_rate=float(p.empty_room_rate),
-                              empty_room_frames=int(p.empty_room_frames),
-                              probe_mode="continuous" if audio.probe_type == "music" else "periodic",
-                              room_taps=int(p.room_taps), music_capture_frames=int(p.music_capture_frames),
-                              music_memory=float(p.music_memory), max_room_residual_db=float(p.max_room_residual_db))
-        c = speed_of_sound(float(p.temperature_c))
-        had_model = self.extractor is not None and self.extractor.empty_room.ready
-        self.extractor = PoseKernelExtractor(pairs, direct, len(audio.mic_frames), c, config)
-        self._geometry = (speakers_xyz[pairs[:, 0]], mics_xyz[pairs[:, 1]],
-                          [audio.speaker_frames[s] for s in pairs[:, 0]], [audio.mic_frames[m] for m in pairs[:, 1]])
-        self._tables.clear()
-        self._setup_key = key
-        if had_model or self._capture_requested:
-            self._start_capture()       # a new rig or probe makes the old empty room meaningless
-        self.get_logger().info(f"pipeline for {len(pairs)} pairs in '{audio.frame_id}', {config.probe_mode} probe, "
-                               f"c = {c:.1f} m/s")
 
     # -- one window ------------------------------------------------------------------------------------------
     def on_audio(self, msg: AudioFrame) -> None:
@@ -245,34 +176,26 @@ class PoseKernelNode(Node):
             self._reject("no_probe", "AudioFrame carries no probe: the emitted samples are needed to deconvolve")
             return
         try:
-            self._ensure_pipeline(audio)
+            built = self.stage.ensure_pipeline(audio)
         except TransformError as err:
             self._reject("tf", f"no transform for the rig frames in '{audio.frame_id}': {err}")
             return
         except AudioInputError as err:
             self._reject(err.reason, str(err))
             return
-        ex = self.extractor
-        if self._capture_requested:
-            self._start_capture()
+        if built:
+            self._tables.clear()
+            self.get_logger().info(built)
         try:
-            frame = ex.process(audio.audio, audio.probe, audio.sample_rate, self.person_present(), audio.sequence)
+            window = self.stage.process(audio, time.monotonic())
         except AudioInputError as err:
             self._reject(err.reason, str(err))
             return
-        q = frame.quality
+        frame, kernels, subtracted = window.frame, window.kernels, window.subtracted
         self._report(frame)
-        kernels = frame.kernels
-        subtracted = kernels is not None
         if kernels is None:
-            if not (self.p.publish_unsubtracted and not ex.empty_room.ready):
-                return
-            kernels = (envelope(frame.responses) * ex.gate).astype(np.float32)
-        speakers, mics, speaker_names, mic_names = self._geometry
-        self.kernel_pub.publish(kernels_to_msg(Kernels(
-            audio.stamp_ns, audio.frame_id, kernels, int(audio.sample_rate), speaker_names, mic_names,
-            speed_of_sound=ex.c, empty_room_subtracted=subtracted, snr_db=float(np.median(q.snr_db)),
-            sequence=audio.sequence)))
+            return
+        self.kernel_pub.publish(kernel_msg(self.stage, audio, window))
         self.published += 1
         if self.p.publish_encoding and subtracted and self.encoding_pub.get_subscription_count() > 0:
             self._publish_encoding(kernels, audio)
@@ -284,7 +207,7 @@ class PoseKernelNode(Node):
         if table is None:
             grid = encoding.room_grid(p.encoding_x_m, p.encoding_y_m, p.encoding_z_m, p.encoding_spacing_m,
                                       audio.frame_id)
-            speakers, mics, _, _ = self._geometry
+            speakers, mics, _, _ = self.stage.geometry
             points = grid.points()
             table = self._tables[key] = (points, encoding.DelayTable(
                 points, speakers, mics, self.extractor.config.fs, self.extractor.c, kernels.shape[1],
@@ -299,9 +222,9 @@ class PoseKernelNode(Node):
         ex, q = self.extractor, frame.quality
         room = ex.empty_room
         shift = q.applied_shift_s * ex.config.fs
-        if room.ready and not room.capturing and self._capture_shift is None:
-            self._capture_shift = shift
-        drift_samples = 0.0 if self._capture_shift is None else shift - self._capture_shift
+        if room.ready and not room.capturing and self.stage.capture_shift is None:
+            self.stage.capture_shift = shift
+        drift_samples = 0.0 if self.stage.capture_shift is None else shift - self.stage.capture_shift
         if q.probe_mode == "continuous":
             drift_samples = float(q.latency_jump_samples)
         values = dict(probe_mode=q.probe_mode, snr_db=np.round(q.snr_db, 1).tolist(),
