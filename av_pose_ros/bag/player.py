@@ -99,7 +99,7 @@ class BagPlayer:
                                 f"{f'  loop {result.loops + 1}' if self.loop else ''}")
             self._publish_clock(bag_ns)
             if self.bag.error:
-                result.error = (f"the bag is damaged: played its readable part ({self.bag.read} messages) and "
+                result.error = (f"the bag is damaged: played its readable part ({result.total} messages) and "
                                 f"stopped at {self.bag.error}")
                 break
             result.loops += 1

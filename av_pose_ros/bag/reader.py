@@ -109,6 +109,8 @@ class BagReader:
             info.count += 1
             start = stamp if start is None else min(start, stamp)
             end = stamp if end is None else max(end, stamp)
+        if self.error and not topics:
+            raise BagError(f"cannot read {self.path}: {self.error}")
         if self.error:
             self.notes.append(f"readable part: {self.read} messages; then {self.error}")
         return topics, start or 0, end or 0
