@@ -8,7 +8,7 @@ Launch arguments (`name:=value` on either command line):
   params_file   extra parameter YAML applied after the per-node files in config/ (default: none)
   model_path    lifter weights (default: models/lifter.pt of the package)
   rig           rig name from config/rigs/ or a path (default: default)
-  scenario      scenario name from config/scenarios/ or a path, for the sim (default: default)
+  scenario      scenario name from config/scenarios/ or a path, for the sim (default: handover, the demo world)
   use_slfm      also run slfm_node (default: false)
   use_handover  run handover_node (default: true)
   use_sim_time  use /clock (default: false; true for replay)
@@ -26,7 +26,8 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "params_file": ("", "extra parameter YAML applied after the per-node files"),
     "model_path": ("", "lifter weights (empty: models/lifter.pt of the package)"),
     "rig": ("default", "rig name from config/rigs/ or a path"),
-    "scenario": ("default", "scenario name from config/scenarios/ or a path (sim only)"),
+    "scenario": ("handover", "scenario name from config/scenarios/ or a path (sim only; handover = the demo "
+                             "world: an adult walks in, offers the right hand within the camera's view, leaves)"),
     "use_slfm": ("false", "also run slfm_node"),
     "use_handover": ("true", "run handover_node"),
     "use_sim_time": ("false", "use /clock instead of the system clock"),

@@ -84,15 +84,8 @@ def test_sim_graph_end_to_end(ros_context, sim_graph):
     assert {"body_sim0", "l_wrist_sim0", "r_wrist_sim0", "nose_sim0"} <= result["frames"]
     assert result["mpjpe_mm"], "no pose matched a ground-truth stamp"
     assert np.median(result["mpjpe_mm"]) <= 1.5 * offline_mpjpe_mm()
-    # A floor that catches a broken pipeline; the 5 Hz target is measured by `make bench` (it depends on the load).
-    assert result["rate_hz"] >= 2.0
-
-
-@pytest.mark.xfail(strict=True, reason="known shortfall: the shipped lifter puts a hand offered towards the camera "
-                                       "at body depth (about 25 cm too far along its ray), so the target misses the "
-                                       "true wrist by more than 10 cm; needs training on close offers")
-def test_handover_target_meets_the_offered_wrist(ros_context, sim_graph):
-    result = run_graph(ros_context, 25.0)
+    assert result["rate_hz"] >= 5.0, "issue target: human/pose_3d at >= 5 Hz (see `make bench` for the breakdown)"
+    # While the right hand is offered, the handover target (in base_link) is within 10 cm of the true wrist.
     assert result["handover_m"], "no right-hand handover target while the hand was offered"
     assert np.median(result["handover_m"]) <= 0.10
 

@@ -128,7 +128,8 @@ class SimSource:
                 self.skipped += behind
         k = self._k
         if self.config.realtime:
-            wait = self._t0_mono + (k + 1) * window_s - time.monotonic() - self.render_s
+            # Start early (twice the recent render time) so the window is ready when it ends, as a device's is.
+            wait = self._t0_mono + (k + 1) * window_s - time.monotonic() - 2.0 * self.render_s
             if wait > timeout_s:
                 time.sleep(timeout_s)
                 return None

@@ -280,7 +280,7 @@ def train_lifter(scenario: str | list[str] = "config/scenarios/default.yaml", ou
     first = None
     if rank == 0 and start_epoch == 0:
         first = evaluate_loss(net, val_loader, device)
-        log(f"epoch 0 (untrained): val MPJPE {first['val_mpjpe_mm']:.1f} mm")
+        log(f"epoch 0 ({'starting weights' if init else 'untrained'}): val MPJPE {first['val_mpjpe_mm']:.1f} mm")
         history.append({"epoch": 0, **first})
     elif distributed and start_epoch == 0:
         evaluate_loss(net, val_loader, device)
