@@ -164,8 +164,8 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
 
     p = {s: load_parameters(NODES[s], module.PARAMS, params or [])
          for s, module in (("kernel", pose_kernel_node), ("lifter", lifter_node), ("handover", handover_node))}
-    if model_path:
-        p["lifter"].model_path = model_path
+    if model_path:  # a path the user typed is relative to where they are, not to the package
+        p["lifter"].model_path = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
     lifter = None
     if "lifter" in stages:
         from av_pose_ros.lifting import Lifter
