@@ -15,6 +15,7 @@ reflector (the torso front) and the fine cube is centred on the box-centre ray j
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -138,28 +139,45 @@ def box_centre_ray(keypoints, K, world_from_camera):
     return origin, d[0], lo, hi
 
 
+@lru_cache(maxsize=8)
+def projected_coarse_grid(world_from_camera: bytes, K: bytes, spacing_m: float, min_range_m: float,
+                          max_range_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """World points, pixels (u, v) and optical depth of the coarse grid's voxels in front of the camera.
+
+    The grid is camera-centred and gravity-aligned, so it depends only on the camera pose and intrinsics (passed
+    as the bytes of the float64 arrays, to be hashable): a robot's fixed camera projects it once, not per frame.
+    """
+    world_from_camera = np.frombuffer(world_from_camera).reshape(4, 4)
+    K = np.frombuffer(K).reshape(3, 3)
+    xs = np.arange(min_range_m, max_range_m + 1e-9, spacing_m)
+    ys = np.arange(-3.0, 3.0 + 1e-9, spacing_m)
+    zs = np.arange(-2.0, 2.0 + 1e-9, spacing_m)
+    local = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1).reshape(-1, 3)
+    cam_rot = person_frame(world_from_camera[:3, 2])    # camera yaw frame
+    points = local @ cam_rot.T + world_from_camera[:3, 3]
+    cam = invert_transform(world_from_camera)
+    p = points @ cam[:3, :3].T + cam[:3, 3]
+    front = p[:, 2] > 0.2
+    points, p = points[front], p[front]
+    z = p[:, 2]
+    u = K[0, 0] * p[:, 0] / z + K[0, 1] * p[:, 1] / z + K[0, 2]
+    v = K[1, 1] * p[:, 1] / z + K[1, 2]
+    for a in (points, u, v, z):
+        a.flags.writeable = False
+    return points, u, v, z
+
+
 def coarse_locate(keypoints, K, world_from_camera, kernels, speakers, mics, fs: float, c: float,
                   spacing_m: float = 0.1, max_range_m: float = 6.0, min_range_m: float = 0.4) -> CoarseResult:
     """Locate the person on a coarse grid from the keypoint rays and the pose kernels (see module docstring)."""
     keypoints = np.asarray(keypoints, float)
     origin, central, lo, hi = box_centre_ray(keypoints, K, world_from_camera)
     rotation = person_frame(central)
-    # Grid in a camera-centred, gravity-aligned frame; only voxels that project into the (padded) box are scored.
-    xs = np.arange(min_range_m, max_range_m + 1e-9, spacing_m)
-    ys = np.arange(-3.0, 3.0 + 1e-9, spacing_m)
-    zs = np.arange(-2.0, 2.0 + 1e-9, spacing_m)
-    local = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1).reshape(-1, 3)
-    cam_rot = person_frame(world_from_camera[:3, 2])    # camera yaw frame
-    points = local @ cam_rot.T + origin
-    cam = invert_transform(world_from_camera)
-    p = points @ cam[:3, :3].T + cam[:3, 3]
-    z = p[:, 2]
-    front = z > 0.2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = K[0, 0] * p[:, 0] / z + K[0, 1] * p[:, 1] / z + K[0, 2]
-        v = K[1, 1] * p[:, 1] / z + K[1, 2]
+    points, u, v, z = projected_coarse_grid(np.ascontiguousarray(world_from_camera, float).tobytes(),
+                                            np.ascontiguousarray(K, float).tobytes(), spacing_m, min_range_m,
+                                            max_range_m)
     pad = 0.1 * (hi - lo) + 10.0
-    keep = front & (u >= lo[0] - pad[0]) & (u <= hi[0] + pad[0]) & (v >= lo[1] - pad[1]) & (v <= hi[1] + pad[1])
+    keep = (u >= lo[0] - pad[0]) & (u <= hi[0] + pad[0]) & (v >= lo[1] - pad[1]) & (v <= hi[1] + pad[1])
     if not np.any(keep):
         raise LiftingInputError("no coarse voxel projects into the keypoints' box")
     points, u, v, z = points[keep], u[keep], v[keep], z[keep]
