@@ -19,9 +19,9 @@ from sample_messages import sample_messages
 T = QosTime(0, 0)
 
 
-def write_bag(path: Path, n: int, compress: bool) -> list[bytes]:
+def write_bag(path: Path, n: int, compress: bool, storage=StoragePlugin.MCAP) -> list[bytes]:
     """n rounds of every custom sample message, chunk-compressed with zstd when asked (as `ros2 bag record` does)."""
-    writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer = Writer(path, version=9, storage_plugin=storage)
     if compress:
         writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     writer.open()
@@ -56,6 +56,19 @@ def test_truncated_and_unindexed_mcap_read_up_to_the_damage(tmp_path, compress):
     (tmp_path / "b" / "metadata.yaml").unlink()
     with BagReader(tmp_path / "b") as bag:
         assert any("no metadata.yaml" in n for n in bag.notes) and bag.message_count == len(readable)
+
+
+def test_truncated_sqlite3_reads_up_to_the_damage(tmp_path):
+    written = write_bag(tmp_path / "s", 100, False, StoragePlugin.SQLITE3)
+    db = next((tmp_path / "s").glob("*.db3"))
+    with db.open("r+b") as f:
+        f.truncate(int(db.stat().st_size * 0.6))
+    damaged = db.read_bytes()
+    with BagReader(tmp_path / "s") as bag:
+        readable = [d for _, _, d in bag.messages()]
+        assert 0 < len(readable) < len(written) and readable == written[:len(readable)]
+        assert bag.error and any("damaged or truncated" in n for n in bag.notes)
+    assert db.read_bytes() == damaged  # recovery works on a copy: the user's file is left as it was
 
 
 def test_nothing_readable_is_an_error_that_says_so(tmp_path):

@@ -5,8 +5,11 @@ and leaves the reason in `error`. Plain Python (rosbags), no rclpy."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import struct
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +19,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 from rosbags.rosbag2.metadata import parse_qos
 
-from av_pose_ros.bag.mcap_scan import McapDamage, McapScanner
+from av_pose_ros.bag.mcap_scan import Channel, McapDamage, McapScanner
 
 READ_ERRORS = (ReaderError, OSError, sqlite3.Error, struct.error, ValueError, KeyError, EOFError)
 
@@ -32,6 +35,49 @@ class TopicInfo:
     count: int
     qos: list[Qos] = field(default_factory=list)
     msgdef: str = ""
+
+
+def _truncated_sqlite_copy(path: Path) -> Path | None:
+    """SQLite refuses a file shorter than its header says; a temporary copy whose header counts only the pages
+    present reads up to the damage. None when the file is not cut short."""
+    with path.open("rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        return None
+    page = struct.unpack(">H", header[16:18])[0]
+    page = 65536 if page == 1 else page
+    size = path.stat().st_size
+    if size >= struct.unpack(">I", header[28:32])[0] * page or size < page:
+        return None
+    fd, name = tempfile.mkstemp(suffix=".db3")
+    os.close(fd)
+    copy = Path(name)
+    shutil.copyfile(path, copy)
+    with copy.open("r+b") as f:
+        f.truncate(size // page * page)
+        f.seek(28)
+        f.write(struct.pack(">I", size // page))
+    return copy
+
+
+def _sqlite_rows(path: Path) -> Iterator[tuple[Channel, int, bytes]]:
+    """Rows of a rosbag2 sqlite3 file in insertion order, straight from its tables (no index or metadata needed);
+    sqlite3.Error where the file is damaged."""
+    copy = _truncated_sqlite_copy(path)
+    con = sqlite3.connect(f"file:{copy or path}?mode=ro&immutable=1", uri=True)
+    try:
+        columns = {row[1] for row in con.execute("PRAGMA table_info(topics)")}
+        qos = "offered_qos_profiles" if "offered_qos_profiles" in columns else "''"
+        topics = {tid: Channel(tid, name, msgtype, "", "cdr", {"offered_qos_profiles": profiles or ""})
+                  for tid, name, msgtype, profiles in con.execute(f"SELECT id, name, type, {qos} FROM topics")}
+        for tid, stamp, data in con.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id"):
+            if tid not in topics:
+                raise sqlite3.DatabaseError(f"message on topic id {tid} that the topics table does not list")
+            yield topics[tid], int(stamp), bytes(data)
+    finally:
+        con.close()
+        if copy is not None:
+            copy.unlink()
 
 
 def _storage_files(path: Path) -> list[Path]:
@@ -58,28 +104,22 @@ class BagReader:
                 raise BagError(f"{self.path} is not a rosbag2: no metadata.yaml and no .mcap or .db3 file in it")
             self.notes.append(f"{self.path} has no metadata.yaml (a recording that was not closed?): reading "
                               f"{', '.join(f.name for f in files)} directly")
-            if len(files) > 1 and any(f.suffix == ".db3" for f in files):
-                raise BagError(f"{self.path} has no metadata.yaml and several storage files; play them one at a "
-                               f"time: av-pose bag play {files[0]}")
             target = files[0] if len(files) == 1 else None
         else:
             target = self.path
         if target is None:
-            self._scan_files = files  # several mcap splits without metadata: scanned in name order
+            self._scan_files = files  # several splits without metadata: read in name order
         else:
             try:
                 reader = Reader(target)
                 reader.open()
                 self._reader = reader
             except READ_ERRORS as err:
-                mcaps = [f for f in files if f.suffix == ".mcap"]
-                if not mcaps:
-                    raise BagError(f"cannot open {target}: {err}" + (
-                        " (a damaged sqlite3 bag: `sqlite3 FILE.db3 .recover` may rescue its rows)"
-                        if any(f.suffix == ".db3" for f in files) else "")) from err
+                if not files:
+                    raise BagError(f"cannot open {target}: {err}") from err
                 self.notes.append(f"{target} is damaged or truncated ({err}); reading its records in file order "
                                   "up to the damage")
-                self._scan_files = mcaps
+                self._scan_files = files
         self.storage = self._storage_name(files)
         self.topics, self.start_ns, self.end_ns = self._summary()
 
@@ -119,10 +159,10 @@ class BagReader:
         self.error, self.read = None, 0
         for path in self._scan_files:
             try:
-                for item in McapScanner(path):
+                for item in (McapScanner(path) if path.suffix == ".mcap" else _sqlite_rows(path)):
                     yield item
                     self.read += 1
-            except McapDamage as err:
+            except (McapDamage, sqlite3.Error) as err:
                 self.error = f"{path.name}: {err}"
                 return
 
