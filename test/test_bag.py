@@ -44,6 +44,13 @@ def ros_domain(monkeypatch) -> int:
     return domain
 
 
+def deep(reliable: bool):
+    """A subscription that keeps everything: a test probe spinning under load must not lose samples to its depth."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+
+
 def cli(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "av_pose_ros.cli", *args], env=child_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
@@ -147,7 +154,6 @@ def test_replay_to_a_subscriber_and_a_fresh_lifter(ros_context, sim_bag):
     keypoints, kernels, camera info and TF (on sim time from /clock) gives the live poses again."""
     from av_pose_ros.msg import HumanPose3D, Keypoints2D
     from av_pose_ros.ros.conversions import pose3d_from_msg
-    from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 
     path, _ = sim_bag
     recorded_live = unique_poses(path)
@@ -155,9 +161,9 @@ def test_replay_to_a_subscriber_and_a_fresh_lifter(ros_context, sim_bag):
         recorded_keypoint_stamps = [stamp_of(m) for m in _deserialised(bag, "/human/keypoints_2d")]
         recorded_pose_stamps = [stamp_of(m) for m in _deserialised(bag, "/human/pose_3d")]
     probe = Probe(ros_context)
-    played = probe.collect(HumanPose3D, "human/pose_3d", RESULT_QOS)
-    keypoints = probe.collect(Keypoints2D, "human/keypoints_2d", SENSOR_QOS)
-    relifted = probe.collect(HumanPose3D, "replay/pose_3d", RESULT_QOS)
+    played = probe.collect(HumanPose3D, "human/pose_3d", deep(True))
+    keypoints = probe.collect(Keypoints2D, "human/keypoints_2d", deep(False))
+    relifted = probe.collect(HumanPose3D, "replay/pose_3d", deep(True))
     with NodeProcess("lifter_node", {"use_sim_time": True, "publish_tf": False},
                      {"human/pose_3d": "replay/pose_3d", "human/markers": "replay/markers"}) as lifter:
         # wait until the lifter listens (its torch import takes a while) so the replay starts with it in place
@@ -237,7 +243,6 @@ def test_reprocess_all_stages_from_audio(sim_bag, tmp_path):
 
 def test_truncated_bag_plays_its_readable_part(ros_context, sim_bag, tmp_path, capsys):
     from av_pose_ros.msg import Keypoints2D
-    from av_pose_ros.ros.qos import SENSOR_QOS
 
     path, _ = sim_bag
     broken = tmp_path / "broken"
@@ -258,7 +263,7 @@ def test_truncated_bag_plays_its_readable_part(ros_context, sim_bag, tmp_path, c
         assert any("no metadata.yaml" in n for n in bag.notes)
 
     probe = Probe(ros_context)
-    got = probe.collect(Keypoints2D, "human/keypoints_2d", SENSOR_QOS)
+    got = probe.collect(Keypoints2D, "human/keypoints_2d", deep(False))
     player = cli("bag", "play", str(broken), "--rate", "20", "--delay", "3", "--topics", "/human/keypoints_2d")
     try:
         while player.poll() is None:
@@ -278,7 +283,6 @@ def test_sqlite3_round_trip(ros_context, tmp_path):
     from rclpy.serialization import deserialize_message
 
     from av_pose_ros.bag.typestore import message_class
-    from av_pose_ros.ros.qos import RESULT_QOS
 
     from sample_messages import sample_messages
 
@@ -306,7 +310,7 @@ def test_sqlite3_round_trip(ros_context, tmp_path):
     assert deserialize_message(last["/dds_test/HumanPose3D"], cls) == samples["HumanPose3D"]
 
     probe = Probe(ros_context)
-    got = probe.collect(message_class("av_pose_ros/msg/HandoverTarget"), "dds_test/HandoverTarget", RESULT_QOS)
+    got = probe.collect(message_class("av_pose_ros/msg/HandoverTarget"), "dds_test/HandoverTarget", deep(True))
     player = cli("bag", "play", str(bag), "--rate", "4", "--delay", "3")
     try:
         while player.poll() is None:

@@ -48,7 +48,7 @@ def playback_qos(topic: str, msgtype: str, offered: list[Qos]) -> QoSProfile:
         return default_qos(topic, msgtype)
     best_effort = any(q.reliability == QosReliability.BEST_EFFORT for q in usable)
     latched = all(q.durability == QosDurability.TRANSIENT_LOCAL for q in usable)
-    depth = max(max(q.depth for q in usable), 10 if not latched else 100)
+    depth = max(max(q.depth for q in usable), 100)  # a player bursts (--rate): keep slow readers' samples
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
