@@ -101,3 +101,16 @@ def test_qos_from_a_robot_bag_and_the_defaults():
 
     back = to_bag_qos(STATIC_QOS)
     assert back.durability == QosDurability.TRANSIENT_LOCAL and back.reliability == QosReliability.RELIABLE
+
+
+def test_core_modules_do_without_rclpy():
+    """The reader and the nodes' shared per-message code are plain Python (usable in notebooks and offline tools)."""
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    code = ("import sys; import av_pose_ros.stages, av_pose_ros.bag.reader, av_pose_ros.bag.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
