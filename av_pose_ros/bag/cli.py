@@ -138,7 +138,7 @@ def cmd_play(args) -> int:
         for warning in player.warnings:
             print(f"[play] warning: {warning}", file=sys.stderr, flush=True)
         print(f"[play] {bag.path}: {len(player.publishers)} topics, "
-              f"{(bag.end_ns - bag.start_ns) * 1e-9:.1f} s at rate {args.rate:g}"
+              f"{max(bag.end_ns - bag.start_ns - int(args.start_offset * 1e9), 0) * 1e-9:.1f} s at rate {args.rate:g}"
               f"{', publishing /clock' if args.clock else ''}; Ctrl-C stops", flush=True)
         with _Stop() as stop:
             stop.wait(args.delay)  # let subscribers match the new publishers before the first message
