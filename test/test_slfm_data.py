@@ -12,7 +12,15 @@ from av_pose_ros.slfm.baselines import feature_yaw, gcc_phat_azimuth, gcc_phat_d
 from av_pose_ros.slfm.binaural import azimuth_from_itd, binaural_rir, woodworth_itd
 from av_pose_ros.slfm.constants import HEAD_RADIUS, SAMPLE_RATE, SPEED_OF_SOUND
 from av_pose_ros.slfm.images import intrinsics, procedural_scene, sample_pair
-from av_pose_ros.slfm.losses import fold, geometric_loss, iid_labels, multiview_geometric_loss, symmetry_loss
+from av_pose_ros.slfm.losses import (
+    fold,
+    geometric_loss,
+    iid_labels,
+    multiview_delay_loss,
+    multiview_geometric_loss,
+    side_loss,
+    symmetry_loss,
+)
 from av_pose_ros.slfm.models import AzimuthNet, binaural_features, swap_features
 from av_pose_ros.slfm.rooms import fold_front, render_view, sample_room
 
@@ -126,3 +134,24 @@ def test_swapped_ear_features_match_swapped_audio():
     f = binaural_features(wave, m.n_fft, m.hop, m.max_bin)
     f_sw = binaural_features(wave.flip(1), m.n_fft, m.hop, m.max_bin)
     assert torch.allclose(swap_features(f), f_sw, atol=1e-5)
+
+
+@pytest.mark.parametrize("az_deg", [30.0, 150.0, -100.0])
+def test_delay_loss_finds_the_source_front_or_back(az_deg):
+    """Delay distributions peaked at the delays of one fixed source: the multi-view search finds that source on the
+    whole circle (front and back are told apart by the turns), a configuration nothing explains costs more."""
+    m = AzimuthNet()
+    turns = torch.deg2rad(torch.tensor([[0.0, 20.0, -25.0, 10.0]]))
+    az = torch.deg2rad(torch.tensor(az_deg))
+    true_itd = m.itd_of_azimuth(az - turns)                                       # (1, V)
+    score = -((m.lags.view(1, 1, -1) - true_itd.unsqueeze(-1)) / 2e-5) ** 2       # (1, V, L)
+    logp = torch.log_softmax(score, -1)
+    loss, best, conf = multiview_delay_loss(logp, turns, m.lags, m.itd_of_azimuth)
+    err = math.remainder(math.degrees(best.item()) - az_deg, 360.0)
+    assert abs(err) < 1.0 and conf.item() > 0.9
+    shuffled = logp[:, [1, 0, 3, 2]]
+    assert multiview_delay_loss(shuffled, turns, m.lags, m.itd_of_azimuth)[0].item() > loss.item() + 1.0
+    # the IID vote on the same distributions: left (positive delays) for a source at +30 deg
+    left = torch.tensor([1.0 if math.sin(math.radians(az_deg)) > 0 else 0.0])
+    assert side_loss(logp[0, :1], m.lags, left).item() < 0.1
+    assert side_loss(logp[0, :1], m.lags, 1.0 - left).item() > 2.0

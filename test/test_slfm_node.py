@@ -11,7 +11,6 @@ from ros_harness import REPO, NodeProcess, Probe
 pytestmark = pytest.mark.skipif(not (REPO / "models" / "slfm_rotation.pt").exists(), reason="no shipped SLfM models")
 
 
-@pytest.mark.xfail(reason="the shipped azimuth model misses its accuracy (models/slfm.md: 21 deg MAE); issue 7 open")
 def test_slfm_node_estimates_rotation_and_direction(ros_context):
     from sensor_msgs.msg import Image
 
@@ -69,7 +68,7 @@ def test_slfm_node_estimates_rotation_and_direction(ros_context):
             bad = image_from_numpy(img_a, "rgb8", 3_000_000_000, "head_camera")
             bad.encoding = "yuv422"
             assert probe.publish_until(images, bad, lambda: "not supported" in probe.diagnostic_message("slfm_node"))
-            silent = Audio(4_000_000_000, "head_link", np.zeros((2, 16000), np.float32), 16000, ["l", "r"],
+            silent = Audio(8_000_000_000, "head_link", np.zeros((2, 16000), np.float32), 16000, ["l", "r"],
                            np.zeros((0, 0)), [])
             assert probe.publish_until(audio, audio_to_msg(silent),
                                        lambda: "silent" in probe.diagnostic_message("slfm_node"), 30.0)

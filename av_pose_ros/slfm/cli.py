@@ -29,7 +29,9 @@ def _train(args) -> int:
     summary = train_slfm(out_dir=args.out_dir, cache_dir=args.cache_dir, steps=args.steps, batch=args.batch,
                          seed=args.seed, n_configs=args.configs, lr=args.lr, device=args.device,
                          resume=not args.no_resume, threads=args.threads, progress=not args.quiet,
-                         log_file=args.log, n_procedural=args.procedural)
+                         log_file=args.log, n_procedural=args.procedural,
+                         rotation_model=args.rotation_model, min_confidence=args.min_confidence,
+                         w_side=args.w_side)
     summary.pop("history", None)
     print(json.dumps(summary, indent=2))
     return 0
@@ -71,6 +73,11 @@ def register(subparsers) -> None:
     t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     t.add_argument("--log", default=None, help="append monitoring lines to this file")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--rotation-model", default=None,
+                   help="train only the audio model; head turns from this trained, frozen slfm_rotation.pt")
+    t.add_argument("--min-confidence", type=float, default=0.0,
+                   help="skip configurations whose multi-view direction posterior is less concentrated than this")
+    t.add_argument("--w-side", type=float, default=0.2, help="weight of the IID left/right vote")
     t.set_defaults(func=_train)
 
     e = subparsers.add_parser("eval-slfm", help="evaluate SLfM models against SIFT and GCC-PHAT baselines",

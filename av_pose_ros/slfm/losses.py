@@ -96,3 +96,55 @@ def iid_loss(phi: torch.Tensor, labels: torch.Tensor, temperature: float = 0.05)
 def symmetry_loss(pred: torch.Tensor, pred_mirrored: torch.Tensor) -> torch.Tensor:
     """Swapped ears must negate the azimuth; reversed image order must negate the rotation: |f(x) + f(x')|."""
     return (pred + pred_mirrored).abs().mean()
+
+
+def _interp_lags(logp: torch.Tensor, lags: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``logp`` (B, V, L) on the uniform grid ``lags`` (L,) at delays ``at`` (B, V, G)."""
+    n = lags.numel()
+    pos = ((at - lags[0]) / (lags[1] - lags[0])).clamp(0.0, n - 1.0)
+    i0 = pos.floor().long().clamp(0, n - 2)
+    w = pos - i0.to(pos.dtype)
+    v0 = torch.gather(logp, 2, i0)
+    v1 = torch.gather(logp, 2, i0 + 1)
+    return v0 * (1.0 - w) + v1 * w
+
+
+def multiview_delay_loss(logp: torch.Tensor, rot: torch.Tensor, lags: torch.Tensor, itd_of_azimuth,
+                         n_grid: int = 720, min_confidence: float = 0.0, window_deg: float = 10.0):
+    """Multi-view consistency on the audio model's delay distributions (no label).
+
+    ``logp`` (B, V, L): per view, log-probabilities of the interaural delay over the lag grid ``lags``; ``rot``
+    (B, V): the head's turn from view 0 to each view (from the rotation model, detached). A source at ``az``
+    (anywhere on the circle: front and back are both candidates, which covers the mirrored solutions) produces in
+    view v the delay ``itd(az - rot_v)`` (the spherical head folds front and back). The joint log-likelihood of a
+    direction is the sum over views of ``logp_v`` at that delay; the loss is minus the log of its average over the
+    circle (the marginal likelihood that all views heard one fixed source), per view. Its gradient pulls every view's
+    distribution towards the delays of the directions the views agree on, weighted by their posterior, and pushes
+    down delays (e.g. of reflections) that no common direction explains. Configurations whose posterior keeps less
+    than ``min_confidence`` within +-``window_deg`` of its peak give no loss. Returns (loss (B,), posterior peak
+    direction (B,), confidence (B,))."""
+    b, n_views, _ = logp.shape
+    grid = torch.linspace(-math.pi, math.pi, n_grid + 1, device=logp.device)[:-1]
+    at = itd_of_azimuth(grid.view(1, 1, -1) - rot.detach().unsqueeze(-1))            # (B, V, G)
+    joint = _interp_lags(logp, lags, at).sum(1)                                         # (B, G)
+    loss = -(torch.logsumexp(joint, 1) - math.log(n_grid)) / n_views
+    with torch.no_grad():
+        post = torch.softmax(joint, 1)
+        best = post.argmax(1)
+        d = torch.remainder(grid.view(1, -1) - grid[best].view(-1, 1) + math.pi, 2 * math.pi) - math.pi
+        conf = (post * (d.abs() <= math.radians(window_deg))).sum(1)
+    keep = (conf >= min_confidence).float()
+    return loss * keep, grid[best], conf
+
+
+def side_loss(logp: torch.Tensor, lags: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """IID left/right vote on a delay distribution: binary cross-entropy between the probability mass on the left
+    (positive delays: the left ear hears the sound first) and the vote (ties ignored)."""
+    keep = labels != 0.5
+    if not bool(keep.any()):
+        return logp.sum() * 0.0
+    p = torch.exp(logp[keep])
+    left = (p * (lags > 0).float()).sum(-1) + 0.5 * (p * (lags == 0).float()).sum(-1)
+    left = left.clamp(1e-6, 1 - 1e-6)
+    y = labels[keep]
+    return -(y * torch.log(left) + (1 - y) * torch.log(1 - left)).mean()

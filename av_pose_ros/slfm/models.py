@@ -27,7 +27,9 @@ DEFAULT_ROTATION_CONFIG = {
 DEFAULT_AZIMUTH_CONFIG = {
     "n_fft": 512, "hop": 256, "hidden": 128, "max_freq_hz": 8000.0, "sample_rate": 16000,
     "max_lag_ms": 0.8, "n_lags": 33, "bands_hz": [1000.0, 2500.0, 5000.0], "n_level_bands": 12,
-    "n_readout_lags": 81, "head_radius": 0.0875, "speed_of_sound": 343.0, "max_correction_deg": 12.0,
+    "n_readout_lags": 81, "head_radius": 0.0875, "speed_of_sound": 343.0, "max_correction_deg": 0.0,
+    "onset_power": 2.0, "onset_eps": 0.01, "tf_channels": 8, "lag_prior_scales_ms": [0.05, 0.15, 0.4],
+    "init_temperature": 0.1,
 }
 
 
@@ -188,14 +190,24 @@ def binaural_features(wave: torch.Tensor, n_fft: int, hop: int, max_bin: int | N
 class AzimuthNet(nn.Module):
     """Binaural STFT -> front-folded azimuth.
 
-    A convolutional network over the frames of the STFT decides which time-frequency regions to trust (it sees the
-    interaural phase and level features through a learnable layer across all frequencies, started as band-limited
-    cross-correlations and band level differences, then 1-D convolutions over time). Its outputs are a weight for
-    every frame in every frequency band and a weight per band; the weighted generalised cross-correlation over a
-    fine grid of lags gives the interaural delay (peak with sub-lag refinement), which the spherical-head model of
-    the known head radius turns into an azimuth; a small bounded learned correction (at most
-    ``max_correction_deg``) is added. The angular scale
-    therefore comes from the head geometry, while what decides the delay is learned without labels."""
+    The interaural delay is read from a weighted generalised cross-correlation: every time-frequency bin's unit
+    cross-spectrum ``L * conj(R) / |L R|`` is weighted, summed over frames, whitened per frequency (PHAT) and projected
+    on a fine grid of lags; the peak (sub-lag refinement) is turned into an azimuth by the spherical-head (Woodworth)
+    model of the known head radius. What is learned is the weighting, i.e. which parts of the recording carry the
+    direct sound:
+
+    * a per-bin log-weight ``p * log(onset + eps)`` plus a small 2-D convolution over the log power, its rise from
+      the previous frame (onset) and the level difference; ``p`` is learned and starts at ``onset_power`` (with
+      ``p = 0`` and the other terms zero this is plain GCC-PHAT). Rising bins are dominated by the direct sound
+      (the precedence effect), steady and decaying ones by reverberation;
+    * a per-(frequency band, frame) log-weight from a network over the frames (a learnable layer across all
+      frequencies, started as band-limited cross-correlations and band level differences, then 1-D convolutions);
+    * a weight per band, and a smooth odd prior over the lags (``tanh`` of the lag at a few scales) whose
+      coefficients the network predicts from the whole clip (e.g. from the level difference: which side).
+
+    :meth:`lag_scores` exposes the scores over the lag grid; training turns them into a distribution over delays
+    (softmax at a learned temperature ``log_temperature``). The angular scale comes from the head geometry, not from
+    a free regression head."""
 
     def __init__(self, config: dict | None = None):
         super().__init__()
@@ -210,6 +222,7 @@ class AzimuthNet(nn.Module):
         self.n_bands = len(edges) - 1
         freqs = torch.arange(self.max_bin, dtype=torch.float32) * fs / self.n_fft
         bands = torch.stack([((freqs >= lo) & (freqs < hi)).float() for lo, hi in zip(edges[:-1], edges[1:])])
+        self.register_buffer("band_of_bin", bands.argmax(0), persistent=False)                # (F,)
         bands = bands / bands.sum(1, keepdim=True).clamp(min=1.0)                     # (nb, F)
         # fine lag grid for the readout (fixed): cross-correlation basis per band
         head_radius, c = float(cfg["head_radius"]), float(cfg["speed_of_sound"])
@@ -223,7 +236,10 @@ class AzimuthNet(nn.Module):
         grid = torch.linspace(-math.pi / 2, math.pi / 2, 2001)
         self.register_buffer("itd_table", head_radius / c * (grid + torch.sin(grid)), persistent=False)
         self.register_buffer("az_table", grid, persistent=False)
-        # learnable trust network
+        scales = torch.tensor([float(s) for s in cfg["lag_prior_scales_ms"]]) * 1e-3
+        self.register_buffer("prior_basis", torch.tanh(self.lags.view(1, -1) / scales.view(-1, 1)),
+                             persistent=False)                                          # (S, L)
+        # learnable trust network over frames
         lags = torch.linspace(-cfg["max_lag_ms"], cfg["max_lag_ms"], int(cfg["n_lags"])) * 1e-3
         n_gcc = len(lags) * self.n_bands
         n_ild = int(cfg["n_level_bands"])
@@ -257,6 +273,16 @@ class AzimuthNet(nn.Module):
         self.band_weight = nn.Linear(2 * h, self.n_bands)
         nn.init.zeros_(self.band_weight.weight)
         nn.init.zeros_(self.band_weight.bias)
+        self.lag_prior = nn.Linear(2 * h, scales.numel())
+        nn.init.zeros_(self.lag_prior.weight)
+        nn.init.zeros_(self.lag_prior.bias)
+        # learnable per-bin weighting
+        tc = int(cfg["tf_channels"])
+        self.tf_net = nn.Sequential(nn.Conv2d(3, tc, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(tc, 1, 1))
+        nn.init.zeros_(self.tf_net[-1].weight)
+        nn.init.zeros_(self.tf_net[-1].bias)
+        self.onset_power = nn.Parameter(torch.tensor(float(cfg["onset_power"])))
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(float(cfg["init_temperature"]))))
         self.correction = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(inplace=True), nn.Linear(h, 1))
         nn.init.zeros_(self.correction[-1].weight)
         nn.init.zeros_(self.correction[-1].bias)
@@ -271,27 +297,44 @@ class AzimuthNet(nn.Module):
         t = (x - x0) / (x1 - x0)
         return self.az_table[i - 1] + t * (self.az_table[i] - self.az_table[i - 1])
 
-    def delay(self, feats: torch.Tensor):
-        """Trust-weighted generalised cross-correlation -> (delay (B,) s, pooled features).
+    def itd_of_azimuth(self, az: torch.Tensor) -> torch.Tensor:
+        """Spherical-head ITD (s) of a direction anywhere on the circle (front/back fold included)."""
+        lateral = torch.asin(torch.sin(az).clamp(-1.0, 1.0))
+        return float(self.config["head_radius"]) / float(self.config["speed_of_sound"]) * (lateral + torch.sin(lateral))
 
-        For every band the masked cross-spectrum ``L * conj(R)`` is averaged over frames with learned weights (a
-        softmax over time), whitened (PHAT) and projected on the lag grid; the bands are summed with learned weights.
-        With uniform weights this is GCC-PHAT on the whole clip; coherent averaging over frames keeps the direct
-        sound (consistent phase) and lets late reverberation (random phase) cancel."""
+    def bin_log_weights(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, F, T) learned log-weight of every time-frequency bin (before the per-band frame weights)."""
+        lm_l, lm_r = 4.0 * feats[:, 0], 4.0 * feats[:, 1]
+        power = torch.logaddexp(2.0 * lm_l, 2.0 * lm_r)                      # log(|L|^2 + |R|^2) + const
+        rise = torch.cat([torch.zeros_like(power[..., :1]), power[..., 1:] - power[..., :-1]], -1)
+        onset = torch.log(F.relu(rise) + float(self.config["onset_eps"]))
+        rel = power - power.amax(dim=(1, 2), keepdim=True)
+        x = torch.stack([rel / 8.0, rise / 4.0, (lm_l - lm_r) / 2.0], 1)
+        return self.onset_power * onset + self.tf_net(x).squeeze(1)
+
+    def lag_scores(self, feats: torch.Tensor):
+        """(B, 4, F, T) features -> (scores over ``self.lags`` (B, L), pooled clip features (B, 2h))."""
         b, c, f, t = feats.shape
         frames = self.frame(feats.permute(0, 3, 1, 2).reshape(b, t, c * f))  # (B, T, n_feat)
         z = self.temporal(frames.transpose(1, 2))                            # (B, h, T)
-        trust = torch.softmax(self.trust(z), dim=2)                          # (B, nb, T), per band over time
+        trust = torch.log_softmax(self.trust(z), dim=2)                      # (B, nb, T), per band over time
         pooled = torch.cat([z.mean(2), z.amax(2)], 1)
         band_w = torch.softmax(self.band_weight(pooled), dim=1)              # (B, nb)
-        loglevel = 4.0 * (feats[:, 0] + feats[:, 1])                          # log |L||R| up to a constant
-        level = torch.exp(loglevel - loglevel.amax(dim=(1, 2), keepdim=True)).unsqueeze(1)  # (B, 1, F, T)
-        cross = feats[:, 2:4] * level                                        # (B, 2, F, T) masked cross-spectrum
-        band_mask = (self.xcorr_basis[:, 0, :, 0] != 0).float()              # (nb, F)
-        avg = torch.einsum("bkft,bnt->bnkf", cross, trust)                   # (B, nb, 2, F)
-        avg = avg / (avg.norm(dim=2, keepdim=True) + 1e-12) * band_mask.view(1, -1, 1, f)  # PHAT per band
-        xc = torch.einsum("bnkf,nkfl->bnl", avg, self.xcorr_basis)           # (B, nb, L)
+        logw = self.bin_log_weights(feats) + trust[:, self.band_of_bin]      # (B, F, T)
+        logw = logw - logw.amax(dim=2, keepdim=True)
+        avg = torch.einsum("bkft,bft->bkf", feats[:, 2:4], torch.exp(logw))  # (B, 2, F) weighted cross-spectrum
+        avg = avg / (avg.norm(dim=1, keepdim=True) + 1e-12)                  # PHAT per frequency
+        xc = torch.einsum("bkf,nkfl->bnl", avg, self.xcorr_basis)            # (B, nb, L)
         score = (xc * band_w.unsqueeze(-1)).sum(1)                           # (B, L)
+        score = score + self.lag_prior(pooled) @ self.prior_basis
+        return score, pooled
+
+    def lag_log_probs(self, score: torch.Tensor) -> torch.Tensor:
+        """Scores over the lag grid -> log-probabilities of the delay (softmax at the learned temperature)."""
+        return torch.log_softmax(score / self.log_temperature.exp(), dim=-1)
+
+    def delay_from_scores(self, score: torch.Tensor) -> torch.Tensor:
+        """Peak of the lag scores with parabolic sub-lag refinement -> delay (B,) s."""
         j = score.detach().argmax(1).clamp(1, score.shape[1] - 2)
         s0 = score.gather(1, j.view(-1, 1)).squeeze(1)
         sm = score.gather(1, (j - 1).view(-1, 1)).squeeze(1)
@@ -299,15 +342,22 @@ class AzimuthNet(nn.Module):
         den = sm - 2 * s0 + sp
         offset = torch.where(den < -1e-9, 0.5 * (sm - sp) / den.clamp(max=-1e-9), torch.zeros_like(den))
         step = self.lags[1] - self.lags[0]
-        itd = self.lags[j] + offset.clamp(-0.5, 0.5) * step
-        return itd, pooled
+        return self.lags[j] + offset.clamp(-0.5, 0.5) * step
 
-    def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
-        itd, pooled = self.delay(feats)
-        az = self._itd_to_azimuth(itd)
-        az = az + self.max_correction * torch.tanh(self.correction(pooled).squeeze(1))
+    def delay(self, feats: torch.Tensor):
+        """Weighted generalised cross-correlation -> (delay (B,) s, pooled features)."""
+        score, pooled = self.lag_scores(feats)
+        return self.delay_from_scores(score), pooled
+
+    def azimuth_from_scores(self, score: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        az = self._itd_to_azimuth(self.delay_from_scores(score))
+        if self.max_correction > 0:
+            az = az + self.max_correction * torch.tanh(self.correction(pooled).squeeze(1))
         half = math.pi / 2  # stay on the front half: mirror about the interaural axis
         return torch.where(az > half, math.pi - az, torch.where(az < -half, -math.pi - az, az))
+
+    def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.azimuth_from_scores(*self.lag_scores(feats))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, 2, n) waveforms at the configured rate (row 0 left ear) -> azimuth (rad, + left, front-folded)."""

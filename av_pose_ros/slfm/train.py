@@ -30,12 +30,13 @@ import torch
 
 from .data import AudioPairSet, generate_audio_dataset
 from .images import ImageBank, load_real_photos, procedural_scene, sample_pair
-from .losses import iid_labels, iid_loss, multiview_geometric_loss, symmetry_loss
+from .losses import iid_labels, multiview_delay_loss, multiview_geometric_loss, side_loss, symmetry_loss
 from .models import AzimuthNet, RotationNet, binaural_features, swap_features
 from .rooms import fold_front
 
 MODEL_FORMAT = 1
-W_GEO, W_IID, W_SYM = 5.0, 1.0, 1.0
+W_GEO, W_SYM = 5.0, 1.0          # rotation model: geometric consistency with the audio directions, symmetry
+W_DELAY, W_SIDE = 1.0, 0.2       # audio model: multi-view delay consistency, IID left/right vote
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -107,13 +108,6 @@ def resolve_mirror(rot_model: RotationNet, seed: int = 0, n: int = 16, device="c
     return 1.0 if float(torch.median(pred)) >= 0 else -1.0
 
 
-def _iid_temperature(step: int, steps: int, start: float = 0.3, end: float = 0.3, frac: float = 0.5) -> float:
-    """Temperature of the IID term (BCE on ``sin(phi) / T``): a soft temperature keeps pushing predictions away from
-    the median plane, the force that balances the pull of noisy geometric fits towards it; it can be annealed."""
-    p = min(step / max(frac * steps, 1.0), 1.0)
-    return float(np.exp(np.log(start) + (np.log(end) - np.log(start)) * p))
-
-
 def _lr(step: int, steps: int, base: float, warmup: int = 100) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -126,14 +120,15 @@ def monitor(rot_model, az_model, batch, device, sign: float) -> dict:
     """Label-based monitoring numbers (never used for training): MAE of rotation (after the mirror flip) and of the
     front-folded azimuth."""
     a, b, turn, az, ia, ib = batch
+    rot_was, az_was = rot_model.training, az_model.training
     rot_model.eval()
     az_model.eval()
     ga, gb = grey_batch(ia, device), grey_batch(ib, device)
     r = sign * 0.5 * (rot_model(ga, gb) - rot_model(gb, ga)).cpu().numpy()
     wave = torch.from_numpy(np.concatenate([a, b])).to(device)
     phi = az_model(wave).cpu().numpy()
-    rot_model.train()
-    az_model.train()
+    rot_model.train(rot_was)
+    az_model.train(az_was)
     true_phi = fold_front(np.concatenate([az[:, 0], az[:, 1]]))
     return {
         "rot_slope": float(np.polyfit(turn, r, 1)[0]),
@@ -169,11 +164,18 @@ def train_slfm(
     rotation_name: str = "slfm_rotation.pt",
     azimuth_name: str = "slfm_azimuth.pt",
     log_file=None,
+    rotation_model: str | None = None,
+    min_confidence: float = 0.0,
+    w_side: float = W_SIDE,
+    audio_start: float = 0.5,
 ) -> dict:
     """Train both models without labels and write ``out_dir/<rotation_name>`` and ``out_dir/<azimuth_name>``.
 
     ``cache_dir`` holds the generated audio (created on first use, deterministic in ``seed``) and the checkpoint
-    ``train_ckpt.pt``; with ``resume`` a run continues from it. Returns a summary dict."""
+    ``train_ckpt.pt``; with ``resume`` a run continues from it. With ``rotation_model`` (a trained
+    ``slfm_rotation.pt``) only the audio model is trained: the head turns between the views come from that frozen
+    model's predictions on the rendered picture pairs, and no rotation file is written. In joint training the audio
+    losses start after ``audio_start`` of the steps. Returns a summary dict."""
     if threads:
         torch.set_num_threads(int(threads))
     dev = pick_device(device)
@@ -187,20 +189,31 @@ def train_slfm(
     audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg, limit=n_configs - n_val)
     val_audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg)  # validation: the held-back tail only
     images = ImageBank(load_real_photos("train"), n_procedural=n_procedural, seed=seed)
-    rot_model = RotationNet(rotation_config).to(dev)
+    frozen_sign = None
+    if rotation_model is not None:  # audio only: turns from a trained, frozen rotation model
+        from .estimators import RotationEstimator
+
+        est = RotationEstimator.load(rotation_model, device=dev)
+        rot_model, frozen_sign = est.model, float(est.output_sign)
+        for prm in rot_model.parameters():
+            prm.requires_grad_(False)
+    else:
+        rot_model = RotationNet(rotation_config).to(dev)
     az_model = AzimuthNet(azimuth_config).to(dev)
-    params = list(rot_model.parameters()) + list(az_model.parameters())
+    params = list(az_model.parameters()) + ([] if frozen_sign is not None else list(rot_model.parameters()))
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     maker = BatchMaker(audio, images, rot_model.config, batch, seed)
     ckpt_path = cache / f"train_ckpt_s{seed}.pt"
     start = 0
     history = []
-    run_id = json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config,
+    run_id = json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config, rotation_model,
+                         min_confidence, w_side, audio_start,
                          [(k, list(v.shape)) for m in (rot_model, az_model) for k, v in m.state_dict().items()]])
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
         if ck.get("run") == run_id:  # same settings and the same architecture: continue
-            rot_model.load_state_dict(ck["rot"])
+            if frozen_sign is None:
+                rot_model.load_state_dict(ck["rot"])
             az_model.load_state_dict(ck["az"])
             opt.load_state_dict(ck["opt"])
             start = int(ck["step"])
@@ -241,13 +254,13 @@ def train_slfm(
     except ImportError:  # pragma: no cover
         bar = None
     if start == 0 and not history:  # the untrained models, for comparison (monitoring only)
-        sign0 = resolve_mirror(rot_model, seed, device=dev)
+        sign0 = frozen_sign or resolve_mirror(rot_model, seed, device=dev)
         history.append({"step": 0, **monitor(rot_model, az_model, val_batch, dev, sign0), "mirror": sign0,
                         "elapsed_s": time.time() - t0})
         emit(json.dumps(history[-1]))
     pool = ThreadPoolExecutor(max_workers=1)
     future = pool.submit(maker.make, start) if start < steps else None
-    rot_model.train()
+    rot_model.train(frozen_sign is None)
     az_model.train()
     n_fft, hop, max_bin = az_model.n_fft, az_model.hop, az_model.max_bin
     running = {}
@@ -261,29 +274,52 @@ def train_slfm(
         wave = torch.from_numpy(clips.reshape(bsz * n_views, 2, -1)).to(dev)
         labels = iid_labels(wave.cpu()).to(dev)
         feats = binaural_features(wave, n_fft, hop, max_bin)
-        phi_all = az_model.forward_features(torch.cat([feats, swap_features(feats)]))
-        phi, phi_sw = phi_all[: bsz * n_views], phi_all[bsz * n_views:]
+        # ears swapped on half of the configurations (all views): the mirrored scene, turns negated
+        swap = torch.from_numpy(np.random.default_rng([seed, step, 7]).random(bsz) < 0.5).to(dev)
+        swap_v = swap.repeat_interleave(n_views)
+        feats = torch.where(swap_v.view(-1, 1, 1, 1), swap_features(feats), feats)
+        labels = torch.where(swap_v, 1.0 - labels, labels)
         n_pairs = len(ia)
-        f = rot_model.features(grey_batch(ia + ib, dev))
-        fa, fb = f[:n_pairs], f[n_pairs:]
-        rot_both = rot_model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
+        if frozen_sign is not None:
+            with torch.no_grad():
+                f = rot_model.features(grey_batch(ia + ib, dev))
+                fa, fb = f[:n_pairs], f[n_pairs:]
+                rot_both = rot_model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
+        else:
+            f = rot_model.features(grey_batch(ia + ib, dev))
+            fa, fb = f[:n_pairs], f[n_pairs:]
+            rot_both = rot_model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
         r_ab, r_ba = rot_both[:n_pairs], rot_both[n_pairs:]
         rot = torch.cat([torch.zeros(bsz, 1, device=dev), (0.5 * (r_ab - r_ba)).view(bsz, n_views - 1)], 1)
-        l_geo = multiview_geometric_loss(phi.view(bsz, n_views), rot)[0].mean()
-        l_iid = iid_loss(torch.cat([phi, phi_sw]), torch.cat([labels, 1.0 - labels]), _iid_temperature(step, steps))
-        l_sym = symmetry_loss(phi, phi_sw) + symmetry_loss(r_ab, r_ba)
-        loss = W_GEO * l_geo + W_IID * l_iid + W_SYM * l_sym
+        rot_seen = torch.where(swap.view(-1, 1), -rot, rot)
+        score, pooled = az_model.lag_scores(feats)
+        logp = az_model.lag_log_probs(score)
+        l_delay, _, conf = multiview_delay_loss(logp.view(bsz, n_views, -1), rot_seen.detach(), az_model.lags,
+                                                az_model.itd_of_azimuth, min_confidence=min_confidence)
+        l_delay = l_delay.mean()
+        l_side = side_loss(logp, az_model.lags, labels)
+        # joint training: the audio model waits until the rotation model has learned from its (initial) directions;
+        # before that the turns are noise and would teach it wrong delays
+        w_audio = 1.0 if frozen_sign is not None or step >= audio_start * steps else 0.0
+        loss = w_audio * (W_DELAY * l_delay + w_side * l_side)
+        terms = [("delay", l_delay), ("side", l_side), ("conf", conf.mean())]
+        if frozen_sign is None:  # the rotation model learns from the audio model's (detached) directions
+            phi = az_model.azimuth_from_scores(score.detach(), pooled.detach())
+            l_geo = multiview_geometric_loss(phi.view(bsz, n_views), rot_seen)[0].mean()
+            l_sym = symmetry_loss(r_ab, r_ba)
+            loss = loss + W_GEO * l_geo + W_SYM * l_sym
+            terms += [("geo", l_geo), ("sym", l_sym)]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
-        for k, v in (("loss", loss), ("geo", l_geo), ("iid", l_iid), ("sym", l_sym)):
+        for k, v in [("loss", loss)] + terms:
             running[k] = running.get(k, 0.0) + float(v.detach())
         if bar is not None:
             bar.update(1)
         last = step + 1 == steps
         if (step + 1) % log_every == 0 or last:
-            sign = resolve_mirror(rot_model, seed, device=dev)
+            sign = frozen_sign or resolve_mirror(rot_model, seed, device=dev)
             mon = monitor(rot_model, az_model, val_batch, dev, sign)
             n_acc = (step % log_every) + 1
             entry = {"step": step + 1, **{k: v / n_acc for k, v in running.items()}, **mon, "mirror": sign,
@@ -304,14 +340,17 @@ def train_slfm(
     if bar is not None:
         bar.close()
     train_s = time.time() - t_train
-    sign = resolve_mirror(rot_model, seed, device=dev)
+    sign = frozen_sign or resolve_mirror(rot_model, seed, device=dev)
     rot_model.cpu().eval()
     az_model.cpu().eval()
     summary = {"seed": seed, "steps": steps, "batch": batch, "n_configs": n_configs, "data_seconds": t_data,
                "train_seconds": train_s, "total_seconds": time.time() - t0, "mirror_sign": sign,
+               "rotation_model": None if rotation_model is None else str(rotation_model),
+               "min_confidence": min_confidence, "w_side": w_side,
                "final": history[-1] if history else {}}
     out = Path(out_dir)
-    save_model(out / rotation_name, "slfm_rotation", rot_model, {"output_sign": sign, "training": summary})
+    if frozen_sign is None:
+        save_model(out / rotation_name, "slfm_rotation", rot_model, {"output_sign": sign, "training": summary})
     save_model(out / azimuth_name, "slfm_azimuth", az_model, {"training": summary})
     emit(json.dumps(summary))
     if log:
