@@ -62,7 +62,8 @@ def stamp_of(msg) -> int:
 
 @pytest.fixture(scope="module")
 def sim_bag(tmp_path_factory):
-    """The sim graph recorded by `av-pose bag record` (SIGINT-stopped) until 25 live 3D poses are in the bag."""
+    """The sim graph recorded by `av-pose bag record` (SIGINT-stopped) until 25 live 3D poses happened while it
+    was subscribed to every topic."""
     import rclpy
     from rclpy.context import Context
 
@@ -83,7 +84,14 @@ def sim_bag(tmp_path_factory):
     recorder = cli("bag", "record", "-o", str(path), *RECORDED)
     try:
         launch.start()
-        assert probe.spin_until(lambda: len(poses) >= 25, 150.0), f"only {len(poses)} poses from the sim graph"
+
+        def recording(topic: str) -> bool:
+            return any(i.node_name == "av_pose_bag_recorder" for i in
+                       probe.node.get_subscriptions_info_by_topic(topic))
+        assert probe.spin_until(lambda: all(recording(t) for t in RECORDED), 120.0), (
+            f"the recorder never subscribed to {[t for t in RECORDED if not recording(t)]}")
+        poses.clear()  # count what the recorder can have seen
+        assert probe.spin_until(lambda: len(poses) >= 25, 120.0), f"only {len(poses)} poses from the sim graph"
         recorder.send_signal(signal.SIGINT)
         out, err = recorder.communicate(timeout=30)
     finally:
@@ -118,7 +126,7 @@ def test_record_reads_back_with_rosbags(sim_bag):
         assert {m[0] for m in messages[topic]} == {msgtype}
     assert len(messages["/human/pose_3d"]) >= 20
     with BagReader(path) as bag:
-        counts = {t: i.count for t, i in bag.topics.items()}
+        counts = {t: i.count for t, i in bag.topics.items() if i.count}  # a topic may have had no message
         assert counts == {t: len(v) for t, v in messages.items()}
         text = info_text(bag)
         assert "/human/pose_3d" in text and "av_pose_ros/msg/HumanPose3D" in text
@@ -182,10 +190,10 @@ def test_replay_to_a_subscriber_and_a_fresh_lifter(ros_context, sim_bag):
             probe.close()
     assert player.returncode == 0, err
     assert "[play] published" in out and "/human/pose_3d" in out
-    # reliable topic: everything, in order; best effort keypoints: in order, (almost) all on localhost
+    # reliable topic: everything, in order; best effort keypoints: in order, most of them (a loaded host drops some)
     assert [stamp_of(m) for m in played] == recorded_pose_stamps
     got = [stamp_of(m) for m in keypoints]
-    assert got == [s for s in recorded_keypoint_stamps if s in set(got)] and len(got) >= 0.8 * len(
+    assert got == [s for s in recorded_keypoint_stamps if s in set(got)] and len(got) >= 0.5 * len(
         recorded_keypoint_stamps)
     fresh = {p.stamp_ns: p.joints for p in map(pose3d_from_msg, relifted)}
     common = sorted(set(fresh) & set(recorded_live))
@@ -211,8 +219,13 @@ def test_reprocess_lifter_matches_live_output(sim_bag, tmp_path):
         summary = reprocess(bag, tmp_path / "out", ["lifter", "handover"], progress=False)
     assert summary.error is None and summary.written.get("/human/pose_3d", 0) >= 20, summary.text()
     live, offline = unique_poses(path), unique_poses(tmp_path / "out")
+    with BagReader(path) as bag:  # live poses whose inputs the recorder caught (it joins the graph a little late)
+        first_info = min(stamp_of(m) for m in _deserialised(bag, "/camera/camera_info"))
+        inputs = {stamp_of(m) for m in _deserialised(bag, "/human/keypoints_2d")} & {
+            stamp_of(m) for m in _deserialised(bag, "/audio/pose_kernel")}
+    eligible = {s for s in live if s in inputs and s >= first_info}
     common = sorted(set(live) & set(offline))
-    assert len(common) >= 0.8 * len(live)
+    assert len(common) >= max(10, 0.9 * len(eligible)), (len(common), len(eligible), len(live))
     worst = max(float(np.abs(live[s] - offline[s]).max()) for s in common)
     assert worst < 1e-4, f"reprocessed lifter differs from the live one by {worst * 1e3:.3f} mm"
     assert summary.written.get("/handover/target_info", 0) > 0 or "handover" in summary.text()
@@ -242,29 +255,29 @@ def test_reprocess_all_stages_from_audio(sim_bag, tmp_path):
 
 
 def test_truncated_bag_plays_its_readable_part(ros_context, sim_bag, tmp_path, capsys):
-    from av_pose_ros.msg import Keypoints2D
+    from av_pose_ros.msg import HumanPose3D
 
     path, _ = sim_bag
     broken = tmp_path / "broken"
     shutil.copytree(path, broken)
     mcap = next(broken.glob("*.mcap"))
     with mcap.open("r+b") as f:
-        f.truncate(int(mcap.stat().st_size * 0.6))
+        f.truncate(int(mcap.stat().st_size * 0.75))
     with BagReader(broken) as bag:
-        readable = bag.topics["/human/keypoints_2d"].count
-        total = BagReader(path).topics["/human/keypoints_2d"].count
+        readable = bag.topics["/human/pose_3d"].count
+        total = BagReader(path).topics["/human/pose_3d"].count
         assert 0 < readable < total
         assert any("truncated" in n for n in bag.notes) and any("readable part" in n for n in bag.notes)
     assert av_pose(["bag", "info", str(broken)]) == 0
     assert "damaged or truncated" in capsys.readouterr().out
     (broken / "metadata.yaml").unlink()  # a recording that was never closed
     with BagReader(broken) as bag:
-        assert bag.topics["/human/keypoints_2d"].count == readable
+        assert bag.topics["/human/pose_3d"].count == readable
         assert any("no metadata.yaml" in n for n in bag.notes)
 
     probe = Probe(ros_context)
-    got = probe.collect(Keypoints2D, "human/keypoints_2d", deep(False))
-    player = cli("bag", "play", str(broken), "--rate", "20", "--delay", "3", "--topics", "/human/keypoints_2d")
+    got = probe.collect(HumanPose3D, "human/pose_3d", deep(True))
+    player = cli("bag", "play", str(broken), "--rate", "20", "--delay", "3", "--topics", "/human/pose_3d")
     try:
         while player.poll() is None:
             probe.spin_for(0.2)
@@ -274,8 +287,8 @@ def test_truncated_bag_plays_its_readable_part(ros_context, sim_bag, tmp_path, c
         probe.close()
     assert player.returncode == 1, (out, err)
     assert f"damaged: played its readable part ({readable} messages)" in err
-    assert f"/human/keypoints_2d  {readable}" in out
-    assert 0.8 * readable <= len(got) <= readable
+    assert f"/human/pose_3d  {readable}" in out
+    assert len(got) == readable  # reliable: every readable message, acknowledged before the player exits
 
 
 def test_sqlite3_round_trip(ros_context, tmp_path):

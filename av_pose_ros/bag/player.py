@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from av_pose_ros.bag.qos import playback_qos
@@ -105,7 +106,15 @@ class BagPlayer:
             result.loops += 1
             if not self.loop:
                 break
+        self.flush()
         return result
+
+    def flush(self, timeout_s: float = 3.0) -> None:
+        """Wait until reliable subscribers have acknowledged what was published: a player that exits right after
+        its last message would otherwise take it with it."""
+        deadline = time.monotonic() + timeout_s
+        for pub in self.publishers.values():
+            pub.wait_for_all_acked(Duration(nanoseconds=int(max(deadline - time.monotonic(), 0.0) * 1e9)))
 
 
 def print_status(line: str) -> None:
