@@ -4,9 +4,10 @@
   (every feature of view a against the features of view b within a window of horizontal and vertical displacements),
   and a convolutional decoder that keeps the layout (so it can use the perspective of the flow) -> relative yaw (rad,
   + left from a to b).
-* :class:`AzimuthNet`: a convolutional network over the binaural STFT, four channels per time-frequency bin (log
-  magnitude left, log magnitude right, cos and sin of the interaural phase, i.e. of the phase of the cross-spectrum),
-  pooled over time -> front-folded azimuth (rad, + left) in (-pi/2, pi/2).
+* :class:`AzimuthNet`: the binaural STFT, four channels per time-frequency bin (log magnitude left, log magnitude
+  right, cos and sin of the interaural phase, i.e. of the phase of the cross-spectrum); learned weights for every
+  time-frequency bin (onset-based) and frame feed a weighted GCC-PHAT over a fine lag grid whose peak, through the
+  spherical-head ITD model, gives the front-folded azimuth (rad, + left) in [-pi/2, pi/2].
 
 Both are plain ``nn.Module``s built from a config dict so they save as state dict + config (weights-only loading).
 """

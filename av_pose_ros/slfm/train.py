@@ -1,14 +1,19 @@
 """Self-supervised SLfM training: the rotation and azimuth models teach each other; no label enters any loss.
 
 A batch holds whole configurations: one room, one fixed source, the head recorded at ``V`` yaws (views). For each
-view the audio model predicts the front-folded sound azimuth; for each view v > 0 the rotation model predicts the
-head's turn from view 0 from two pictures rendered for that turn (in both orders). Losses:
+view v > 0 the rotation model predicts the head's turn from view 0 from two pictures rendered for that turn (in both
+orders); for each view the audio model gives a distribution over the interaural delay (and its peak, the
+front-folded azimuth). The ears are swapped on half of the configurations (turns negated with them). Losses:
 
-* geometric consistency (weight 5): the sound turns opposite to the head, ``az_v = az_0 - turn_v``, observed
-  folded to the front; the unknown source direction is the best one on the whole circle, which covers the
-  front/back mirrored solutions (:func:`losses.multiview_geometric_loss`);
-* the IID left/right vote on every clip (weight 1);
-* symmetry (weight 1): swapped ears negate the azimuth, reversed image order negates the rotation.
+* audio, multi-view delay likelihood (weight 1): a source at ``az`` anywhere on the circle is heard in view v with
+  the delay ``itd(az - turn_v)``; minus the log marginal likelihood over ``az`` that all views heard one source
+  (:func:`losses.multiview_delay_loss`), which covers the front/back mirrored solutions;
+* audio, the IID left/right vote (weight 0.2) on the probability mass at left-ear-first delays;
+* rotation (joint training only), geometric consistency with the audio model's detached directions (weight 5,
+  :func:`losses.multiview_geometric_loss`) and symmetry (reversed image order negates the rotation, weight 1).
+
+With ``rotation_model`` the rotation model is a trained, frozen file and only the audio model learns; in joint
+training the audio losses start after ``audio_start`` of the steps (before that the turns are noise).
 
 The losses cannot tell the true solution from its mirror image (all rotations negated, all sources reflected
 front/back). As in the paper this global ambiguity is resolved after training by showing the rotation model pairs
