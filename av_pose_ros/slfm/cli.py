@@ -26,19 +26,12 @@ def _train(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    azimuth_config = {}
-    if args.diffuse_subtract:
-        azimuth_config["diffuse_subtract"] = True
-        azimuth_config["diffuse_prior"] = args.diffuse_prior
-    if args.coherence_frames:
-        azimuth_config["coherence_frames"] = args.coherence_frames
     summary = train_slfm(out_dir=args.out_dir, cache_dir=args.cache_dir, steps=args.steps, batch=args.batch,
                          seed=args.seed, n_configs=args.configs, lr=args.lr, device=args.device,
                          resume=not args.no_resume, threads=args.threads, progress=not args.quiet,
                          log_file=args.log, n_procedural=args.procedural,
                          rotation_model=args.rotation_model, min_confidence=args.min_confidence,
-                         w_side=args.w_side, init_azimuth=args.init_azimuth,
-                         new_param_lr_mult=args.new_param_lr_mult, azimuth_config=azimuth_config or None)
+                         w_side=args.w_side)
     summary.pop("history", None)
     print(json.dumps(summary, indent=2))
     return 0
@@ -85,16 +78,6 @@ def register(subparsers) -> None:
     t.add_argument("--min-confidence", type=float, default=0.0,
                    help="skip configurations whose multi-view direction posterior is less concentrated than this")
     t.add_argument("--w-side", type=float, default=0.2, help="weight of the IID left/right vote")
-    t.add_argument("--init-azimuth", default=None, help="start the audio model from this slfm_azimuth.pt")
-    t.add_argument("--new-param-lr-mult", type=float, default=1.0,
-                   help="with --init-azimuth: learning-rate factor for the parameters the file lacks")
-    t.add_argument("--diffuse-subtract", action="store_true",
-                   help="audio model: learn and remove a diffuse-field interaural coherence per frequency")
-    t.add_argument("--diffuse-prior", type=float, default=0.0,
-                   help="with --diffuse-subtract: start from this fraction of the diffuse-field coherence")
-    t.add_argument("--coherence-frames", type=int, default=0,
-                   help="audio model: also weigh bins by the stability of their interaural phase over this many "
-                        "frames (0: off)")
     t.set_defaults(func=_train)
 
     e = subparsers.add_parser("eval-slfm", help="evaluate SLfM models against SIFT and GCC-PHAT baselines",

@@ -30,7 +30,7 @@ DEFAULT_AZIMUTH_CONFIG = {
     "max_lag_ms": 0.8, "n_lags": 33, "bands_hz": [1000.0, 2500.0, 5000.0], "n_level_bands": 12,
     "n_readout_lags": 81, "head_radius": 0.0875, "speed_of_sound": 343.0, "max_correction_deg": 0.0,
     "onset_power": 2.0, "onset_eps": 0.01, "tf_channels": 8, "lag_prior_scales_ms": [0.05, 0.15, 0.4],
-    "init_temperature": 0.1, "coherence_frames": 0, "coherence_power": 0.0, "coherence_eps": 0.05,
+    "init_temperature": 0.1,
 }
 
 
@@ -205,12 +205,6 @@ class AzimuthNet(nn.Module):
       frequencies, started as band-limited cross-correlations and band level differences, then 1-D convolutions);
     * a weight per band, and a smooth odd prior over the lags (``tanh`` of the lag at a few scales) whose
       coefficients the network predicts from the whole clip (e.g. from the level difference: which side).
-    * optional, off by default (files written without them load unchanged): ``coherence_frames > 1`` adds a
-      per-bin log-weight ``q * log(phase stability over that many frames + eps)`` (``q`` learned, starts at
-      ``coherence_power``); ``diffuse_subtract`` removes a learned real interaural coherence per frequency (start: a
-      fraction ``diffuse_prior`` of the diffuse-field coherence of two points one head apart), scaled by the
-      weighted mass, from the weighted cross-spectrum before the whitening. Neither beat the plain model in the
-      experiments so far (see the commit message).
 
     :meth:`lag_scores` exposes the scores over the lag grid; training turns them into a distribution over delays
     (softmax at a learned temperature ``log_temperature``). The angular scale comes from the head geometry, not from
@@ -289,14 +283,6 @@ class AzimuthNet(nn.Module):
         nn.init.zeros_(self.tf_net[-1].weight)
         nn.init.zeros_(self.tf_net[-1].bias)
         self.onset_power = nn.Parameter(torch.tensor(float(cfg["onset_power"])))
-        self.diffuse = bool(cfg.get("diffuse_subtract", False))
-        if self.diffuse:  # learned; files written before this option have no such parameter (and keep it off)
-            # start: a fraction ``diffuse_prior`` of the diffuse-field coherence of two points one head apart
-            prior = torch.sinc(2.0 * freqs * 2.0 * head_radius / c) * float(cfg.get("diffuse_prior", 0.0))
-            self.diffuse_coherence = nn.Parameter(prior)
-        self.coherence_frames = int(cfg["coherence_frames"])
-        if self.coherence_frames > 1:  # files written before this option have no such parameter (and keep it off)
-            self.coherence_power = nn.Parameter(torch.tensor(float(cfg["coherence_power"])))
         self.log_temperature = nn.Parameter(torch.tensor(math.log(float(cfg["init_temperature"]))))
         self.correction = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(inplace=True), nn.Linear(h, 1))
         nn.init.zeros_(self.correction[-1].weight)
@@ -325,26 +311,7 @@ class AzimuthNet(nn.Module):
         onset = torch.log(F.relu(rise) + float(self.config["onset_eps"]))
         rel = power - power.amax(dim=(1, 2), keepdim=True)
         x = torch.stack([rel / 8.0, rise / 4.0, (lm_l - lm_r) / 2.0], 1)
-        out = self.onset_power * onset + self.tf_net(x).squeeze(1)
-        if self.coherence_frames > 1:
-            coherence = self.phase_coherence(feats)
-            out = out + self.coherence_power * torch.log(coherence + float(self.config["coherence_eps"]))
-        return out
-
-    def phase_coherence(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, F, T) stability of the interaural phase over ``coherence_frames`` neighbouring frames, in [0, 1]:
-        the length of the (level-masked) mean unit cross-spectrum over the window divided by the mean mask. Near 1
-        where one path (the direct sound) dominates the bin over those frames, low where reflections and the
-        diffuse tail make the phase wander."""
-        k = self.coherence_frames
-        b, _, f, t = feats.shape
-        ph = feats[:, 2:4]                                                   # unit phasor * level mask
-        mask = ph.norm(dim=1, keepdim=True)
-        x = torch.cat([ph, mask], 1).reshape(b * 3 * f, 1, t)
-        pad_l = (k - 1) // 2
-        x = F.pad(x, (pad_l, k - 1 - pad_l), mode="replicate")
-        m = F.avg_pool1d(x, k, stride=1).reshape(b, 3, f, t)
-        return m[:, :2].norm(dim=1) / (m[:, 2] + 1e-3)
+        return self.onset_power * onset + self.tf_net(x).squeeze(1)
 
     def lag_scores(self, feats: torch.Tensor):
         """(B, 4, F, T) features -> (scores over ``self.lags`` (B, L), pooled clip features (B, 2h))."""
@@ -356,11 +323,7 @@ class AzimuthNet(nn.Module):
         band_w = torch.softmax(self.band_weight(pooled), dim=1)              # (B, nb)
         logw = self.bin_log_weights(feats) + trust[:, self.band_of_bin]      # (B, F, T)
         logw = logw - logw.amax(dim=2, keepdim=True)
-        wts = torch.exp(logw)
-        avg = torch.einsum("bkft,bft->bkf", feats[:, 2:4], wts)             # (B, 2, F) weighted cross-spectrum
-        if self.diffuse:  # remove the expected diffuse-field part (real, frequency-dependent interaural coherence)
-            mass = torch.einsum("bft,bft->bf", feats[:, 2:4].norm(dim=1), wts)
-            avg = avg - torch.stack([self.diffuse_coherence * mass, torch.zeros_like(mass)], 1)
+        avg = torch.einsum("bkft,bft->bkf", feats[:, 2:4], torch.exp(logw))  # (B, 2, F) weighted cross-spectrum
         avg = avg / (avg.norm(dim=1, keepdim=True) + 1e-12)                  # PHAT per frequency
         xc = torch.einsum("bkf,nkfl->bnl", avg, self.xcorr_basis)            # (B, nb, L)
         score = (xc * band_w.unsqueeze(-1)).sum(1)                           # (B, L)

@@ -173,8 +173,6 @@ def train_slfm(
     min_confidence: float = 0.0,
     w_side: float = W_SIDE,
     audio_start: float = 0.5,
-    init_azimuth: str | None = None,
-    new_param_lr_mult: float = 1.0,
 ) -> dict:
     """Train both models without labels and write ``out_dir/<rotation_name>`` and ``out_dir/<azimuth_name>``.
 
@@ -182,10 +180,7 @@ def train_slfm(
     ``train_ckpt.pt``; with ``resume`` a run continues from it. With ``rotation_model`` (a trained
     ``slfm_rotation.pt``) only the audio model is trained: the head turns between the views come from that frozen
     model's predictions on the rendered picture pairs, and no rotation file is written. In joint training the audio
-    losses start after ``audio_start`` of the steps. With ``init_azimuth`` (an ``slfm_azimuth.pt``) the audio model
-    starts from that file's weights (fine-tuning); parameters the file lacks (options switched on in
-    ``azimuth_config``, e.g. ``diffuse_subtract`` or ``coherence_frames``) keep their neutral start values and learn
-    at ``new_param_lr_mult`` times the learning rate. Returns a summary dict."""
+    losses start after ``audio_start`` of the steps. Returns a summary dict."""
     if threads:
         torch.set_num_threads(int(threads))
     dev = pick_device(device)
@@ -209,34 +204,15 @@ def train_slfm(
             prm.requires_grad_(False)
     else:
         rot_model = RotationNet(rotation_config).to(dev)
-    new_names: set = set()
-    if init_azimuth is not None:
-        from .estimators import AzimuthEstimator
-
-        base = AzimuthEstimator.load(init_azimuth, device="cpu").model
-        cfg = dict(base.config)
-        cfg.update(azimuth_config or {})
-        az_model = AzimuthNet(cfg)
-        missing, unexpected = az_model.load_state_dict(base.state_dict(), strict=False)
-        if unexpected:
-            raise ValueError(f"{init_azimuth}: weights the model does not have: {unexpected}")
-        new_names = set(missing)
-        az_model = az_model.to(dev)
-    else:
-        az_model = AzimuthNet(azimuth_config).to(dev)
+    az_model = AzimuthNet(azimuth_config).to(dev)
     params = list(az_model.parameters()) + ([] if frozen_sign is not None else list(rot_model.parameters()))
-    groups = [{"params": [p for n, p in az_model.named_parameters() if n not in new_names], "mult": 1.0},
-              {"params": [p for n, p in az_model.named_parameters() if n in new_names], "mult": new_param_lr_mult,
-               "weight_decay": 0.0}]
-    if frozen_sign is None:
-        groups.append({"params": list(rot_model.parameters()), "mult": 1.0})
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     maker = BatchMaker(audio, images, rot_model.config, batch, seed)
     ckpt_path = cache / f"train_ckpt_s{seed}.pt"
     start = 0
     history = []
     run_id = json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config, rotation_model,
-                         min_confidence, w_side, audio_start, init_azimuth, new_param_lr_mult,
+                         min_confidence, w_side, audio_start,
                          [(k, list(v.shape)) for m in (rot_model, az_model) for k, v in m.state_dict().items()]])
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
@@ -298,7 +274,7 @@ def train_slfm(
         clips, turns, az, ia, ib = future.result()
         future = pool.submit(maker.make, step + 1) if step + 1 < steps else None
         for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr) * g["mult"]
+            g["lr"] = _lr(step, steps, lr)
         bsz, n_views = clips.shape[:2]
         wave = torch.from_numpy(clips.reshape(bsz * n_views, 2, -1)).to(dev)
         labels = iid_labels(wave.cpu()).to(dev)
@@ -375,8 +351,7 @@ def train_slfm(
     summary = {"seed": seed, "steps": steps, "batch": batch, "n_configs": n_configs, "data_seconds": t_data,
                "train_seconds": train_s, "total_seconds": time.time() - t0, "mirror_sign": sign,
                "rotation_model": None if rotation_model is None else str(rotation_model),
-               "min_confidence": min_confidence, "w_side": w_side, "init_azimuth": init_azimuth,
-               "new_param_lr_mult": new_param_lr_mult,
+               "min_confidence": min_confidence, "w_side": w_side,
                "final": history[-1] if history else {}}
     out = Path(out_dir)
     if frozen_sign is None:
