@@ -36,6 +36,13 @@ def test_tiny_model_validation_error_falls(cache, tmp_path):
                          net_config=TINY, cache_root=cache, gen_workers=2, progress=False, resume=True,
                          log=lambda *a: None)
     assert len(again["history"]) == len(summary["history"])
+    # fine-tuning on two scenarios starts from the trained weights, not from scratch
+    tuned = train_lifter(scenario=["default", "offers"], out=tmp_path / "tuned.pt", num_train=[120, 24],
+                         num_val=[24, 8], epochs=1, batch_size=8, lr=1e-3, seed=0, init=tmp_path / "tiny.pt",
+                         cache_root=cache, gen_workers=2, progress=False, log=lambda *a: None)
+    assert tuned["history"][0]["val_mpjpe_mm"] < 0.8 * start
+    info = torch.load(tmp_path / "tuned.pt", weights_only=True)["train"]
+    assert info["scenario"] == ["default", "offers"] and info["num_train"] == [120, 24]
 
 
 def test_data_parallel_two_cpu_processes(cache, tmp_path):

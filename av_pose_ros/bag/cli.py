@@ -96,20 +96,25 @@ def cmd_record(args) -> int:
     return 0
 
 
-def _open_bag(command: str, path: str):
+def _open_bag(command: str, path: str, warn: bool = True):
+    """The opened bag (its damage notes printed as warnings when `warn`), or None after printing why not."""
     from av_pose_ros.bag.reader import BagError, BagReader
 
     try:
-        return BagReader(path)
+        bag = BagReader(path)
     except BagError as err:
         print(f"av-pose {command}: {err}", file=sys.stderr)
         return None
+    if warn:
+        for note in bag.notes:
+            print(f"[{command.split()[-1]}] warning: {note}", file=sys.stderr, flush=True)
+    return bag
 
 
 def cmd_info(args) -> int:
     from av_pose_ros.bag.reader import info_text
 
-    bag = _open_bag("bag info", args.bag)
+    bag = _open_bag("bag info", args.bag, warn=False)  # info_text lists the notes
     if bag is None:
         return 2
     with bag:
@@ -126,8 +131,6 @@ def cmd_play(args) -> int:
 
     from av_pose_ros.bag.player import BagPlayer
 
-    for note in bag.notes:
-        print(f"[play] warning: {note}", file=sys.stderr, flush=True)
     topics = [_absolute(t) for t in args.topics] if args.topics else None
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("av_pose_bag_player")
@@ -167,8 +170,6 @@ def cmd_reprocess(args) -> int:
     bag = _open_bag("reprocess", args.bag)
     if bag is None:
         return 2
-    for note in bag.notes:
-        print(f"[reprocess] warning: {note}", file=sys.stderr, flush=True)
     try:
         with bag:
             summary = reprocess(bag, Path(args.out), stages=args.stages.split(","), model_path=args.model,

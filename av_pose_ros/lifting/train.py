@@ -217,7 +217,7 @@ def train_lifter(scenario: str | list[str] = "config/scenarios/default.yaml", ou
     cfg = NetConfig.from_dict(net_config or {})
     torch.manual_seed(seed)
     np.random.seed(seed)
-    scenarios = [scenario] if isinstance(scenario, (str, Path)) else [str(x) for x in scenario]
+    scenarios = [str(scenario)] if isinstance(scenario, (str, Path)) else [str(x) for x in scenario]
     counts_train = _per_scenario(num_train, scenarios, "num_train")
     counts_val = _per_scenario(num_val, scenarios, "num_val")
     workers_here = max(1, gen_workers or os.cpu_count() or 1)
