@@ -43,6 +43,8 @@ def test_keypoint_node_end_to_end(ros_context, photo):
     with NodeProcess(NODE, {"tracking": False}) as node:
         try:
             wait_for_subscriber(probe, images, 60.0)
+            assert probe.spin_until(lambda: probe.node.count_publishers("human/keypoints_2d") > 0, 60.0), (
+                "the probe never discovered the keypoint publisher")
             frame = "camera_optical_frame"
 
             def send(pixels, encoding, stamp_ns, with_info=True):
