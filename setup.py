@@ -32,7 +32,7 @@ setup(
     data_files=[("share/ament_index/resource_index/packages", []), ("share/av_pose_ros", ["package.xml"])]
     + share_files("launch") + share_files("config") + share_files("models"),
     entry_points={
-        "console_scripts": ["av-pose = av_pose_ros.cli:main"]
+        "console_scripts": ["av-pose = av_pose_ros.app.cli:main"]
         + [f"{name} = av_pose_ros.nodes.{name}:main" for name in NODES],
     },
 )

@@ -13,9 +13,9 @@ import numpy as np
 
 from av_pose_ros.acoustics.kernel import AudioInputError, KernelConfig, PoseKernelExtractor, envelope
 from av_pose_ros.acoustics.physics import speed_of_sound
-from av_pose_ros.geometry import apply_transform
 from av_pose_ros.handover import ConstantVelocityFilter, HandSelector, ReachEnvelope, approach_orientation
-from av_pose_ros.skeleton import COCO17_JOINTS, JOINT_INDEX
+from av_pose_ros.primitives.geometry import apply_transform
+from av_pose_ros.primitives.skeleton import COCO17_JOINTS, JOINT_INDEX
 
 Lookup = Callable[[str, str, int], np.ndarray]
 

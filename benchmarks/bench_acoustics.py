@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 from av_pose_ros.acoustics import encoding  # noqa: E402
 from av_pose_ros.acoustics.emission import slot_crosstalk_db  # noqa: E402
 from av_pose_ros.acoustics.kernel import KernelConfig, PoseKernelExtractor, envelope  # noqa: E402
-from av_pose_ros.scenario import load_scenario  # noqa: E402
 from av_pose_ros.sim.render import Simulator  # noqa: E402
+from av_pose_ros.sim.scenario import load_scenario  # noqa: E402
 
 
 def median_time(fn, repeats):

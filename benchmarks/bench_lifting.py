@@ -17,8 +17,8 @@ import torch  # noqa: E402
 from av_pose_ros.lifting import Lifter  # noqa: E402
 from av_pose_ros.lifting.baselines import tof, vision_only  # noqa: E402
 from av_pose_ros.lifting.dataset import simulate_sample  # noqa: E402
-from av_pose_ros.scenario import load_scenario  # noqa: E402
 from av_pose_ros.sim.render import Simulator  # noqa: E402
+from av_pose_ros.sim.scenario import load_scenario  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -40,8 +40,8 @@ def run_once(seconds: float, warmup_timeout_s: float = 120.0) -> dict:
     import rclpy
 
     import av_pose_ros.msg as msgs
-    from av_pose_ros.launch_graphs import parse_arguments, resolve
-    from av_pose_ros.launcher import Launch
+    from av_pose_ros.app.launch_graphs import parse_arguments, resolve
+    from av_pose_ros.app.launcher import Launch
     from av_pose_ros.ros.conversions import ns_from_time
     from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 

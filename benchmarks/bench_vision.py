@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import cv2
 import numpy as np
 
-from av_pose_ros.geometry import LINK_FROM_OPTICAL, invert_transform, make_transform
+from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, invert_transform, make_transform
 from av_pose_ros.vision.rays import MIN_CONFIDENCE, ray_encoding
 
 THREADS = 2

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from av_pose_ros.primitives.skeleton import NUM_JOINTS
 from av_pose_ros.ros import conversions as cv
-from av_pose_ros.skeleton import NUM_JOINTS
 
 STAMP_NS = 1_700_000_000_123_456_789
 

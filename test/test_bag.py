@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from av_pose_ros.app.cli import main as av_pose
 from av_pose_ros.bag.reader import BagReader, info_text
-from av_pose_ros.cli import main as av_pose
 
 from conftest import REPO, child_env
 from ros_harness import NodeProcess, Probe
@@ -52,7 +52,8 @@ def deep(reliable: bool):
 
 
 def cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "av_pose_ros.cli", *args], env=child_env(), stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "av_pose_ros.app.cli", *args], env=child_env(),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -67,8 +68,8 @@ def sim_bag(tmp_path_factory):
     import rclpy
     from rclpy.context import Context
 
-    from av_pose_ros.launch_graphs import parse_arguments, resolve
-    from av_pose_ros.launcher import Launch
+    from av_pose_ros.app.launch_graphs import parse_arguments, resolve
+    from av_pose_ros.app.launcher import Launch
     from av_pose_ros.msg import HumanPose3D
     from av_pose_ros.ros.qos import RESULT_QOS
 

@@ -36,7 +36,7 @@ def test_every_message_file_is_importable_after_setup():
 
 
 def test_doctor_reports_everything_importable():
-    out = subprocess.run([sys.executable, "-m", "av_pose_ros.cli", "doctor", "--json"], env=child_env(),
+    out = subprocess.run([sys.executable, "-m", "av_pose_ros.app.cli", "doctor", "--json"], env=child_env(),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert '"name": "rmw"' in out.stdout and "rmw_fastrtps_cpp" in out.stdout

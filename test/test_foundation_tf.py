@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from av_pose_ros.geometry import make_transform, rot_z
-from av_pose_ros.tf_tree import TransformError, TransformTree
+from av_pose_ros.primitives.geometry import make_transform, rot_z
+from av_pose_ros.primitives.transform_tree import TransformError, TransformTree
 
 from conftest import child_env
 
@@ -46,7 +46,7 @@ def test_missing_frames_say_why(target, source, fragment):
 
 STATIC_SENDER = """
 import rclpy, time
-from av_pose_ros.geometry import make_transform
+from av_pose_ros.primitives.geometry import make_transform
 from av_pose_ros.ros.tf import TfPublisher, transform_msg
 rclpy.init()
 node = rclpy.create_node("static_sender")

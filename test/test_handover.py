@@ -4,11 +4,11 @@ handover_node over real DDS: target in the base frame through TF, diagnostics fo
 import numpy as np
 import pytest
 
-from av_pose_ros.geometry import apply_transform, make_transform, rot_z
 from av_pose_ros.handover import ConstantVelocityFilter, HandSelector, ReachEnvelope, approach_orientation
 from av_pose_ros.handover.selection import offer_score
+from av_pose_ros.primitives.geometry import apply_transform, make_transform, rot_z
+from av_pose_ros.primitives.skeleton import JOINT_INDEX
 from av_pose_ros.sim.body import body_joints, place_in_world
-from av_pose_ros.skeleton import JOINT_INDEX
 
 ROBOT = np.zeros(3)
 
@@ -65,7 +65,7 @@ def test_reach_envelope_and_orientation():
     assert not env.contains(np.array([1.2, 0.0, 0.4])) and not env.contains(np.array([0.3, 0.0, 0.1]))
     assert env.distance(np.array([0.0, 0.4, 0.3])) == pytest.approx(0.4)
     q = approach_orientation(np.array([1.0, 0.0, 1.0]), np.array([0.7, 0.0, 1.0]))  # forearm points at -x
-    from av_pose_ros.geometry import matrix_from_quaternion
+    from av_pose_ros.primitives.geometry import matrix_from_quaternion
 
     r = matrix_from_quaternion(q)
     assert r[:, 0] == pytest.approx([-1, 0, 0]) and r[:, 2] == pytest.approx([0, 0, 1])

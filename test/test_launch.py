@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from av_pose_ros.launch_graphs import ARGUMENTS, GRAPHS, parse_arguments, resolve
-from av_pose_ros.launcher import NODES_DIR, Launch
+from av_pose_ros.app.launch_graphs import ARGUMENTS, GRAPHS, parse_arguments, resolve
+from av_pose_ros.app.launcher import NODES_DIR, Launch
 
 from conftest import REPO, child_env
 
@@ -46,8 +46,8 @@ def test_switches_and_unknown_arguments():
 
 CHILDREN = """
 import sys
-from av_pose_ros.launch_graphs import ResolvedNode
-from av_pose_ros.launcher import Launch
+from av_pose_ros.app.launch_graphs import ResolvedNode
+from av_pose_ros.app.launcher import Launch
 nodes = [ResolvedNode("handover_node", name, "", [], {}, {}) for name in ("h1", "h2")]
 sys.exit(Launch(nodes).run())
 """
@@ -101,14 +101,14 @@ def test_one_child_dying_stops_the_others(ros_domain):
 
 
 def test_missing_executable_is_a_clear_error():
-    from av_pose_ros.launch_graphs import ResolvedNode
+    from av_pose_ros.app.launch_graphs import ResolvedNode
 
     with pytest.raises(FileNotFoundError, match="no_such_node"):
         Launch([ResolvedNode("no_such_node", "x", "", [], {}, {})])
 
 
 def test_parameter_docs_are_generated_from_the_code():
-    from av_pose_ros.param_docs import render
+    from av_pose_ros.app.param_docs import render
 
     assert (REPO / "docs" / "parameters.md").read_text() == render(), (
-        "docs/parameters.md is stale: python -m av_pose_ros.param_docs > docs/parameters.md")
+        "docs/parameters.md is stale: python -m av_pose_ros.app.param_docs > docs/parameters.md")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from av_pose_ros.geometry import apply_transform, invert_transform
 from av_pose_ros.lifting.baselines import SURFACE_TO_JOINT_M, tof, vision_only
+from av_pose_ros.primitives.geometry import apply_transform, invert_transform
 from av_pose_ros.sim.body import body_joints, facing_yaw, place_in_world
 from av_pose_ros.sim.rig import load_rig
 

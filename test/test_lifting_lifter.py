@@ -13,9 +13,9 @@ import torch
 from av_pose_ros.lifting import Lifter, LifterLoadError
 from av_pose_ros.lifting.dataset import simulate_sample
 from av_pose_ros.lifting.features import LiftingInputError
-from av_pose_ros.scenario import load_scenario
 from av_pose_ros.sim.body import facing_yaw
 from av_pose_ros.sim.render import Simulator
+from av_pose_ros.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models" / "lifter.pt"
@@ -82,7 +82,7 @@ def test_bad_model_files(tmp_path):
 
 
 def test_eval_cli_json(tmp_path):
-    cmd = [sys.executable, "-m", "av_pose_ros.cli", "eval-lifter", "--scenario", "config/scenarios/default.yaml",
+    cmd = [sys.executable, "-m", "av_pose_ros.app.cli", "eval-lifter", "--scenario", "config/scenarios/default.yaml",
            "--num", "4", "--seed", "5", "--json", "--cache", str(tmp_path), "--workers", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -18,9 +18,9 @@ RIG_FRAME = "camera_link"
 
 @pytest.fixture(scope="module")
 def world():
-    from av_pose_ros.scenario import load_scenario
     from av_pose_ros.sim.body import facing_yaw
     from av_pose_ros.sim.render import Simulator
+    from av_pose_ros.sim.scenario import load_scenario
 
     scene = load_scenario("default").sample(np.random.default_rng(4))
     person = dataclasses.replace(scene.person, pose="offer_left", stature_m=1.75, position_xy=(2.0, 0.1),
@@ -54,8 +54,8 @@ def test_pose_kernel_node_end_to_end(ros_context, world):
     from std_srvs.srv import Trigger
 
     from av_pose_ros.acoustics.physics import speed_of_sound
-    from av_pose_ros.geometry import apply_transform, make_transform
     from av_pose_ros.msg import AudioFrame, PoseKernel
+    from av_pose_ros.primitives.geometry import apply_transform, make_transform
     from av_pose_ros.ros.conversions import kernels_from_msg, ns_from_time
     from av_pose_ros.ros.qos import SENSOR_QOS
     from av_pose_ros.ros.tf import TfPublisher, transform_msg

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from av_pose_ros.acoustics.kernel import KernelConfig, PoseKernelExtractor
-from av_pose_ros.scenario import load_scenario
 from av_pose_ros.sim.body import facing_yaw
 from av_pose_ros.sim.render import Simulator
+from av_pose_ros.sim.scenario import load_scenario
 
 
 @pytest.fixture(scope="module")

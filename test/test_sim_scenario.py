@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from av_pose_ros.scenario import Scenario, ScenarioError, load_scenario
 from av_pose_ros.sim.rig import find_config, load_rig
+from av_pose_ros.sim.scenario import Scenario, ScenarioError, load_scenario
 
 GOOD = yaml.safe_load(find_config("scenarios", "default").read_text())
 

@@ -1,7 +1,7 @@
 """The approximate-time pairing the lifter uses: nearest partner within the slop, settled once it cannot improve,
 leading items without a partner reported."""
 
-from av_pose_ros.sync import NearestPairer
+from av_pose_ros.primitives.pairing import NearestPairer
 
 MS = 1_000_000
 

@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from av_pose_ros.launch_graphs import ResolvedNode, parse_arguments, resolve
-from av_pose_ros.launcher import Launch
+from av_pose_ros.app.launch_graphs import ResolvedNode, parse_arguments, resolve
+from av_pose_ros.app.launcher import Launch
+from av_pose_ros.primitives.skeleton import JOINT_INDEX
 from av_pose_ros.ros.conversions import ns_from_time, pose3d_from_msg
-from av_pose_ros.skeleton import JOINT_INDEX
 
 from conftest import REPO, child_env
 from ros_harness import Probe

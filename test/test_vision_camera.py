@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from av_pose_ros.geometry import LINK_FROM_OPTICAL, make_transform, rot_z
+from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, make_transform, rot_z
 from av_pose_ros.vision.camera import CameraModel
 
 K = np.array([[600.0, 0.0, 320.0], [0.0, 580.0, 240.0], [0.0, 0.0, 1.0]])

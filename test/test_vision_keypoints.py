@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from skimage.data import astronaut as astronaut_photo
 
-from av_pose_ros.skeleton import JOINT_INDEX
+from av_pose_ros.primitives.skeleton import JOINT_INDEX
 from av_pose_ros.vision.keypoints import PoseDetector
 
 HAND_READ = {  # joint: (u, v, tolerance px)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from av_pose_ros.geometry import (
+from av_pose_ros.primitives.geometry import (
     LINK_FROM_OPTICAL,
     apply_transform,
     make_transform,

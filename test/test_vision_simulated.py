@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from av_pose_ros.geometry import LINK_FROM_OPTICAL, apply_transform, make_transform
-from av_pose_ros.skeleton import JOINT_INDEX, LEFT_RIGHT_SWAP
+from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, apply_transform, make_transform
+from av_pose_ros.primitives.skeleton import JOINT_INDEX, LEFT_RIGHT_SWAP
 from av_pose_ros.vision.camera import CameraModel
 from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
 

@@ -46,10 +46,10 @@ class GroundTruth:
 
 class SimSource:
     def __init__(self, config: SimConfig | None = None, probe: ProbeSettings | None = None):
-        from av_pose_ros.scenario import load_scenario
         from av_pose_ros.sim.body import MOTION_NAMES, library_pose
         from av_pose_ros.sim.render import Simulator
         from av_pose_ros.sim.rig import load_rig
+        from av_pose_ros.sim.scenario import load_scenario
 
         self.config = config or SimConfig()
         self.probe = probe or ProbeSettings()

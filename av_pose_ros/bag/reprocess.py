@@ -74,7 +74,7 @@ def _ros_params_file(path: Path, node: str) -> dict:
 def load_parameters(node: str, specs, extra: list[str]) -> SimpleNamespace:
     """A node's parameters as it would get them from `av-pose launch`: defaults, config/<node>.yaml, then the
     user's files and `node.name:=value` overrides, checked against the node's declared ranges and choices."""
-    from av_pose_ros.paths import package_file
+    from av_pose_ros.primitives.paths import package_file
 
     values = {s.name: s.default for s in specs}
     files = [package_file(f"config/{node}.yaml")] + [Path(e) for e in extra if ":=" not in e]
@@ -108,7 +108,7 @@ def load_parameters(node: str, specs, extra: list[str]) -> SimpleNamespace:
 
 def _lifter_tf_message(msg) -> bool:
     """A /tf message the lifter published (only REP-155 body and joint frames): re-created when the lifter runs."""
-    from av_pose_ros.skeleton import COCO17_JOINTS, rep155_joint_frame
+    from av_pose_ros.primitives.skeleton import COCO17_JOINTS, rep155_joint_frame
 
     prefixes = ("body_",) + tuple(rep155_joint_frame(j, "") for j in COCO17_JOINTS)
     return bool(msg.transforms) and all(t.child_frame_id.startswith(prefixes) for t in msg.transforms)
@@ -146,7 +146,9 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
     from av_pose_ros.bag.typestore import message_class, typestore
     from av_pose_ros.msg import HumanPose3D, Keypoints2D, PoseKernel
     from av_pose_ros.nodes import handover_node, lifter_node, pose_kernel_node
-    from av_pose_ros.paths import package_file
+    from av_pose_ros.primitives.pairing import NearestPairer
+    from av_pose_ros.primitives.paths import package_file
+    from av_pose_ros.primitives.transform_tree import TransformError, TransformTree
     from av_pose_ros.ros.conversions import (
         Pose3D,
         audio_from_msg,
@@ -159,8 +161,6 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
     from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
     from av_pose_ros.ros.tf import TF_QOS, matrix_from_transform_msg
     from av_pose_ros.stages import HandoverTracker, KernelStage, StageError, camera_matrix, lift_pose
-    from av_pose_ros.sync import NearestPairer
-    from av_pose_ros.tf_tree import TransformError, TransformTree
 
     p = {s: load_parameters(NODES[s], module.PARAMS, params or [])
          for s, module in (("kernel", pose_kernel_node), ("lifter", lifter_node), ("handover", handover_node))}

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from av_pose_ros.paths import package_file
+from av_pose_ros.primitives.paths import package_file
 
 
 @lru_cache(maxsize=1)

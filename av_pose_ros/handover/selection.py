@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from av_pose_ros.skeleton import JOINT_INDEX
+from av_pose_ros.primitives.skeleton import JOINT_INDEX
 
 _ARM = {side: (JOINT_INDEX[f"{side}_shoulder"], JOINT_INDEX[f"{side}_elbow"], JOINT_INDEX[f"{side}_wrist"],
                JOINT_INDEX[f"{side}_hip"]) for side in ("left", "right")}
@@ -75,7 +75,7 @@ class HandSelector:
 def approach_orientation(elbow: np.ndarray, wrist: np.ndarray) -> np.ndarray:
     """(x, y, z, w) quaternion whose x axis runs along the forearm (elbow to wrist) and whose z axis is as close
     to up as that allows: the direction a gripper meets the hand from."""
-    from av_pose_ros.geometry import quaternion_from_matrix
+    from av_pose_ros.primitives.geometry import quaternion_from_matrix
 
     x = wrist - elbow
     if np.linalg.norm(x) < 1e-6:

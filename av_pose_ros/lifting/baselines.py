@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from av_pose_ros.acoustics.encoding import DelayTable
-from av_pose_ros.skeleton import BONE_INDICES
+from av_pose_ros.primitives.skeleton import BONE_INDICES
 
 from .features import (
     LiftingInputError,

@@ -52,8 +52,8 @@ _WORKER: dict = {}
 
 
 def _worker_init(scenario_path: str):
-    from av_pose_ros.scenario import load_scenario
     from av_pose_ros.sim.render import Simulator
+    from av_pose_ros.sim.scenario import load_scenario
 
     _WORKER["scenario"] = load_scenario(scenario_path)
     _WORKER["sim"] = Simulator()

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from av_pose_ros.skeleton import BONE_INDICES, LEFT_HIP, LEFT_WRIST, RIGHT_HIP, RIGHT_WRIST
+from av_pose_ros.primitives.skeleton import BONE_INDICES, LEFT_HIP, LEFT_WRIST, RIGHT_HIP, RIGHT_WRIST
 
 from . import dataset as ds
 from .baselines import tof, vision_only

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from av_pose_ros.acoustics.encoding import DelayTable, fuse_pairs
-from av_pose_ros.geometry import invert_transform
+from av_pose_ros.primitives.geometry import invert_transform
 from av_pose_ros.vision.rays import ray_encoding
 
 MIN_KEYPOINT_CONFIDENCE = 1e-3

@@ -18,6 +18,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from av_pose_ros.msg import Keypoints2D
+from av_pose_ros.primitives.skeleton import BONE_INDICES
 from av_pose_ros.ros.conversions import Keypoints, MessageError, keypoints_to_msg, ns_from_time
 from av_pose_ros.ros.diagnostics import Health
 from av_pose_ros.ros.images import image_from_numpy, image_to_rgb
@@ -25,7 +26,6 @@ from av_pose_ros.ros.latest_worker import LatestWorker
 from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
-from av_pose_ros.skeleton import BONE_INDICES
 from av_pose_ros.vision.camera import CameraModel
 from av_pose_ros.vision.keypoints import PoseDetector
 

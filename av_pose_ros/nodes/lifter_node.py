@@ -2,7 +2,8 @@
 
 Subscribes `human/keypoints_2d`, `audio/pose_kernel`, `camera/camera_info` (sensor-data QoS) and TF. Each
 Keypoints2D is paired with the PoseKernel nearest in stamp within `sync_slop_s` (message_filters' approximate-time
-policy for two inputs, `av_pose_ros.sync`); camera, speaker and microphone poses come from TF at the keypoints'
+policy for two inputs,
+`av_pose_ros.primitives.pairing`); camera, speaker and microphone poses come from TF at the keypoints'
 stamp, expressed in `output_frame`. Publishes `human/pose_3d` (stamp = image acquisition time), `human/markers`
 (MarkerArray, joints coloured by confidence) and TF frames `body_<id>` (mid-hip) and `<joint>_<id>` (REP-155) under
 `output_frame`. Lifting runs in its own thread on the newest pair only: when it falls behind, older pairs are
@@ -19,9 +20,18 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from av_pose_ros.geometry import make_transform
 from av_pose_ros.msg import HumanPose3D, Keypoints2D, PoseKernel
-from av_pose_ros.paths import package_file
+from av_pose_ros.primitives.geometry import make_transform
+from av_pose_ros.primitives.pairing import NearestPairer
+from av_pose_ros.primitives.paths import package_file
+from av_pose_ros.primitives.skeleton import (
+    BONE_INDICES,
+    COCO17_JOINTS,
+    LEFT_HIP,
+    RIGHT_HIP,
+    rep155_body_frame,
+    rep155_joint_frame,
+)
 from av_pose_ros.ros.conversions import (
     MessageError,
     Pose3D,
@@ -36,9 +46,7 @@ from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer, TfPublisher, transform_msg
-from av_pose_ros.skeleton import BONE_INDICES, COCO17_JOINTS, LEFT_HIP, RIGHT_HIP, rep155_body_frame, rep155_joint_frame
 from av_pose_ros.stages import StageError, camera_matrix, lift_pose
-from av_pose_ros.sync import NearestPairer
 
 PARAMS = [
     Param("model_path", "models/lifter.pt", "Lifter weights (a relative path is looked up in the package)."),

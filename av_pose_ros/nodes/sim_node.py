@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from sensor_msgs.msg import CameraInfo
 
-from av_pose_ros.geometry import LINK_FROM_OPTICAL, make_transform
 from av_pose_ros.msg import HumanPose3D, Keypoints2D
 from av_pose_ros.nodes.audio_io_node import AudioIONode
+from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, make_transform
 from av_pose_ros.ros.conversions import Keypoints, Pose3D, keypoints_to_msg, make_header, pose3d_to_msg
 from av_pose_ros.ros.parameters import Param
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS

@@ -18,9 +18,9 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
-from av_pose_ros.geometry import make_transform, rot_z
 from av_pose_ros.msg import AudioFrame, HeadRotation, SoundDirection
-from av_pose_ros.paths import package_file
+from av_pose_ros.primitives.geometry import make_transform, rot_z
+from av_pose_ros.primitives.paths import package_file
 from av_pose_ros.ros.conversions import (
     MessageError,
     audio_from_msg,

@@ -24,7 +24,7 @@ from av_pose_ros.msg import (
     PoseKernel,
     SoundDirection,
 )
-from av_pose_ros.skeleton import COCO17_JOINTS
+from av_pose_ros.primitives.skeleton import COCO17_JOINTS
 
 
 class MessageError(ValueError):

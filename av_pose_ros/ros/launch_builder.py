@@ -1,10 +1,11 @@
-"""Builds a `ros2 launch` description from `av_pose_ros.launch_graphs`, the description `av-pose launch` uses too."""
+"""Builds a `ros2 launch` description from `av_pose_ros.app.launch_graphs`, the description `av-pose launch`
+uses too."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from av_pose_ros.launch_graphs import ARGUMENTS, parse_arguments, resolve
+from av_pose_ros.app.launch_graphs import ARGUMENTS, parse_arguments, resolve
 
 
 def generate(graph: str):

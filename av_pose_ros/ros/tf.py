@@ -1,7 +1,8 @@
 """TF for the nodes: look up transforms and broadcast them on /tf and /tf_static with the standard message type.
 
 On a robot `tf2_ros` is importable and used. Where it is not (ROS 2 from the Python registry), the same interface is
-served by `av_pose_ros.tf_tree.TransformTree` fed from /tf and /tf_static with tf2's QoS, so other ROS tools see
+served by `av_pose_ros.primitives.transform_tree.TransformTree`
+fed from /tf and /tf_static with tf2's QoS, so other ROS tools see
 and send ordinary `tf2_msgs/TFMessage` traffic either way.
 """
 
@@ -12,9 +13,9 @@ from geometry_msgs.msg import Quaternion, Transform, TransformStamped, Vector3
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
-from av_pose_ros.geometry import matrix_from_quaternion, quaternion_from_matrix
+from av_pose_ros.primitives.geometry import matrix_from_quaternion, quaternion_from_matrix
+from av_pose_ros.primitives.transform_tree import TransformError, TransformTree
 from av_pose_ros.ros.conversions import make_header, ns_from_time
-from av_pose_ros.tf_tree import TransformError, TransformTree
 
 try:
     import tf2_ros

@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from av_pose_ros.geometry import rot_z
-from av_pose_ros.skeleton import JOINT_INDEX, NUM_JOINTS
+from av_pose_ros.primitives.geometry import rot_z
+from av_pose_ros.primitives.skeleton import JOINT_INDEX, NUM_JOINTS
 
 POSE_NAMES = ("standing", "arms_raised", "reach_left", "reach_right", "offer_left", "offer_right",
               "sitting", "squatting", "walking")

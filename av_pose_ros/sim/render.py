@@ -26,7 +26,7 @@ from scipy.signal import fftconvolve
 from av_pose_ros.acoustics import probes
 from av_pose_ros.acoustics.emission import MusicEmission, SlottedEmission
 from av_pose_ros.acoustics.physics import speed_of_sound
-from av_pose_ros.scenario import Scene
+from av_pose_ros.sim.scenario import Scene
 
 from .body import HANDOVER_STOP_M, Motion, body_joints, place_in_world
 from .room import RirCache

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from av_pose_ros.geometry import LINK_FROM_OPTICAL, apply_transform, make_transform, matrix_from_rpy
-from av_pose_ros.paths import share_dirs
+from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, apply_transform, make_transform, matrix_from_rpy
+from av_pose_ros.primitives.paths import share_dirs
 
 
 def config_dirs() -> list[Path]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
-from av_pose_ros.skeleton import JOINT_INDEX as J
+from av_pose_ros.primitives.skeleton import JOINT_INDEX as J
 
 from .body import Proportions
 

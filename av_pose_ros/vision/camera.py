@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from av_pose_ros.geometry import apply_transform
+from av_pose_ros.primitives.geometry import apply_transform
 
 # Number of distortion coefficients each CameraInfo distortion model carries (OpenCV order).
 DISTORTION_COEFFICIENTS: dict[str, int] = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from av_pose_ros.skeleton import COCO17_JOINTS
+from av_pose_ros.primitives.skeleton import COCO17_JOINTS
 
 # MediaPipe BlazePose landmark index of each COCO-17 joint, in COCO17_JOINTS order.
 _BLAZEPOSE_INDEX = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from av_pose_ros.geometry import invert_transform
+from av_pose_ros.primitives.geometry import invert_transform
 
 # Lower bound on the confidence used for the width, so a barely-seen joint's ridge stays a few sigma wide, not infinite.
 MIN_CONFIDENCE = 0.05

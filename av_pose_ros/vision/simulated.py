@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from av_pose_ros.geometry import apply_transform, invert_transform
-from av_pose_ros.skeleton import LEFT_RIGHT_SWAP
+from av_pose_ros.primitives.geometry import apply_transform, invert_transform
+from av_pose_ros.primitives.skeleton import LEFT_RIGHT_SWAP
 from av_pose_ros.vision.camera import CameraModel
 
 _SWAP = np.array(LEFT_RIGHT_SWAP)

@@ -75,10 +75,10 @@ class Monitor:
 def run_demo(duration_s: float, out_dir: Path, seed: int) -> int:
     import rclpy
 
+    from av_pose_ros.app.demo_report import write_report
+    from av_pose_ros.app.launch_graphs import parse_arguments, resolve
+    from av_pose_ros.app.launcher import Launch
     from av_pose_ros.bag.recorder import BagRecorder
-    from av_pose_ros.demo_report import write_report
-    from av_pose_ros.launch_graphs import parse_arguments, resolve
-    from av_pose_ros.launcher import Launch
 
     if out_dir.exists():
         shutil.rmtree(out_dir)

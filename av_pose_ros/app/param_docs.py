@@ -1,7 +1,7 @@
 """Writes docs/parameters.md: every node's parameters (default, range or choices, description) from the node
 modules' own `PARAMS` specs, so the documentation cannot drift from the code.
 
-    python -m av_pose_ros.param_docs > docs/parameters.md
+    python -m av_pose_ros.app.param_docs > docs/parameters.md
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-NODES_DIR = Path(__file__).resolve().parent / "nodes"
+NODES_DIR = Path(__file__).resolve().parents[1] / "nodes"
 
 
 def node_params(name: str) -> list:
@@ -36,7 +36,7 @@ def _allowed(param) -> str:
 
 def render() -> str:
     lines = ["# Node parameters", "", "Generated from the nodes' parameter specs by "
-             "`python -m av_pose_ros.param_docs > docs/parameters.md`; the values in `config/<node>.yaml` are the "
+             "`python -m av_pose_ros.app.param_docs > docs/parameters.md`; the values in `config/<node>.yaml` are the "
              "ones the launch files use. `ros2 param describe <node> <name>` shows the same descriptions.", ""]
     for path in sorted(NODES_DIR.glob("*_node.py")):
         lines += [f"## {path.stem}", "", "| parameter | default | allowed | description |", "|---|---|---|---|"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from av_pose_ros.skeleton import BONE_INDICES, LEFT_HIP, LEFT_WRIST, RIGHT_HIP, RIGHT_WRIST
+from av_pose_ros.primitives.skeleton import BONE_INDICES, LEFT_HIP, LEFT_WRIST, RIGHT_HIP, RIGHT_WRIST
 
 
 def _ns(stamp) -> int:
@@ -146,7 +146,7 @@ def write_figure(topics: dict, errors: dict, handover: np.ndarray, path: Path, s
 def _top_view(ax, truth: dict, poses: dict, seed: int, scenario: str) -> None:
     from matplotlib.patches import Rectangle
 
-    from av_pose_ros.scenario import load_scenario
+    from av_pose_ros.sim.scenario import load_scenario
 
     scene = load_scenario(scenario).sample(np.random.default_rng(seed))  # the scene sim_node drew with this seed
     size = np.asarray(scene.room.size_m, dtype=float)

@@ -1,7 +1,7 @@
 """`av-pose launch sim|robot|replay [name:=value ...]`: the launch files' graphs as separate processes, for machines
 without `ros2 launch`.
 
-Reads the same description as `launch/*.launch.py` (`av_pose_ros.launch_graphs`), starts one process per node with
+Reads the same description as `launch/*.launch.py` (`av_pose_ros.app.launch_graphs`), starts one process per node with
 the same parameter files and remaps, prefixes their output with the node name, forwards Ctrl-C, and stops every
 child when one of them dies unexpectedly.
 """
@@ -17,9 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-from av_pose_ros.launch_graphs import ARGUMENTS, GRAPHS, ResolvedNode, parse_arguments, resolve
+from av_pose_ros.app.launch_graphs import ARGUMENTS, GRAPHS, ResolvedNode, parse_arguments, resolve
 
-NODES_DIR = Path(__file__).resolve().parent / "nodes"
+NODES_DIR = Path(__file__).resolve().parents[1] / "nodes"
 
 
 def node_command(node: ResolvedNode) -> list[str]:

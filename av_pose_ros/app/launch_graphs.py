@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from av_pose_ros.paths import package_file
+from av_pose_ros.primitives.paths import package_file
 
 ARGUMENTS: dict[str, tuple[str, str]] = {
     "namespace": ("", "ROS namespace for every node"),

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from av_pose_ros.geometry import matrix_from_quaternion, quaternion_from_matrix
+from av_pose_ros.primitives.geometry import matrix_from_quaternion, quaternion_from_matrix
 
 
 class TransformError(LookupError):

@@ -11,8 +11,8 @@ import importlib
 import sys
 
 # Areas whose `cli.register(subparsers)` adds subcommands, in help order.
-AREA_CLIS = ("av_pose_ros.doctor", "av_pose_ros.demo", "av_pose_ros.audio.cli", "av_pose_ros.lifting.cli",
-             "av_pose_ros.slfm.cli", "av_pose_ros.launcher",
+AREA_CLIS = ("av_pose_ros.app.doctor", "av_pose_ros.app.demo", "av_pose_ros.audio.cli", "av_pose_ros.lifting.cli",
+             "av_pose_ros.slfm.cli", "av_pose_ros.app.launcher",
              "av_pose_ros.bag.cli")
 
 
