@@ -110,7 +110,9 @@ def test_core_modules_do_without_rclpy():
 
     from conftest import child_env
 
-    code = ("import sys; import av_pose_ros.stages, av_pose_ros.bag.reader, av_pose_ros.bag.cli; "
+    code = ("import sys; import av_pose_ros.pipeline.kernel, av_pose_ros.pipeline.lifter, "
+            "av_pose_ros.pipeline.handover, "
+            "av_pose_ros.bag.reader, av_pose_ros.bag.cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'torch')))")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -146,6 +146,10 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
     from av_pose_ros.bag.typestore import message_class, typestore
     from av_pose_ros.msg import HumanPose3D, Keypoints2D, PoseKernel
     from av_pose_ros.nodes import handover_node, lifter_node, pose_kernel_node
+    from av_pose_ros.pipeline.common import StageError
+    from av_pose_ros.pipeline.handover import HandoverTracker
+    from av_pose_ros.pipeline.kernel import KernelStage
+    from av_pose_ros.pipeline.lifter import camera_matrix, lift_pose
     from av_pose_ros.primitives.pairing import NearestPairer
     from av_pose_ros.primitives.paths import package_file
     from av_pose_ros.primitives.transform_tree import TransformError, TransformTree
@@ -160,7 +164,6 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
     )
     from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
     from av_pose_ros.ros.tf import TF_QOS, matrix_from_transform_msg
-    from av_pose_ros.stages import HandoverTracker, KernelStage, StageError, camera_matrix, lift_pose
 
     p = {s: load_parameters(NODES[s], module.PARAMS, params or [])
          for s, module in (("kernel", pose_kernel_node), ("lifter", lifter_node), ("handover", handover_node))}

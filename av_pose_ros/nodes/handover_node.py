@@ -12,6 +12,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 
 from av_pose_ros.msg import HandoverTarget, HumanPose3D
+from av_pose_ros.pipeline.handover import HandoverResult, HandoverTracker
 from av_pose_ros.primitives.skeleton import COCO17_JOINTS
 from av_pose_ros.ros.conversions import Handover, MessageError, handover_to_msg, make_header, pose3d_from_msg, pose_msg
 from av_pose_ros.ros.diagnostics import Health
@@ -19,7 +20,6 @@ from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer, TransformError
-from av_pose_ros.stages import HandoverResult, HandoverTracker
 
 PARAMS = [
     Param("base_frame", "base_link", "Manipulator base frame the target is expressed in."),

@@ -21,6 +21,8 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from av_pose_ros.msg import HumanPose3D, Keypoints2D, PoseKernel
+from av_pose_ros.pipeline.common import StageError
+from av_pose_ros.pipeline.lifter import camera_matrix, lift_pose
 from av_pose_ros.primitives.geometry import make_transform
 from av_pose_ros.primitives.pairing import NearestPairer
 from av_pose_ros.primitives.paths import package_file
@@ -46,7 +48,6 @@ from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer, TfPublisher, transform_msg
-from av_pose_ros.stages import StageError, camera_matrix, lift_pose
 
 PARAMS = [
     Param("model_path", "models/lifter.pt", "Lifter weights (a relative path is looked up in the package)."),

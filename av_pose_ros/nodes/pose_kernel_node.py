@@ -30,13 +30,13 @@ from std_srvs.srv import Trigger
 from av_pose_ros.acoustics import encoding
 from av_pose_ros.acoustics.kernel import AudioInputError, PoseKernelExtractor
 from av_pose_ros.msg import AudioFrame, Keypoints2D, PoseKernel
+from av_pose_ros.pipeline.kernel import KernelStage
 from av_pose_ros.ros.conversions import Kernels, MessageError, audio_from_msg, kernels_to_msg, make_header
 from av_pose_ros.ros.diagnostics import Health
 from av_pose_ros.ros.parameters import Param, declare_parameters
 from av_pose_ros.ros.qos import SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer, TransformError
-from av_pose_ros.stages import KernelStage
 
 PARAMS = [
     Param("sample_rate", 48000, "Sample rate the pipeline runs at (Hz); other frames are rejected.", 8000, 384000),

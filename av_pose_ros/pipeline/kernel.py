@@ -1,34 +1,15 @@
-"""The per-message work of the processing nodes (pose kernel, lifter, handover) without ROS, so the nodes and the
-offline `av-pose reprocess` run exactly the same code. Parameters come as an attribute namespace (a node's
-declared parameters, or the same names read from its YAML); transforms through a `lookup(target, source, stamp_ns)`
-callable (a node's TF buffer, or an offline `TransformTree`); time through explicit `now_s` arguments (a node's
-monotonic clock, or message stamps offline). Plain Python, no rclpy."""
+"""Pose kernel stage: audio windows -> pose kernels with the pose_kernel_node parameters (no rclpy)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from av_pose_ros.acoustics.kernel import AudioInputError, KernelConfig, PoseKernelExtractor, envelope
 from av_pose_ros.acoustics.physics import speed_of_sound
-from av_pose_ros.handover import ConstantVelocityFilter, HandSelector, ReachEnvelope, approach_orientation
-from av_pose_ros.primitives.geometry import apply_transform
-from av_pose_ros.primitives.skeleton import COCO17_JOINTS, JOINT_INDEX
+from av_pose_ros.pipeline.common import Lookup
 
-Lookup = Callable[[str, str, int], np.ndarray]
-
-
-class StageError(Exception):
-    """Input a stage cannot use; `code` names the diagnostic (tf, input_lifting, lifting, ...)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-# -- pose kernel -------------------------------------------------------------------------------------------------
 
 class Presence:
     """Whether a person is around, for the slow empty-room update: False only after nobody was reported for
@@ -148,95 +129,3 @@ class KernelStage:
                 return KernelWindow(frame, None, False)
             kernels = (envelope(frame.responses) * ex.gate).astype(np.float32)
         return KernelWindow(frame, kernels, subtracted)
-
-
-# -- lifter ------------------------------------------------------------------------------------------------------
-
-def camera_matrix(k) -> np.ndarray:
-    """K (3x3) from CameraInfo.k; StageError when it is zero or not finite (an uncalibrated camera)."""
-    K = np.asarray(k, dtype=float).reshape(3, 3)
-    if not np.any(K) or not np.all(np.isfinite(K)):
-        raise StageError("no_camera_info", "camera info K is zero or not finite (uncalibrated camera)")
-    return K
-
-
-def lift_pose(lifter, kp, kernels, K: np.ndarray, lookup: Lookup, output_frame: str, position_std_m: float):
-    """Metric joints of the first person of `kp` with `kernels`: (joints (17, 3), confidence (17,),
-    covariance (17, 3, 3)) in `output_frame`. StageError with the diagnostic code when it cannot."""
-    try:
-        world_from_camera = lookup(output_frame, kp.frame_id, kp.stamp_ns)
-        speakers = np.array([lookup(output_frame, f, kernels.stamp_ns)[:3, 3] for f in kernels.speaker_frames])
-        mics = np.array([lookup(output_frame, f, kernels.stamp_ns)[:3, 3] for f in kernels.mic_frames])
-    except LookupError as err:
-        raise StageError("tf", str(err)) from err
-    try:
-        joints, confidence = lifter.predict(kp.keypoints[0], K, world_from_camera, kernels.kernels, speakers, mics,
-                                            kernels.sample_rate, speed_of_sound=kernels.speed_of_sound)
-    except ValueError as err:
-        raise StageError("input_lifting", str(err)) from err
-    if not np.all(np.isfinite(joints)):
-        raise StageError("lifting", "the lifter returned non-finite joints; not published")
-    std = position_std_m / np.maximum(confidence, 0.05)
-    covariance = np.eye(3)[None] * (std**2)[:, None, None]
-    return joints, confidence, covariance
-
-
-# -- handover ----------------------------------------------------------------------------------------------------
-
-@dataclass
-class HandoverResult:
-    hand: str
-    position: np.ndarray
-    orientation: np.ndarray
-    velocity: np.ndarray
-    confidence: float
-    reachable: bool
-    distance: float
-
-
-class _Track:
-    def __init__(self, p):
-        self.selector = HandSelector(p.min_offer_score, p.switch_margin, p.min_joint_confidence)
-        self.filter = ConstantVelocityFilter(p.accel_std, p.track_timeout_s)
-        self.hand: str | None = None
-        self.last_ns = 0
-
-
-class HandoverTracker:
-    """Per body: the offered hand (with hysteresis) and a constant-velocity filter of its wrist, in the base frame
-    (handover_node parameters)."""
-
-    def __init__(self, p):
-        self.p = p
-        self.tracks: dict[str, _Track] = {}
-
-    def update(self, pose, base_from_pose: np.ndarray) -> HandoverResult | None:
-        """The target for this pose, or None while no hand is offered. StageError for joints not in COCO-17."""
-        p = self.p
-        if tuple(pose.joint_names) != COCO17_JOINTS:
-            raise StageError("input_pose", "joint_names are not COCO-17 in order")
-        joints = apply_transform(base_from_pose, pose.joints)
-        timeout_ns = p.track_timeout_s * 1e9
-        self.tracks = {b: t for b, t in self.tracks.items() if pose.stamp_ns - t.last_ns <= timeout_ns}
-        track = self.tracks.get(pose.body_id)
-        if track is None:
-            track = self.tracks[pose.body_id] = _Track(p)
-        track.last_ns = pose.stamp_ns
-        choice = track.selector.select(joints, pose.confidence)
-        if choice is None:
-            track.hand = None
-            track.filter.reset()
-            return None
-        if choice.hand != track.hand:
-            track.filter.reset()
-            track.hand = choice.hand
-        rotation = base_from_pose[:3, :3]
-        wrist_cov = pose.covariance[JOINT_INDEX[f"{choice.hand}_wrist"]] if pose.covariance is not None else None
-        if wrist_cov is None or not np.any(wrist_cov):
-            wrist_cov = np.eye(3) * p.measurement_std_m**2
-        position, velocity = track.filter.update(choice.wrist, rotation @ wrist_cov @ rotation.T, pose.stamp_ns)
-        envelope_ = ReachEnvelope(tuple(p.reach_center), p.reach_min_radius_m, p.reach_max_radius_m,
-                                  p.reach_min_z_m, p.reach_max_z_m)
-        return HandoverResult(choice.hand, position, approach_orientation(choice.elbow, choice.wrist), velocity,
-                              choice.score * choice.confidence, envelope_.contains(position),
-                              envelope_.distance(position))
