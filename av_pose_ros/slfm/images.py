@@ -18,7 +18,7 @@ import os
 import cv2
 import numpy as np
 
-from ..geometry import OPTICAL_FROM_LINK_R, rot_y, rot_z
+from ..primitives.geometry import OPTICAL_FROM_LINK_R, rot_y, rot_z
 from .constants import CAMERA_FOV_DEG
 
 # Real photographs from scikit-image's data directory (files inside the wheel, no download).
