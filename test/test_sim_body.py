@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from av_pose_ros.primitives.skeleton import COCO17_JOINTS, JOINT_INDEX, LEFT_RIGHT_SWAP
-from av_pose_ros.sim.body import POSE_LIBRARY, POSE_NAMES, Motion, Proportions, body_joints, facing_yaw, place_in_world
+from av_pose_ros.sim.body import POSE_LIBRARY, POSE_NAMES, Proportions, body_joints, facing_yaw, place_in_world
+from av_pose_ros.sim.choreography import Motion
 from av_pose_ros.sim.surface import body_capsules, sample_surface, visible_from
 
 

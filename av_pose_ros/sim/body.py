@@ -17,11 +17,9 @@ from av_pose_ros.primitives.skeleton import JOINT_INDEX, NUM_JOINTS
 
 POSE_NAMES = ("standing", "arms_raised", "reach_left", "reach_right", "offer_left", "offer_right",
               "sitting", "squatting", "walking")
-# Scripted motions (not single poses): "handover" walks in, stops, offers the right hand, turns and walks away.
+# Scripted motions (not single poses), run by sim/choreography.py: "handover" is the demo world's visits (walk in,
+# offer a hand to the manipulator, hold, take it back, walk away; both hands, several statures).
 MOTION_NAMES = ("handover",)
-# Distance (m) from the camera at which the handover script stops to offer its hand: close enough for the arm
-# to reach, far enough for the offered hand to stay inside a 65 degree field of view.
-HANDOVER_STOP_M = 1.3
 
 
 @dataclass(frozen=True)
@@ -200,60 +198,3 @@ def facing_yaw(position_xy, target_xy) -> float:
     d = np.asarray(target_xy, float)[:2] - np.asarray(position_xy, float)[:2]
     return float(np.arctan2(d[1], d[0]))
 
-
-class Motion:
-    """A library pose that moves over time: ``walking`` paces back and forth along its facing direction over
-    ``path_length_m`` centred on the start position, ``offer_*`` reach out, hold and retract every period.
-
-    ``at(t)`` returns the pose, an (x, y) displacement in the body's *initial* frame and a yaw change; the static
-    poses return themselves unchanged.
-    """
-
-    def __init__(self, pose_name: str, stature_m: float, path_length_m: float = 1.5, offer_period_s: float = 4.0):
-        if pose_name not in MOTION_NAMES:
-            library_pose(pose_name)
-        self.pose_name = pose_name
-        self.speed = 1.1 * np.sqrt(stature_m / 1.7)         # m/s, scales like leg length
-        self.stride = 1.4 * stature_m / 1.7                 # m per full gait cycle
-        self.path_length = float(path_length_m)
-        self.offer_period = float(offer_period_s)
-
-    @property
-    def handover_period_s(self) -> float:
-        return 2 * self.path_length / self.speed + 8.0
-
-    def _handover(self, t: float) -> tuple[BodyPose, np.ndarray, float]:
-        """Walk in over ``path_length_m``, stand 1 s, offer the right hand 4 s (reach, hold, retract), stand 1 s,
-        turn and walk back, rest 2 s; then again."""
-        walk_s = self.path_length / self.speed
-        t = t % self.handover_period_s
-        standing = POSE_LIBRARY["standing"]
-        if t < walk_s:
-            return walking_pose(2 * np.pi * self.speed * t / self.stride), np.array([self.speed * t, 0.0]), 0.0
-        near = np.array([self.path_length, 0.0])
-        t -= walk_s
-        if t < 6.0:
-            w = float(np.clip(min(t - 1.0, 5.0 - t), 0.0, 1.0))      # 0 for 1 s, ramp 1 s, hold 2 s, ramp 1 s
-            return blend(standing, POSE_LIBRARY["offer_right"], 0.5 - 0.5 * np.cos(np.pi * w)), near, 0.0
-        t -= 6.0
-        if t < walk_s:
-            phase = 2 * np.pi * self.speed * t / self.stride
-            return walking_pose(phase), np.array([self.path_length - self.speed * t, 0.0]), np.pi
-        return standing, np.zeros(2), np.pi
-
-    def at(self, t: float) -> tuple[BodyPose, np.ndarray, float]:
-        if self.pose_name == "handover":
-            return self._handover(t)
-        if self.pose_name == "walking":
-            travelled = self.speed * t
-            leg, lap = np.modf(travelled / self.path_length)
-            outward = int(lap) % 2 == 0                     # towards the camera first, then back
-            along = (leg if outward else 1 - leg) * self.path_length - 0.5 * self.path_length
-            phase = 2 * np.pi * travelled / self.stride
-            return walking_pose(phase), np.array([along, 0.0]), (0.0 if outward else np.pi)
-        if self.pose_name.startswith("offer_"):
-            cycle = (t % self.offer_period) / self.offer_period
-            w = float(np.clip(1.5 - abs(4 * cycle - 2), 0, 1))  # rest, reach, hold, retract
-            w = 0.5 - 0.5 * np.cos(np.pi * w)
-            return blend(POSE_LIBRARY["standing"], POSE_LIBRARY[self.pose_name], w), np.zeros(2), 0.0
-        return POSE_LIBRARY[self.pose_name], np.zeros(2), 0.0

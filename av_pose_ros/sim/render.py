@@ -28,7 +28,8 @@ from av_pose_ros.acoustics.emission import MusicEmission, SlottedEmission
 from av_pose_ros.acoustics.physics import speed_of_sound
 from av_pose_ros.sim.scenario import Scene
 
-from .body import HANDOVER_STOP_M, Motion, body_joints, place_in_world
+from .body import body_joints, place_in_world
+from .choreography import scene_motion
 from .room import RirCache
 from .surface import BodySurface, body_capsules, sample_surface, visible_from
 
@@ -140,19 +141,14 @@ class Simulator:
     def joints_at(self, scene: Scene, t: float) -> np.ndarray:
         """(17, 3) base_link joints of the scene's person at scene time ``t``."""
         person = scene.person
-        distance = float(np.hypot(*(np.asarray(person.position_xy) - scene.rig.base_from_camera_link[:2, 3])))
-        if person.pose == "handover":
-            path = max(distance - HANDOVER_STOP_M, 0.0)      # walk in to the stop distance
-        else:
-            path = float(np.clip(2 * (distance - 0.8), 0, 1.5))
-        motion = Motion(person.pose, person.stature_m, path_length_m=path)
+        motion = scene_motion(scene)                         # sim/choreography.py: who is there, doing what
         pose, offset, turn = motion.at(t)
         if person.pose_jitter_rad > 0:
             pose = pose.jittered(np.random.default_rng(person.jitter_seed), person.pose_jitter_rad)
         c, s = np.cos(person.yaw), np.sin(person.yaw)
         position = np.asarray(person.position_xy) + np.array([c * offset[0] - s * offset[1],
                                                               s * offset[0] + c * offset[1]])
-        return place_in_world(body_joints(person.stature_m, pose), position, person.yaw + turn)
+        return place_in_world(body_joints(motion.stature_at(t), pose), position, person.yaw + turn)
 
     def render_capture(self, scene: Scene, window_index: int = 0, person: bool = True,
                        rng: np.random.Generator | None = None, speakers_on=None) -> Capture:
@@ -173,7 +169,7 @@ class Simulator:
         response = rirs
         if person:
             joints = self.joints_at(scene, t)
-            caps = body_capsules(joints, scene.person.stature_m)
+            caps = body_capsules(joints, scene_motion(scene).stature_at(t))
             surface = sample_surface(caps, self.surface_spacing_m, rng)
             body = body_response(surface, speakers, mics, audio.fs, c, audio.body_reflectance)
             length = max(rirs.shape[-1], body.shape[-1])

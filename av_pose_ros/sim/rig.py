@@ -1,13 +1,16 @@
 """Sensor rigs from ``config/rigs/<name>.yaml``: speakers, microphones, (speaker, mic) pairs and the camera.
 
 Speaker and mic positions are given in ``camera_link``; the camera mount places ``camera_link`` in ``base_link``.
+Optional ``frames`` name further robot frames under ``base_link`` (e.g. the manipulator's ``arm_base_link``, which
+handover_node centres its reach envelope on); ``manipulator_frame`` says which of them the simulated person offers
+a hand to.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +74,14 @@ class Rig:
     pairs: np.ndarray
     base_from_camera_link: np.ndarray   # 4x4
     intrinsics: CameraIntrinsics
+    frames: Mapping[str, np.ndarray] = field(default_factory=dict)   # name -> base_from_frame (4x4), extra frames
+    manipulator_frame: str | None = None                              # one of ``frames``: where hands are offered
+
+    def manipulator_position(self) -> np.ndarray:
+        """(3,) origin of the manipulator frame in base_link; the camera's position when the rig names none."""
+        if self.manipulator_frame is None:
+            return self.base_from_camera_link[:3, 3].copy()
+        return np.asarray(self.frames[self.manipulator_frame])[:3, 3].copy()
 
     @property
     def base_from_optical(self) -> np.ndarray:
@@ -117,7 +128,7 @@ def rig_from_dict(data: Mapping, name: str = "inline") -> Rig:
     """Build a rig from the YAML mapping (schema in ``config/rigs/default.yaml``); unknown keys are errors."""
     if not isinstance(data, Mapping):
         raise ValueError(f"rig must be a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"name", "speakers", "mics", "pairs", "camera"}
+    unknown = set(data) - {"name", "speakers", "mics", "pairs", "camera", "frames", "manipulator_frame"}
     if unknown:
         raise ValueError(f"unknown rig keys {sorted(unknown)}")
     for key in ("speakers", "mics"):
@@ -138,9 +149,33 @@ def rig_from_dict(data: Mapping, name: str = "inline") -> Rig:
         raise ValueError(f"rig camera hfov_deg {hfov} outside (10, 170)")
     intr = CameraIntrinsics.from_hfov(int(cam.get("width", 640)), int(cam.get("height", 480)), hfov,
                                       str(cam.get("distortion_model", "plumb_bob")), cam.get("distortion"))
+    frames = _frames(data.get("frames"))
+    manipulator = data.get("manipulator_frame")
+    if manipulator is not None and manipulator not in frames:
+        raise ValueError(f"rig manipulator_frame {manipulator!r} is not one of its frames {sorted(frames)}")
     return Rig(name=str(data.get("name", name)), speakers=speakers, mics=mics,
                pairs=_pairs(data.get("pairs"), len(speakers), len(mics)),
-               base_from_camera_link=make_transform(matrix_from_rpy(*rpy), xyz), intrinsics=intr)
+               base_from_camera_link=make_transform(matrix_from_rpy(*rpy), xyz), intrinsics=intr,
+               frames=frames, manipulator_frame=None if manipulator is None else str(manipulator))
+
+
+def _frames(spec) -> dict[str, np.ndarray]:
+    """Extra frames ``{name: {xyz: [...], rpy: [...]}}`` under base_link -> ``{name: base_from_frame}``."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"rig frames must be a mapping of name -> {{xyz, rpy}}, got {spec!r}")
+    frames = {}
+    for frame, pose in spec.items():
+        pose = dict(pose or {})
+        if set(pose) - {"xyz", "rpy"}:
+            raise ValueError(f"rig frame {frame!r}: unknown keys {sorted(set(pose) - {'xyz', 'rpy'})}")
+        xyz = np.asarray(pose.get("xyz", [0.0, 0.0, 0.0]), float)
+        rpy = np.asarray(pose.get("rpy", [0.0, 0.0, 0.0]), float)
+        if xyz.shape != (3,) or rpy.shape != (3,) or not np.all(np.isfinite(np.concatenate([xyz, rpy]))):
+            raise ValueError(f"rig frame {frame!r} needs xyz: [x, y, z] and rpy: [roll, pitch, yaw]")
+        frames[str(frame)] = make_transform(matrix_from_rpy(*rpy), xyz)
+    return frames
 
 
 def load_rig(name_or_spec="default") -> Rig:
