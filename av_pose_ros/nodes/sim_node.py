@@ -4,8 +4,9 @@ It is audio_io_node with the `sim` backend (one capture path, not two) plus, for
 camera would give at the same instant: `human/keypoints_2d` (simulated detections with the scenario's noise,
 misses and swaps, undistorted pixels, optical frame), `camera/camera_info`, and `sim/ground_truth` (HumanPose3D of
 the true joints in `base_frame`, the lifter's default output frame, same stamp). Static TF places `camera_link`,
-`camera_optical_frame`, `speaker_<i>` and `mic_<i>` under `base_link` from the rig. The default scenario
-(`handover`) walks a person in, stops, offers the right hand and walks away; seeded and repeatable.
+`camera_optical_frame`, `speaker_<i>`, `mic_<i>` and the rig file's further frames (`arm_base_link`) under
+`base_link` from the rig. The default scenario (`handover`, sim/choreography.py) is a series of visitors who walk
+in, offer a hand to the manipulator, hold it, take it back and walk away; seeded and repeatable.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class SimNode(AudioIONode):
         for prefix, points in ((p.speaker_frame_prefix, self.rig.speakers), (p.mic_frame_prefix, self.rig.mics)):
             transforms += [transform_msg(p.camera_frame, f"{prefix}{i}", make_transform(None, xyz), 0)
                            for i, xyz in enumerate(points)]
+        # further robot frames of the rig file (e.g. arm_base_link, handover_node's reach_frame)
+        transforms += [transform_msg(p.base_frame, name, frame, 0) for name, frame in self.rig.frames.items()]
         return transforms
 
     def on_window(self, window) -> None:
