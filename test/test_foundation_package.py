@@ -22,9 +22,12 @@ def test_package_xml_parses_with_catkin_pkg():
 
 def test_cmakelists_follows_the_mixed_ament_pattern():
     text = (REPO / "CMakeLists.txt").read_text()
-    for piece in ("find_package(ament_cmake REQUIRED)", "rosidl_generate_interfaces(", "ament_python_install_package(",
-                  "install(DIRECTORY launch config models", "ament_package()"):
+    for piece in ("find_package(ament_cmake REQUIRED)", "rosidl_generate_interfaces(",
+                  'DESTINATION "${PYTHON_INSTALL_DIR}', "install(DIRECTORY launch config models", "ament_package()"):
         assert piece in text
+    # rosidl already installs a Python package of the project's name; a second one fails (ros2/rosidl_python#141)
+    code = "\n".join(line.split("#")[0] for line in text.splitlines())
+    assert "ament_python_install_package(" not in code
     assert "msg/*.msg" in text  # every msg/ file is generated, none forgotten
 
 

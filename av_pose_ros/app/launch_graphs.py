@@ -12,6 +12,7 @@ Launch arguments (`name:=value` on either command line):
   use_slfm      also run slfm_node (default: false)
   use_handover  run handover_node (default: true)
   use_sim_time  use /clock (default: false; true for replay)
+  publish_rig_tf  robot: publish the rig file's static TF (default: true; false when the URDF has those frames)
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "use_slfm": ("false", "also run slfm_node"),
     "use_handover": ("true", "run handover_node"),
     "use_sim_time": ("false", "use /clock instead of the system clock"),
+    "publish_rig_tf": ("true", "robot: publish the rig file's frames (camera_link, speaker_<i>, mic_<i>, ...) on "
+                               "/tf_static; false when the robot's URDF already has them"),
 }
 
 
@@ -60,6 +63,7 @@ GRAPHS: dict[str, list[NodeSpec]] = {
             _HANDOVER],
     # A real robot: device audio, camera keypoints, then the same processing chain.
     "robot": [NodeSpec("audio_io_node", {"rig": "rig"}, {"backend": "device"}), NodeSpec("keypoint_node"),
+              NodeSpec("rig_tf_node", {"rig": "rig"}, enabled_by="publish_rig_tf"),
               NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER, _SLFM],
     # Replaying a bag: the recorded audio frames and keypoints feed the processing stages again.
     "replay": [NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER],
