@@ -9,6 +9,16 @@ Sample ``i`` of split ``split`` with seed ``seed`` is drawn from ``np.random.def
 result does not depend on the worker count, and training (``train``/``val``) and evaluation (``test``) streams
 never share a draw whatever seeds they are given. Samples are cached as npz shards under ``data_cache/``, keyed by
 the scenario file's content and the generator version, so repeated runs only generate what is missing.
+
+The empty room is primed as the node primes it: ``EMPTY_FRAMES`` windows for a periodic probe (chirp, sweep), the
+kernel pipeline's ``music_capture_frames`` (the whole music loop) for music, whose continuous deconvolution only
+models music it has heard. A frame the pipeline refuses (no kernel) is stored with all-zero kernels and
+``coarse_ok`` false; every audio method then counts it as a failure.
+
+``audio=False`` samples (for training vision-only models) draw the same scenes from the same streams but render
+no sound: joints and detections only, with zero-width kernels, more than a hundred times faster. Their detection
+noise is a different realisation than in the full sample of the same index (the audio rendering consumes the
+stream first); the distribution is the same.
 """
 
 from __future__ import annotations
@@ -56,47 +66,103 @@ def _worker_init(scenario_path: str):
     from av_pose_ros.sim.scenario import load_scenario
 
     _WORKER["scenario"] = load_scenario(scenario_path)
+    check_servable(_WORKER["scenario"])
     _WORKER["sim"] = Simulator()
 
 
-def simulate_sample(scenario, sim, split: str, seed: int, index: int) -> dict:
-    """One sample as a dict of arrays (see ``FIELDS``)."""
+def empty_frames_for(probe: str) -> int:
+    """Empty-room windows to prime the kernel pipeline with: the node's defaults for the probe's mode."""
+    from av_pose_ros.acoustics.kernel import KernelConfig
+
+    return KernelConfig().music_capture_frames if probe == "music" else EMPTY_FRAMES
+
+
+def check_servable(scenario) -> None:
+    """Raise ``ScenarioError`` naming the field when a valid scenario asks for something the generator cannot
+    produce samples of (checked before any rendering)."""
+    from av_pose_ros.sim.scenario import ScenarioError
+
+    window = int(round(scenario.window_s * scenario.fs))
+    taps = taps_for(scenario.fs)
+    if window < taps:
+        raise ScenarioError(f"{scenario.name}: audio.window_s = {scenario.window_s} s is {window} samples at "
+                            f"audio.fs_hz = {scenario.fs}, shorter than the {taps}-tap pose kernel; use "
+                            f"window_s >= {taps / scenario.fs:.3f} s")
+    if scenario.probe != "music" and scenario.probe_duration > scenario.window_s:
+        raise ScenarioError(f"{scenario.name}: audio.probe_duration_s = {scenario.probe_duration} s does not fit "
+                            f"in audio.window_s = {scenario.window_s} s")
+    if len(scenario.rig.pairs) < 1:
+        raise ScenarioError(f"{scenario.name}: rig has no speaker/mic pair")
+
+
+def _extractor(scene, c: float):
     from av_pose_ros.acoustics.kernel import KernelConfig, PoseKernelExtractor
+
+    rig, audio = scene.rig, scene.audio
+    mode = "continuous" if audio.probe == "music" else "auto"
+    return PoseKernelExtractor(rig.pairs, rig.direct_path_m(), len(rig.mics), c,
+                               KernelConfig(fs=audio.fs, taps=taps_for(audio.fs), band_hz=audio.band_hz,
+                                            probe_mode=mode))
+
+
+def _kernels(sim, scene, rng):
+    """The capture with the person after an empty-room capture: (capture, kernels or None, speed of sound)."""
+    frames = empty_frames_for(scene.audio.probe)
+    empty = sim.render_capture(scene, 0, person=False, rng=rng)
+    c = empty.speed_of_sound
+    extractor = _extractor(scene, c)
+    extractor.empty_room.request_capture(frames)
+    extractor.process(empty.recording, empty.emissions, empty.fs)
+    for k in range(1, frames):
+        cap = sim.render_capture(scene, k, person=False, rng=rng)
+        extractor.process(cap.recording, cap.emissions, cap.fs)
+    cap = sim.render_capture(scene, frames, rng=rng)
+    return cap, extractor.process(cap.recording, cap.emissions, cap.fs, person_present=True).kernels, c
+
+
+def simulate_sample(scenario, sim, split: str, seed: int, index: int, audio: bool = True) -> dict:
+    """One sample as a dict of arrays (see ``FIELDS``); ``audio=False``: no sound rendered (module docstring)."""
+    from av_pose_ros.acoustics.physics import speed_of_sound
     from av_pose_ros.sim.body import MOTION_NAMES, POSE_NAMES
     from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
 
-    from .features import LiftingInputError, coarse_locate
+    from .features import LiftingInputError, coarse_locate, vision_locate
 
     rng = sample_rng(split, seed, index)
     scene = scenario.sample(rng)
-    rig, audio = scene.rig, scene.audio
-    empty = sim.render_capture(scene, 0, person=False, rng=rng)
-    c = empty.speed_of_sound
-    extractor = PoseKernelExtractor(rig.pairs, rig.direct_path_m(), len(rig.mics), c,
-                                    KernelConfig(fs=audio.fs, taps=taps_for(audio.fs), band_hz=audio.band_hz))
-    extractor.empty_room.request_capture(EMPTY_FRAMES)
-    extractor.process(empty.recording, empty.emissions, empty.fs)
-    for k in range(1, EMPTY_FRAMES):
-        cap = sim.render_capture(scene, k, person=False, rng=rng)
-        extractor.process(cap.recording, cap.emissions, cap.fs)
-    cap = sim.render_capture(scene, EMPTY_FRAMES, rng=rng)
-    kernels = extractor.process(cap.recording, cap.emissions, cap.fs, person_present=True).kernels
-    camera = rig.intrinsics.camera_model()
-    world_from_camera = cap.base_from_optical
-    keypoints = simulate_detections(cap.joints, camera, world_from_camera, DetectionNoise.from_scenario(scene.camera),
-                                    rng)
+    rig = scene.rig
     speakers, mics = rig.pair_positions("base_link")
+    if audio:
+        cap, kernels, c = _kernels(sim, scene, rng)
+        joints, world_from_camera, fs = cap.joints, cap.base_from_optical, cap.fs
+    else:
+        frames = empty_frames_for(scene.audio.probe)
+        joints = sim.joints_at(scene, scene.person.time_s + frames * scene.audio.window_s)
+        world_from_camera, fs = rig.base_from_optical, scene.audio.fs
+        c = speed_of_sound(scene.audio.temperature_c)
+        kernels = np.zeros((len(speakers), 0), np.float32)
+    camera = rig.intrinsics.camera_model()
+    keypoints = simulate_detections(joints, camera, world_from_camera, DetectionNoise.from_scenario(scene.camera),
+                                    rng)
+    kernels_ok = kernels is not None
+    if not kernels_ok:   # the pipeline refused the window (e.g. music it never heard): no audio for this frame
+        kernels = np.zeros((len(speakers), taps_for(scene.audio.fs)), np.float32)
     cam_xy = world_from_camera[:2, 3]
-    mid_hip = 0.5 * (cap.joints[11] + cap.joints[12])
+    mid_hip = 0.5 * (joints[11] + joints[12])
     out = dict(keypoints=keypoints.astype(np.float32), K=camera.K.astype(np.float32),
                world_from_camera=world_from_camera.astype(np.float32), kernels=kernels.astype(np.float32),
-               speakers=speakers.astype(np.float32), mics=mics.astype(np.float32), joints=cap.joints.astype(np.float32),
-               fs=np.float32(cap.fs), c=np.float32(c), stature=np.float32(scene.person.stature_m),
+               speakers=speakers.astype(np.float32), mics=mics.astype(np.float32), joints=joints.astype(np.float32),
+               fs=np.float32(fs), c=np.float32(c), stature=np.float32(scene.person.stature_m),
                distance=np.float32(np.linalg.norm(mid_hip[:2] - cam_xy)),
                pose=np.int16((POSE_NAMES + MOTION_NAMES).index(scene.person.pose)),
                image_size=np.array([camera.width, camera.height], np.float32))
     try:
-        coarse = coarse_locate(keypoints, camera.K, world_from_camera, kernels, speakers, mics, cap.fs, c)
+        if not kernels_ok:
+            raise LiftingInputError("no kernel")
+        if audio:
+            coarse = coarse_locate(keypoints, camera.K, world_from_camera, kernels, speakers, mics, fs, c)
+        else:
+            coarse = vision_locate(keypoints, camera.K, world_from_camera)
         out.update(coarse_centre=coarse.centre.astype(np.float32), coarse_rotation=coarse.rotation.astype(np.float32),
                    coarse_ok=np.bool_(True))
     except LiftingInputError:
@@ -106,8 +172,8 @@ def simulate_sample(scenario, sim, split: str, seed: int, index: int) -> dict:
 
 
 def _generate_one(args) -> dict:
-    split, seed, index = args
-    return simulate_sample(_WORKER["scenario"], _WORKER["sim"], split, seed, index)
+    split, seed, index, audio = args
+    return simulate_sample(_WORKER["scenario"], _WORKER["sim"], split, seed, index, audio)
 
 
 # -- cache ------------------------------------------------------------------------------------------------------
@@ -120,8 +186,9 @@ def scenario_key(scenario_path: str) -> str:
     return f"{path.stem}-{digest}"
 
 
-def cache_dir(scenario_path: str, split: str, seed: int, root: Path | None = None) -> Path:
-    return Path(root or DEFAULT_CACHE) / scenario_key(scenario_path) / f"{split}-seed{int(seed)}"
+def cache_dir(scenario_path: str, split: str, seed: int, root: Path | None = None, audio: bool = True) -> Path:
+    name = f"{split}-seed{int(seed)}" + ("" if audio else "-noaudio")
+    return Path(root or DEFAULT_CACHE) / scenario_key(scenario_path) / name
 
 
 def _stack(samples: list[dict]) -> dict:
@@ -129,16 +196,20 @@ def _stack(samples: list[dict]) -> dict:
 
 
 def generate(scenario_path: str, split: str, seed: int, num: int, root: Path | None = None,
-             workers: int | None = None, progress: bool = True) -> dict:
+             workers: int | None = None, progress: bool = True, audio: bool = True) -> dict:
     """``num`` samples (dict of stacked arrays) of ``split``/``seed``, generating and caching missing shards.
 
     Uses ``workers`` processes (default: all cores). Shards hold ``SHARD_SIZE`` consecutive sample indices, so a
-    larger ``num`` later reuses every complete shard.
+    larger ``num`` later reuses every complete shard. ``audio=False``: vision-only samples (module docstring).
+    Raises ``ScenarioError`` (naming the field) for a scenario the generator cannot serve.
     """
     from tqdm import tqdm
 
+    from av_pose_ros.sim.scenario import load_scenario
+
     split_tag(split)
-    folder = cache_dir(scenario_path, split, seed, root)
+    check_servable(load_scenario(scenario_path))
+    folder = cache_dir(scenario_path, split, seed, root, audio)
     folder.mkdir(parents=True, exist_ok=True)
     n_shards = -(-int(num) // SHARD_SIZE)
     todo = []
@@ -149,9 +220,10 @@ def generate(scenario_path: str, split: str, seed: int, num: int, root: Path | N
         if not full.exists() and not (hi - lo < SHARD_SIZE and part.exists()):
             todo.append((s, lo, hi))
     if todo:
-        indices = [(split, seed, i) for _, lo, hi in todo for i in range(lo, hi)]
+        indices = [(split, seed, i, audio) for _, lo, hi in todo for i in range(lo, hi)]
         workers = max(1, min(workers or os.cpu_count() or 1, len(indices)))
-        bar = tqdm(total=len(indices), desc=f"simulating {split} samples", unit="sample", disable=not progress)
+        bar = tqdm(total=len(indices), desc=f"simulating {split} samples ({Path(str(scenario_path)).stem})",
+                   unit="sample", disable=not progress)
         results: dict[int, dict] = {}
         if workers == 1:
             _worker_init(scenario_path)
@@ -173,7 +245,8 @@ def generate(scenario_path: str, split: str, seed: int, num: int, root: Path | N
             np.savez(tmp, **_stack([results[i] for i in range(lo, hi)]))
             os.replace(tmp, folder / name)
         (folder / "info.json").write_text(json.dumps({"scenario": str(scenario_path), "split": split,
-                                                      "seed": int(seed), "generator": GENERATOR_VERSION}))
+                                                      "seed": int(seed), "generator": GENERATOR_VERSION,
+                                                      "audio": bool(audio)}))
     parts = []
     for s in range(n_shards):
         lo, hi = s * SHARD_SIZE, min((s + 1) * SHARD_SIZE, num)

@@ -196,6 +196,21 @@ def coarse_locate(keypoints, K, world_from_camera, kernels, speakers, mics, fs: 
                         score=float(score[best]))
 
 
+def vision_locate(keypoints, K, world_from_camera) -> CoarseResult:
+    """Where a lifter without sound puts its fine cube: on the box-centre ray at the depth of the vision-only
+    baseline's body (a 1.7 m person, ``baselines.vision_only``). The only metric cue left without audio is that
+    assumed size; the learned vision-only model starts from it exactly as the audio lifter starts from
+    ``coarse_locate``."""
+    from .baselines import vision_only
+
+    keypoints = np.asarray(keypoints, float)
+    origin, central, _, _ = box_centre_ray(keypoints, K, world_from_camera)
+    joints = vision_only(keypoints, K, world_from_camera)
+    range_m = max(float(np.dot(joints.mean(axis=0) - origin, central)), 0.3)
+    centre = origin + range_m * central
+    return CoarseResult(centre=centre, rotation=person_frame(central), reflector=centre, range_m=range_m, score=1.0)
+
+
 def ray_sigma_px(grid: FineGrid, K: np.ndarray, world_from_camera: np.ndarray, floor_px: float = 3.0) -> float:
     """Ridge width of the ray encoding: half a voxel's footprint at the grid centre (never thinner than noise)."""
     depth = max(float(optical_depth(grid.centre[None], world_from_camera)[0]), 0.3)
@@ -204,14 +219,23 @@ def ray_sigma_px(grid: FineGrid, K: np.ndarray, world_from_camera: np.ndarray, f
 
 def fine_encodings(grid: FineGrid, keypoints, K, world_from_camera, kernels, speakers, mics, fs: float, c: float,
                    image_size: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rays (17, n, n, n), audio (pairs, n, n, n)) float32 encodings on the fine grid."""
+    """(rays (17, n, n, n), audio (pairs, n, n, n)) float32 encodings on the fine grid (``kernels=None``: rays
+    only, audio (0, n, n, n))."""
     points = grid.points()
     n = grid.n
     rays = ray_encoding(keypoints, K, world_from_camera, points, ray_sigma_px(grid, K, world_from_camera),
                         image_size=image_size)
-    table = DelayTable(points, speakers, mics, fs, c, kernels.shape[-1], voxel_size_m=grid.spacing_m)
-    audio = table.encode(normalise_kernels(kernels))
-    return rays.reshape(-1, n, n, n).astype(np.float32), audio.reshape(-1, n, n, n).astype(np.float32)
+    if kernels is None:
+        return rays.reshape(-1, n, n, n).astype(np.float32), np.zeros((0, n, n, n), np.float32)
+    return rays.reshape(-1, n, n, n).astype(np.float32), audio_encoding(grid, kernels, speakers, mics, fs, c)
+
+
+def audio_encoding(grid: FineGrid, kernels, speakers, mics, fs: float, c: float) -> np.ndarray:
+    """(pairs, n, n, n) float32: each pair's normalised kernel read at every voxel's bistatic delay."""
+    n = grid.n
+    kernels = np.asarray(kernels, np.float32)
+    table = DelayTable(grid.points(), speakers, mics, fs, c, kernels.shape[-1], voxel_size_m=grid.spacing_m)
+    return table.encode(normalise_kernels(kernels)).reshape(-1, n, n, n).astype(np.float32)
 
 
 def closest_on_rays(points: np.ndarray, origin: np.ndarray, directions: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from .features import (
     fine_encodings,
     keypoint_rays,
     valid_keypoints,
+    vision_locate,
 )
 from .model import LifterNet, NetConfig
 
@@ -81,15 +82,21 @@ class Lifter:
 
     # -- per frame --------------------------------------------------------------------------------------------
     def prepare(self, keypoints, K, world_from_camera, kernels, speakers, mics, fs, speed_of_sound=343.0):
-        """Coarse location and fine-grid encodings: (grid, rays (17, n, n, n), audio (P, n, n, n))."""
+        """Coarse location and fine-grid encodings: (grid, rays (17, n, n, n), audio (P, n, n, n)).
+
+        A vision-only model (``config.use_audio`` false) places its cube with ``vision_locate`` and encodes no
+        audio (P = 0); the kernels are still checked for shape, as the node always has them."""
         keypoints, K, world_from_camera, kernels, speakers, mics = check_inputs(keypoints, K, world_from_camera,
                                                                                  kernels, speakers, mics)
-        coarse = coarse_locate(keypoints, K, world_from_camera, kernels, speakers, mics, float(fs),
-                               float(speed_of_sound))
         cfg = self.config
+        if cfg.use_audio:
+            coarse = coarse_locate(keypoints, K, world_from_camera, kernels, speakers, mics, float(fs),
+                                   float(speed_of_sound))
+        else:
+            coarse = vision_locate(keypoints, K, world_from_camera)
         grid = FineGrid(coarse.centre, coarse.rotation, cfg.grid_size_m, cfg.grid_n)
-        rays, audio = fine_encodings(grid, keypoints, K, world_from_camera, kernels, speakers, mics, float(fs),
-                                     float(speed_of_sound))
+        rays, audio = fine_encodings(grid, keypoints, K, world_from_camera, kernels if cfg.use_audio else None,
+                                     speakers, mics, float(fs), float(speed_of_sound))
         return grid, rays, audio
 
     @torch.no_grad()

@@ -12,6 +12,9 @@ Layout (after the convolutional pose machine, sized for a CPU):
   heatmaps are supervised (intermediate supervision);
 * soft-argmax over each heatmap gives sub-voxel metric joints in the grid's frame, and the heatmap's spread a
   confidence.
+
+``use_audio=False`` builds the learned vision-only baseline: the same network without the audio branch (the stem
+sees the ray features alone), trained by the same recipe; it tells what sound buys.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class NetConfig:
     dilations: tuple[int, ...] = field(default=(1, 2, 3))
     fusion: str = "max"
     confidence_scale_m: float = 0.15   # confidence = exp(-rms spread / scale)
+    use_audio: bool = True             # False: the learned vision-only baseline (no audio branch)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -88,11 +92,14 @@ class LifterNet(nn.Module):
         cfg.validate()
         a, w = cfg.audio_channels, cfg.width
         # 2x2x2 stride-2 convolutions: a learned, lossless space-to-depth to the half-resolution working grid
-        self.audio = nn.Sequential(nn.Conv3d(1, a, 2, stride=2), nn.ReLU(inplace=True),
-                                   nn.Conv3d(a, a, 1), nn.ReLU(inplace=True))
+        if not cfg.use_audio:
+            a = 0
+        else:
+            self.audio = nn.Sequential(nn.Conv3d(1, a, 2, stride=2), nn.ReLU(inplace=True),
+                                       nn.Conv3d(a, a, 1), nn.ReLU(inplace=True))
+            if cfg.fusion == "attention":
+                self.pair_score = nn.Conv3d(a, 1, 1)
         self.rays = nn.Sequential(nn.Conv3d(cfg.joints, w, 2, stride=2), nn.ReLU(inplace=True))
-        if cfg.fusion == "attention":
-            self.pair_score = nn.Conv3d(a, 1, 1)
         self.stem = _conv(w + a, w)
         self.stages = nn.ModuleList()
         for s in range(cfg.stages):
@@ -113,9 +120,13 @@ class LifterNet(nn.Module):
         score = self.pair_score(feats.reshape(b * p, *feats.shape[2:])).reshape(b, p, 1, *feats.shape[3:])
         return (torch.softmax(score, dim=1) * feats).sum(dim=1)
 
-    def forward(self, rays: torch.Tensor, audio: torch.Tensor) -> list[torch.Tensor]:
-        """Heatmap logits (B, J, n/2, n/2, n/2) of every stage, last stage last."""
-        x = self.stem(torch.cat([self.rays(rays), self.fuse_audio(audio)], dim=1))
+    def forward(self, rays: torch.Tensor, audio: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Heatmap logits (B, J, n/2, n/2, n/2) of every stage, last stage last (``audio`` ignored without an
+        audio branch)."""
+        feats = [self.rays(rays)]
+        if self.config.use_audio:
+            feats.append(self.fuse_audio(audio))
+        x = self.stem(torch.cat(feats, dim=1))
         outs = []
         for s, stage in enumerate(self.stages):
             outs.append(stage(x if s == 0 else torch.cat([x, outs[-1]], dim=1)))

@@ -11,6 +11,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +31,12 @@ ENCODING_VERSION = 1
 
 
 def _encode_one(args):
-    sample, grid_n, grid_size_m = args
+    sample, grid_n, grid_size_m, use_audio = args
     grid = FineGrid(sample["coarse_centre"].astype(float), sample["coarse_rotation"].astype(float), grid_size_m,
                     grid_n)
     rays, audio = fine_encodings(grid, sample["keypoints"], sample["K"].astype(float),
-                                 sample["world_from_camera"].astype(float), sample["kernels"], sample["speakers"],
+                                 sample["world_from_camera"].astype(float),
+                                 sample["kernels"] if use_audio else None, sample["speakers"],
                                  sample["mics"], float(sample["fs"]), float(sample["c"]))
     target = grid.to_local(sample["joints"].astype(float)).astype(np.float32)
     return rays.astype(np.float16), audio.astype(np.float16), target
@@ -49,15 +52,16 @@ def encode_split(data: dict, config: NetConfig, folder: Path | None, workers: in
     from tqdm import tqdm
 
     index = np.flatnonzero(data["coarse_ok"])
-    n, p = config.grid_n, data["kernels"].shape[1]
-    tag = f"enc-v{ENCODING_VERSION}-n{n}-s{config.grid_size_m:g}-num{len(data['coarse_ok'])}"
+    n, p = config.grid_n, (data["kernels"].shape[1] if config.use_audio else 0)
+    tag = (f"enc-v{ENCODING_VERSION}-n{n}-s{config.grid_size_m:g}-num{len(data['coarse_ok'])}"
+           + ("" if config.use_audio else "-noaudio"))
     paths = {k: folder / f"{tag}-{k}.npy" for k in ("rays", "audio", "target", "index")} if folder else {}
     if paths and all(q.exists() for q in paths.values()):
         return {k: np.load(q, mmap_mode="r") for k, q in paths.items()}
     rays = np.zeros((len(index), config.joints, n, n, n), np.float16)
     audio = np.zeros((len(index), p, n, n, n), np.float16)
     target = np.zeros((len(index), config.joints, 3), np.float32)
-    jobs = [({k: v[i] for k, v in data.items()}, n, config.grid_size_m) for i in index]
+    jobs = [({k: v[i] for k, v in data.items()}, n, config.grid_size_m, config.use_audio) for i in index]
     bar = tqdm(total=len(jobs), desc=desc, unit="sample", disable=not progress)
     if workers > 1:
         import multiprocessing as mp
@@ -167,31 +171,62 @@ def load_encoded(scenarios: list[str], split: str, counts: list[int], seed: int,
     from torch.utils.data import ConcatDataset
 
     parts = []
-    for scenario, num in zip(scenarios, counts):
-        data = ds.generate(scenario, split, seed, num, cache_root, workers, progress)
-        enc = encode_split(data, cfg, ds.cache_dir(scenario, split, seed, cache_root), workers, progress,
-                           f"encoding {split} ({Path(scenario).stem})")
+    for scenario, num in zip(scenarios, counts):   # a vision-only model trains on samples without sound
+        data = ds.generate(scenario, split, seed, num, cache_root, workers, progress, audio=cfg.use_audio)
+        enc = encode_split(data, cfg, ds.cache_dir(scenario, split, seed, cache_root, cfg.use_audio), workers,
+                           progress, f"encoding {split} ({Path(scenario).stem})")
         parts.append(EncodedDataset(enc))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
-def train_lifter(scenario: str | list[str] = "config/scenarios/default.yaml", out: str | Path = "models/lifter.pt",
-                 num_train: int | list[int] = 6000, num_val: int | list[int] = 400, epochs: int = 12,
-                 batch_size: int = 16,
-                 lr: float = 2e-3, weight_decay: float = 1e-4, seed: int = 0, shift_voxels: int = 1,
-                 workers: int = 0, threads: int | None = None, device: str | None = None,
-                 resume: bool = False, net_config: dict | None = None, max_minutes: float | None = None,
-                 cache_root: str | Path | None = None, gen_workers: int | None = None,
-                 init: str | Path | None = None, progress: bool = True, log=print) -> dict:
-    """Train the lifter on simulated data of ``scenario``; write the best (validation) model to ``out``.
+@dataclass(kw_only=True)
+class LifterTrainConfig:
+    """Everything ``train_lifter`` needs (``av-pose train-lifter`` maps its flags one to one onto these).
 
     Seeded (``seed`` fixes data, initialisation and batch order); ``out + '.ckpt'`` holds a checkpoint written every
     epoch that ``resume=True`` continues from. LR: linear warm-up (first 3% of steps) then cosine decay to 2%.
     ``shift_voxels``: augmentation by random whole-voxel shifts of the encodings (see ``shift_batch``).
-    ``max_minutes`` stops training early (the schedule still assumes ``epochs``); returns a summary dict.
+    ``max_minutes`` stops training early (the schedule still assumes ``epochs``).
     Several scenarios train one model on their union (``num_train``/``num_val``: one count for all, or one per
     scenario); ``init`` fine-tunes an existing model file (its architecture replaces ``net_config``).
+    ``net_config`` holds ``NetConfig`` fields; ``{"use_audio": False}`` trains the learned vision-only baseline.
+    Model selection (the best epoch) uses the ``val`` stream only; ``test`` is never read here.
     """
+
+    scenario: str | Path | list = "config/scenarios/default.yaml"
+    out: str | Path = "models/lifter.pt"
+    num_train: int | list[int] = 6000
+    num_val: int | list[int] = 400
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    shift_voxels: int = 1
+    workers: int = 0                       # DataLoader workers
+    threads: int | None = None             # torch CPU threads
+    device: str | None = None              # default: CUDA when present
+    resume: bool = False
+    net_config: dict = field(default_factory=dict)
+    max_minutes: float | None = None
+    cache_root: str | Path | None = None
+    gen_workers: int | None = None         # processes for simulation/encoding (default: all cores)
+    init: str | Path | None = None
+    progress: bool = True
+
+
+def train_lifter(config: LifterTrainConfig, log: Callable[..., None] = print) -> dict:
+    """Train the lifter on simulated data of ``config.scenario``; write the best (validation) model to
+    ``config.out``; returns a summary dict (best validation MPJPE, history, minutes, ...)."""
+    cfg_t = config
+    scenario, out, num_train, num_val, epochs = (cfg_t.scenario, cfg_t.out, cfg_t.num_train, cfg_t.num_val,
+                                                 cfg_t.epochs)
+    batch_size, lr, weight_decay, seed, shift_voxels = (cfg_t.batch_size, cfg_t.lr, cfg_t.weight_decay,
+                                                        cfg_t.seed, cfg_t.shift_voxels)
+    workers, threads, device, resume, net_config = (cfg_t.workers, cfg_t.threads, cfg_t.device, cfg_t.resume,
+                                                    cfg_t.net_config)
+    max_minutes, cache_root, gen_workers, init, progress = (cfg_t.max_minutes, cfg_t.cache_root, cfg_t.gen_workers,
+                                                            cfg_t.init, cfg_t.progress)
     from tqdm import tqdm
 
     rank, local_rank, world = _dist_info()
@@ -275,7 +310,7 @@ def train_lifter(scenario: str | list[str] = "config/scenarios/default.yaml", ou
     train_info = {"scenario": scenarios, "num_train": counts_train, "num_val": counts_val, "epochs": epochs,
                   "init": str(init) if init else None,
                   "batch_size": batch_size, "lr": lr, "seed": seed, "shift_voxels": shift_voxels, "world_size": world,
-                  "device": device.type}
+                  "device": device.type, "use_audio": cfg.use_audio}
     t0 = time.time()
     first = None
     if rank == 0 and start_epoch == 0:
