@@ -1,6 +1,7 @@
-"""The manipulator's reach envelope, from parameters: a spherical shell about the arm's shoulder (a point in the
-base frame), cut by height limits. A target outside it is still published, with `reachable: false`, so the robot
-can ask the person to come closer."""
+"""The manipulator's reach envelope: a spherical shell about the arm's own frame (its shoulder, e.g.
+`arm_base_link`, whose origin handover_node looks up through TF and passes in base-frame coordinates), cut by
+height limits in the base frame. A target outside it is still published, with `reachable: false`, so the robot can
+ask the person to come closer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ReachEnvelope:
-    center: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    center: tuple[float, float, float] = (0.0, 0.0, 1.0)   # the reach frame's origin, in the base frame (m)
     min_radius_m: float = 0.25
     max_radius_m: float = 0.85
     min_z_m: float = 0.4

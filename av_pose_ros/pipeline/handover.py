@@ -1,4 +1,16 @@
-"""Handover stage: 3D poses -> the offered hand, filtered, in the base frame, with reach (no rclpy)."""
+"""Handover stage handler: 3D poses -> the offered hand, filtered, in the manipulator base frame, with reach and
+the handover state (no rclpy).
+
+Interface (handover_node and `av-pose reprocess` drive it the same way)::
+
+    stage = HandoverTracker(p)                 # p: handover_node parameters (read on every call: live changes hold)
+    out = stage.on_pose(pose, lookup)          # -> HandoverOutput(target | None, state, state_changed)
+    out = stage.on_clock(now_ns)               # no pose for a while: tracks expire, state decays to idle
+    stage.reset()                              # time jumped back: forget every track, state idle
+
+`lookup(target, source, stamp_ns) -> target_from_source` (4x4) is a TF buffer's or an offline TransformTree's;
+it raises LookupError (TransformError) when the transform is missing, which becomes StageError("tf").
+"""
 
 from __future__ import annotations
 
@@ -6,8 +18,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from av_pose_ros.handover import ConstantVelocityFilter, HandSelector, ReachEnvelope, approach_orientation
-from av_pose_ros.pipeline.common import StageError
+from av_pose_ros.handover import (
+    IDLE,
+    ConstantVelocityFilter,
+    HandoverState,
+    HandSelector,
+    ReachEnvelope,
+    Readiness,
+    ReadyRule,
+    approach_orientation,
+    most_urgent,
+)
+from av_pose_ros.handover.readiness import position_std
+from av_pose_ros.pipeline.common import Lookup, StageError
 from av_pose_ros.primitives.geometry import apply_transform
 from av_pose_ros.primitives.skeleton import COCO17_JOINTS, JOINT_INDEX
 
@@ -15,57 +38,134 @@ from av_pose_ros.primitives.skeleton import COCO17_JOINTS, JOINT_INDEX
 @dataclass
 class HandoverResult:
     hand: str
-    position: np.ndarray
-    orientation: np.ndarray
-    velocity: np.ndarray
-    confidence: float
-    reachable: bool
-    distance: float
+    position: np.ndarray        # (3,) filtered wrist, base frame (m)
+    orientation: np.ndarray     # (x, y, z, w): x axis along the forearm (elbow -> wrist)
+    velocity: np.ndarray        # (3,) m/s, base frame
+    confidence: float           # offer score x joint confidence, 0..1
+    reachable: bool             # inside the envelope, confident and held still for hold_s
+    distance: float             # m from the reach frame's origin
+    state: str = IDLE           # this body's handover state
+    held_s: float = 0.0         # how long the hand has been inside, confident and still (s)
+    position_std_m: float = 0.0  # worst-direction standard deviation of the measured wrist (m)
+
+
+@dataclass
+class HandoverOutput:
+    target: HandoverResult | None   # the target to publish, None while no hand is offered
+    state: str                      # the handover state over all tracked people (ready > offered > withdrawn > idle)
+    state_changed: bool             # `state` differs from the previous output's
+    time_jumped: bool = False       # the pose's stamp went back by more than track_timeout_s: tracks were reset
 
 
 class _Track:
     def __init__(self, p):
         self.selector = HandSelector(p.min_offer_score, p.switch_margin, p.min_joint_confidence)
         self.filter = ConstantVelocityFilter(p.accel_std, p.track_timeout_s)
+        self.readiness = Readiness()
+        self.state = HandoverState()
         self.hand: str | None = None
         self.last_ns = 0
 
 
+def _rule(p) -> ReadyRule:
+    return ReadyRule(p.hold_s, p.max_speed_mps, p.min_reach_confidence, p.max_position_std_m)
+
+
 class HandoverTracker:
-    """Per body: the offered hand (with hysteresis) and a constant-velocity filter of its wrist, in the base frame
-    (handover_node parameters)."""
+    """Per body: the offered hand (with hysteresis), a constant-velocity filter of its wrist in the base frame, its
+    readiness and state; the reach envelope is centred on the `reach_frame` TF frame (handover_node parameters)."""
 
     def __init__(self, p):
         self.p = p
         self.tracks: dict[str, _Track] = {}
+        self.state = IDLE
 
-    def update(self, pose, base_from_pose: np.ndarray) -> HandoverResult | None:
-        """The target for this pose, or None while no hand is offered. StageError for joints not in COCO-17."""
+    def reset(self) -> None:
+        """Forget every track (a backwards time jump: bag loop, sim restart); the state returns to idle."""
+        self.tracks.clear()
+        self.state = IDLE
+
+    def on_pose(self, pose, lookup: Lookup) -> HandoverOutput:
+        """Handle one HumanPose3D (unpacked). StageError("tf") when the base or reach frame cannot be looked up,
+        StageError("input_pose") for joints not in COCO-17."""
         p = self.p
         if tuple(pose.joint_names) != COCO17_JOINTS:
             raise StageError("input_pose", "joint_names are not COCO-17 in order")
+        try:
+            base_from_pose = lookup(p.base_frame, pose.frame_id, pose.stamp_ns)
+            base_from_reach = lookup(p.base_frame, p.reach_frame, pose.stamp_ns)
+        except LookupError as err:
+            raise StageError("tf", f"no transform to {p.base_frame} from {pose.frame_id} or the reach frame "
+                                   f"{p.reach_frame}: {err}") from err
+        newest = max((t.last_ns for t in self.tracks.values()), default=pose.stamp_ns)
+        jumped = pose.stamp_ns + p.track_timeout_s * 1e9 < newest
+        if jumped:
+            self.reset()
+        target = self.update(pose, base_from_pose, base_from_reach[:3, 3])
+        out = self._output(target)
+        out.time_jumped = jumped
+        return out
+
+    def on_clock(self, now_ns: int) -> HandoverOutput:
+        """Time passes without poses: tracks unseen for track_timeout_s count as withdrawn, then go."""
+        timeout_ns = self.p.track_timeout_s * 1e9
+        for body, track in list(self.tracks.items()):
+            if now_ns - track.last_ns > timeout_ns:
+                state = track.state.update(now_ns, False, False, self.p.withdrawn_s)
+                if state == IDLE:
+                    del self.tracks[body]
+        return self._output(None)
+
+    def _output(self, target: HandoverResult | None) -> HandoverOutput:
+        state = most_urgent(t.state.state for t in self.tracks.values())
+        changed, self.state = state != self.state, state
+        return HandoverOutput(target, state, changed)
+
+    def update(self, pose, base_from_pose: np.ndarray, reach_center: np.ndarray) -> HandoverResult | None:
+        """The target for this pose given the transforms (base <- pose frame, reach frame origin in the base
+        frame), or None while no hand is offered."""
+        p = self.p
         joints = apply_transform(base_from_pose, pose.joints)
-        timeout_ns = p.track_timeout_s * 1e9
-        self.tracks = {b: t for b, t in self.tracks.items() if pose.stamp_ns - t.last_ns <= timeout_ns}
-        track = self.tracks.get(pose.body_id)
-        if track is None:
-            track = self.tracks[pose.body_id] = _Track(p)
-        track.last_ns = pose.stamp_ns
-        choice = track.selector.select(joints, pose.confidence)
+        track = self._track(pose)
+        selector = track.selector
+        selector.min_score, selector.switch_margin, selector.min_confidence = (
+            p.min_offer_score, p.switch_margin, p.min_joint_confidence)
+        choice = selector.select(joints, pose.confidence, np.asarray(reach_center, float))
         if choice is None:
             track.hand = None
             track.filter.reset()
+            track.readiness.reset()
+            track.state.update(pose.stamp_ns, False, False, p.withdrawn_s)
             return None
         if choice.hand != track.hand:
             track.filter.reset()
+            track.readiness.reset()
             track.hand = choice.hand
         rotation = base_from_pose[:3, :3]
-        wrist_cov = pose.covariance[JOINT_INDEX[f"{choice.hand}_wrist"]] if pose.covariance is not None else None
+        wrist = JOINT_INDEX[f"{choice.hand}_wrist"]
+        wrist_cov = pose.covariance[wrist] if pose.covariance is not None else None
         if wrist_cov is None or not np.any(wrist_cov):
             wrist_cov = np.eye(3) * p.measurement_std_m**2
-        position, velocity = track.filter.update(choice.wrist, rotation @ wrist_cov @ rotation.T, pose.stamp_ns)
-        envelope_ = ReachEnvelope(tuple(p.reach_center), p.reach_min_radius_m, p.reach_max_radius_m,
-                                  p.reach_min_z_m, p.reach_max_z_m)
+        wrist_cov = rotation @ wrist_cov @ rotation.T
+        track.filter.accel_std = p.accel_std
+        position, velocity = track.filter.update(choice.wrist, wrist_cov, pose.stamp_ns)
+        envelope = ReachEnvelope(tuple(float(v) for v in reach_center), p.reach_min_radius_m, p.reach_max_radius_m,
+                                 p.reach_min_z_m, p.reach_max_z_m)
+        std = position_std(wrist_cov)
+        reachable = track.readiness.update(pose.stamp_ns, envelope.contains(position), choice.confidence, std,
+                                           float(np.linalg.norm(velocity)), _rule(p))
+        state = track.state.update(pose.stamp_ns, True, reachable, p.withdrawn_s)
         return HandoverResult(choice.hand, position, approach_orientation(choice.elbow, choice.wrist), velocity,
-                              choice.score * choice.confidence, envelope_.contains(position),
-                              envelope_.distance(position))
+                              choice.score * choice.confidence, reachable, envelope.distance(position), state,
+                              track.readiness.held_s(pose.stamp_ns), std)
+
+    def _track(self, pose) -> _Track:
+        """This body's track: a fresh one when it was unseen for track_timeout_s or time went back."""
+        timeout_ns = self.p.track_timeout_s * 1e9
+        track = self.tracks.get(pose.body_id)
+        if track is not None and abs(pose.stamp_ns - track.last_ns) > timeout_ns:
+            track = None
+        if track is None:
+            track = self.tracks[pose.body_id] = _Track(self.p)
+        track.last_ns = pose.stamp_ns
+        return track

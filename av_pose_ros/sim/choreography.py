@@ -229,3 +229,27 @@ def _motion(person, rig) -> Motion:
 def scene_motion(scene) -> Motion:
     """The motion of a scene's person (cached per person and rig: the handover stops are solved once)."""
     return _motion(scene.person, scene.rig)
+
+
+# Forward reach of the wrist beyond the shoulder, as a share of the arm's length, above which a hand counts as
+# offered (0.83 when fully offered, 0.46 at most for an arm swinging while walking, about 0.5 halfway out).
+OFFERED_REACH = 0.55
+
+
+def offered_hands(joints: np.ndarray) -> set[str]:
+    """Which hands of a (17, 3) pose are out towards the front (above the hip, forward reach beyond
+    ``OFFERED_REACH`` of the arm's length): the truth a handover evaluation compares against, from joints alone."""
+    left_dir = joints[JOINT_INDEX["left_hip"]] - joints[JOINT_INDEX["right_hip"]]
+    forward = np.cross(left_dir, [0.0, 0.0, 1.0])
+    forward[2] = 0.0
+    if np.linalg.norm(forward) < 1e-6:
+        return set()
+    forward /= np.linalg.norm(forward)
+    out = set()
+    for side in ("left", "right"):
+        shoulder, elbow, wrist, hip = (joints[JOINT_INDEX[f"{side}_{j}"]]
+                                       for j in ("shoulder", "elbow", "wrist", "hip"))
+        arm = np.linalg.norm(elbow - shoulder) + np.linalg.norm(wrist - elbow)
+        if arm > 1e-6 and wrist[2] > hip[2] and np.dot(wrist - shoulder, forward) >= OFFERED_REACH * arm:
+            out.add(side)
+    return out

@@ -1,0 +1,80 @@
+"""When an offered hand may be taken, and the small state a task layer reacts to.
+
+A manipulator should only plan to a hand that is inside its reach envelope, measured confidently and held still:
+a hand on its way out or back is a moving target, and a wrist the lifter is unsure of is a guess. ``Readiness``
+turns those three conditions into one `reachable` flag that needs ``hold_s`` of stillness; ``HandoverState`` keeps
+``idle`` -> ``offered`` -> ``ready`` -> ``withdrawn`` -> ``idle``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+IDLE, OFFERED, READY, WITHDRAWN = "idle", "offered", "ready", "withdrawn"
+STATES = (IDLE, OFFERED, READY, WITHDRAWN)
+_PRIORITY = {IDLE: 0, WITHDRAWN: 1, OFFERED: 2, READY: 3}
+
+
+def most_urgent(states) -> str:
+    """The state a task layer should see when several people are tracked: ready before offered before withdrawn."""
+    return max(states, key=_PRIORITY.__getitem__, default=IDLE)
+
+
+@dataclass(frozen=True)
+class ReadyRule:
+    """What `reachable` demands beyond the envelope (handover_node parameters of the same names)."""
+
+    hold_s: float = 0.5               # held still at least this long
+    max_speed_mps: float = 0.15       # filtered hand speed below this counts as still
+    min_confidence: float = 0.5       # lifter confidence of wrist and elbow
+    max_position_std_m: float = 0.08  # largest standard deviation of the wrist's measured covariance
+
+
+def position_std(covariance: np.ndarray) -> float:
+    """Largest standard deviation (m) of a 3x3 position covariance: its worst direction."""
+    return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (covariance + covariance.T)).max(), 0.0)))
+
+
+class Readiness:
+    """Tracks since when a hand has been inside, confident and still; `update` says whether it is reachable."""
+
+    def __init__(self):
+        self.still_since_ns: int | None = None
+
+    def reset(self) -> None:
+        self.still_since_ns = None
+
+    def update(self, stamp_ns: int, inside: bool, confidence: float, std_m: float, speed_mps: float,
+               rule: ReadyRule) -> bool:
+        ok = inside and confidence >= rule.min_confidence and std_m <= rule.max_position_std_m \
+            and speed_mps <= rule.max_speed_mps
+        if not ok:
+            self.still_since_ns = None
+            return False
+        if self.still_since_ns is None or stamp_ns < self.still_since_ns:
+            self.still_since_ns = stamp_ns
+        return (stamp_ns - self.still_since_ns) * 1e-9 >= rule.hold_s
+
+    def held_s(self, stamp_ns: int) -> float:
+        """How long the hand has been still and inside (s), 0 when it is not."""
+        return 0.0 if self.still_since_ns is None else max(0.0, (stamp_ns - self.still_since_ns) * 1e-9)
+
+
+class HandoverState:
+    """``idle`` (no hand offered), ``offered`` (a hand is out, not yet takeable), ``ready`` (reachable),
+    ``withdrawn`` (an offered hand went away; for ``withdrawn_s``, then ``idle``)."""
+
+    def __init__(self):
+        self.state = IDLE
+        self._withdrawn_ns = 0
+
+    def update(self, stamp_ns: int, offered: bool, ready: bool, withdrawn_s: float) -> str:
+        if offered:
+            self.state = READY if ready else OFFERED
+        elif self.state in (OFFERED, READY):
+            self.state, self._withdrawn_ns = WITHDRAWN, stamp_ns
+        elif self.state == WITHDRAWN and (stamp_ns - self._withdrawn_ns) * 1e-9 >= withdrawn_s:
+            self.state = IDLE
+        return self.state
