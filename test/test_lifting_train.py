@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from av_pose_ros.lifting.train import train_lifter
+from av_pose_ros.lifting.train import LifterTrainConfig, train_lifter
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"grid_n": 16, "grid_size_m": 2.4, "width": 12, "stages": 2, "audio_channels": 4}
@@ -22,9 +22,9 @@ def cache(tmp_path_factory):
 
 def test_tiny_model_validation_error_falls(cache, tmp_path):
     torch.set_num_threads(2)
-    summary = train_lifter(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5, batch_size=8, lr=3e-3,
-                           seed=0, net_config=TINY, cache_root=cache, gen_workers=2, progress=False,
-                           log=lambda *a: None)
+    summary = train_lifter(LifterTrainConfig(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5,
+                                             batch_size=8, lr=3e-3, seed=0, net_config=TINY, cache_root=cache,
+                                             gen_workers=2, progress=False), log=lambda *a: None)
     start = summary["history"][0]["val_mpjpe_mm"]
     best = summary["best_val_mpjpe_mm"]
     print("validation MPJPE", [round(h["val_mpjpe_mm"]) for h in summary["history"]])
@@ -32,17 +32,43 @@ def test_tiny_model_validation_error_falls(cache, tmp_path):
     payload = torch.load(tmp_path / "tiny.pt", weights_only=True)
     assert payload["format"] == "av_pose_ros.lifter" and payload["config"]["grid_n"] == 16
     # resuming a finished run continues from the checkpoint and does not start over
-    again = train_lifter(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5, batch_size=8, seed=0,
-                         net_config=TINY, cache_root=cache, gen_workers=2, progress=False, resume=True,
-                         log=lambda *a: None)
+    again = train_lifter(LifterTrainConfig(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5,
+                                           batch_size=8, seed=0, net_config=TINY, cache_root=cache, gen_workers=2,
+                                           progress=False, resume=True), log=lambda *a: None)
     assert len(again["history"]) == len(summary["history"])
     # fine-tuning on two scenarios starts from the trained weights, not from scratch
-    tuned = train_lifter(scenario=["default", "offers"], out=tmp_path / "tuned.pt", num_train=[120, 24],
-                         num_val=[24, 8], epochs=1, batch_size=8, lr=1e-3, seed=0, init=tmp_path / "tiny.pt",
-                         cache_root=cache, gen_workers=2, progress=False, log=lambda *a: None)
+    tuned = train_lifter(LifterTrainConfig(scenario=["default", "offers"], out=tmp_path / "tuned.pt",
+                                           num_train=[120, 24], num_val=[24, 8], epochs=1, batch_size=8, lr=1e-3,
+                                           seed=0, init=tmp_path / "tiny.pt", cache_root=cache, gen_workers=2,
+                                           progress=False), log=lambda *a: None)
     assert tuned["history"][0]["val_mpjpe_mm"] < 0.8 * start
     info = torch.load(tmp_path / "tuned.pt", weights_only=True)["train"]
     assert info["scenario"] == ["default", "offers"] and info["num_train"] == [120, 24]
+
+
+def test_vision_only_model_trains_without_sound(cache, tmp_path):
+    """The learned vision-only baseline: no audio branch, trained on samples rendered without sound, and its
+    predictions do not change when the kernels do."""
+    import numpy as np
+
+    from av_pose_ros.lifting import Lifter
+    from av_pose_ros.lifting import dataset as ds
+
+    torch.set_num_threads(2)
+    summary = train_lifter(LifterTrainConfig(out=tmp_path / "vision.pt", num_train=120, num_val=24, epochs=4,
+                                             batch_size=8, lr=3e-3, seed=0, net_config={**TINY, "use_audio": False},
+                                             cache_root=cache, gen_workers=1, progress=False), log=lambda *a: None)
+    assert summary["best_val_mpjpe_mm"] < summary["history"][0]["val_mpjpe_mm"]
+    payload = torch.load(tmp_path / "vision.pt", weights_only=True)
+    assert payload["config"]["use_audio"] is False and payload["train"]["use_audio"] is False
+    assert not any(k.startswith("audio.") for k in payload["state_dict"])
+    assert (cache / ds.scenario_key("default") / "train-seed0-noaudio").is_dir()     # no sound was rendered
+    lifter = Lifter.load(tmp_path / "vision.pt")
+    s = ds.sample_at(ds.generate("default", "test", 3, 1, cache, 1, False), 0)
+    args = (s["keypoints"], s["K"], s["world_from_camera"], s["kernels"], s["speakers"], s["mics"], float(s["fs"]))
+    joints, _ = lifter.predict(*args)
+    silent, _ = lifter.predict(*args[:3], np.zeros_like(s["kernels"]), *args[4:])
+    np.testing.assert_allclose(joints, silent)
 
 
 def test_data_parallel_two_cpu_processes(cache, tmp_path):

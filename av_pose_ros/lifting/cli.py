@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 
 def _train(args) -> int:
@@ -54,7 +55,9 @@ def _eval(args) -> int:
 def register(subparsers) -> None:
     t = subparsers.add_parser("train-lifter", help="train the audio-visual lifting CNN on simulated data",
                               description="Train the lifter on samples simulated from a scenario file (cached under "
-                                          "data_cache/). Runs data-parallel under torchrun.")
+                                          "data_cache/). Runs data-parallel under torchrun. The best epoch is "
+                                          "chosen on the val stream; the test stream is never read (it is for "
+                                          "eval-lifter's final figures).")
     t.add_argument("--scenario", nargs="+", default=["config/scenarios/default.yaml"],
                    help="scenario names or YAML paths; several train one model on their union")
     t.add_argument("--out", default="models/lifter.pt", help="where the best model is written")
@@ -89,14 +92,15 @@ def register(subparsers) -> None:
     e = subparsers.add_parser(
         "eval-lifter", help="evaluate the lifter against its baselines and audio ablations",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="MPJPE, root and wrist error (mm), PCK@100mm and flagged fraction of cnn, tof, vision_only and "
-                    "vision_learned, and the CNN's ablations audio_shuffled and audio_zero, all on the same N "
-                    "simulated frames of a scenario (overall and by band), or of every evaluation family "
-                    "(--suite: one table, a PNG bar chart, JSON {\"families\": {name: {\"methods\", "
-                    "\"ablations\", ...}}}).\n\n"
-                    "Evaluation hygiene: make every decision (architecture, hyper-parameters, checkpoint, "
-                    "calibration, thresholds) on --split val; the default test stream, which never shares a draw "
-                    "with train/val, is for the final figures only.")
+        description=textwrap.fill(
+            "MPJPE, root and wrist error (mm), PCK@100mm and flagged fraction of cnn, tof, vision_only and "
+            "vision_learned, and of the CNN's ablations audio_shuffled and audio_zero, all on the same N simulated "
+            "frames of a scenario (overall and by band), or of every evaluation family (--suite: one table, a PNG "
+            "bar chart, JSON {\"families\": {name: {\"methods\": ..., \"ablations\": ...}}}).", 100)
+        + "\n\n" + textwrap.fill(
+            "Evaluation hygiene: make every decision (architecture, hyper-parameters, checkpoint, calibration, "
+            "thresholds) on --split val; the default test stream, which never shares a draw with train/val, is "
+            "for the final figures only.", 100))
     e.add_argument("--scenario", default="config/scenarios/default.yaml", help="scenario name or YAML path")
     e.add_argument("--suite", action="store_true", help="evaluate every family (see --families)")
     e.add_argument("--families", nargs="+", default=list(FAMILIES),
