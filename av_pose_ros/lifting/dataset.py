@@ -8,7 +8,8 @@ and the coarse person location (non-learned, stored so that training epochs do n
 Sample ``i`` of split ``split`` with seed ``seed`` is drawn from ``np.random.default_rng([tag(split), seed, i])``: the
 result does not depend on the worker count, and training (``train``/``val``) and evaluation (``test``) streams
 never share a draw whatever seeds they are given. Samples are cached as npz shards under ``data_cache/``, keyed by
-the scenario file's content and the generator version, so repeated runs only generate what is missing.
+the scenario file's content, the generator version and a hash of the generator's sources, so repeated runs only
+generate what is missing and a changed simulator never serves old samples.
 
 The empty room is primed as the node primes it: ``EMPTY_FRAMES`` windows for a periodic probe (chirp, sweep), the
 kernel pipeline's ``music_capture_frames`` (the whole music loop) for music, whose continuous deconvolution only
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import zlib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -106,18 +108,25 @@ def _extractor(scene, c: float):
 
 
 def _kernels(sim, scene, rng):
-    """The capture with the person after an empty-room capture: (capture, kernels or None, speed of sound)."""
+    """The capture with the person after an empty-room capture: (capture, kernels or None, speed of sound).
+
+    A window the pipeline rejects (``AudioInputError``: clipped, no probe, ...) is dropped as the node drops it;
+    when that leaves no kernel for the frame, the result is None (the frame is then refused, not a crash)."""
+    from av_pose_ros.acoustics.kernel import AudioInputError
+
     frames = empty_frames_for(scene.audio.probe)
-    empty = sim.render_capture(scene, 0, person=False, rng=rng)
-    c = empty.speed_of_sound
-    extractor = _extractor(scene, c)
-    extractor.empty_room.request_capture(frames)
-    extractor.process(empty.recording, empty.emissions, empty.fs)
-    for k in range(1, frames):
-        cap = sim.render_capture(scene, k, person=False, rng=rng)
-        extractor.process(cap.recording, cap.emissions, cap.fs)
-    cap = sim.render_capture(scene, frames, rng=rng)
-    return cap, extractor.process(cap.recording, cap.emissions, cap.fs, person_present=True).kernels, c
+    extractor = None
+    for k in range(frames + 1):
+        cap = sim.render_capture(scene, k, person=k == frames, rng=rng)
+        if extractor is None:
+            c = cap.speed_of_sound
+            extractor = _extractor(scene, c)
+            extractor.empty_room.request_capture(frames)
+        try:
+            out = extractor.process(cap.recording, cap.emissions, cap.fs, person_present=True if k == frames else None)
+        except AudioInputError:
+            out = None
+    return cap, (None if out is None else out.kernels), c
 
 
 def simulate_sample(scenario, sim, split: str, seed: int, index: int, audio: bool = True) -> dict:
@@ -177,12 +186,31 @@ def _generate_one(args) -> dict:
 
 
 # -- cache ------------------------------------------------------------------------------------------------------
+# Sources whose code decides what a sample holds: a cached sample is reused only while none of them changed (several
+# people change the simulator at once; a forgotten GENERATOR_VERSION bump must not serve stale samples).
+GENERATOR_SOURCES = ("sim", "acoustics", "vision/simulated.py", "lifting/dataset.py", "lifting/features.py",
+                     "lifting/baselines.py", "primitives")
+
+
+@lru_cache(maxsize=1)
+def generator_digest() -> str:
+    """Hash of the generator's source files (``GENERATOR_SOURCES``), part of every cache key."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha1()
+    for entry in GENERATOR_SOURCES:
+        target = root / entry
+        for f in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def scenario_key(scenario_path: str) -> str:
+    """Cache folder name: the scenario's stem and a hash of its content, the generator version and sources."""
     from av_pose_ros.sim.rig import find_config
 
     path = find_config("scenarios", scenario_path)
     text = path.read_bytes()
-    digest = hashlib.sha1(text + f"v{GENERATOR_VERSION}".encode()).hexdigest()[:10]
+    digest = hashlib.sha1(text + f"v{GENERATOR_VERSION}-{generator_digest()}".encode()).hexdigest()[:10]
     return f"{path.stem}-{digest}"
 
 
