@@ -2,8 +2,10 @@
 
 Starts the `sim` graph (sim_node, pose_kernel_node, lifter_node, handover_node) like `av-pose launch sim`, and in
 this process a monitor that records every topic into a rosbag (mcap) and prints a live status line: the rate of
-each topic and the current MPJPE and wrist error of `human/pose_3d` against `sim/ground_truth`. At the end it
-writes `demo_out/summary.md` and `demo_out/demo.png` from the recorded bag.
+each topic, the current MPJPE and wrist error of `human/pose_3d` against `sim/ground_truth`, and the handover:
+the state (idle / offered / ready / withdrawn), reachable targets so far and their error against the true offered
+wrist. The simulated world is a handover: visitors walk in, offer a hand to the arm (`arm_base_link`), hold it,
+take it back and walk away. At the end it writes `demo_out/summary.md` and `demo_out/demo.png` from the bag.
 """
 
 from __future__ import annotations
@@ -24,19 +26,25 @@ class Monitor:
     """Live figures from the running graph: per-topic rates and pose errors against the ground truth."""
 
     def __init__(self, node):
+        from std_msgs.msg import String
+
         from av_pose_ros.msg import HandoverTarget, HumanPose3D
         from av_pose_ros.ros.conversions import ns_from_time
-        from av_pose_ros.ros.qos import RESULT_QOS
+        from av_pose_ros.ros.qos import RESULT_QOS, STATIC_QOS
 
         self.node = node
         self.arrivals = {t: deque(maxlen=200) for t in WATCHED}
         self.truth: dict[int, np.ndarray] = {}
         self.errors: deque = deque(maxlen=20)
         self.handover = "none"
+        self.state = "idle"
+        self.reachable_errors: list[float] = []
+        self.false_reachable = 0
         self._stamp = ns_from_time
         node.create_subscription(HumanPose3D, "sim/ground_truth", self.on_truth, RESULT_QOS)
         node.create_subscription(HumanPose3D, "human/pose_3d", self.on_pose, RESULT_QOS)
         node.create_subscription(HandoverTarget, "handover/target_info", self.on_handover, RESULT_QOS)
+        node.create_subscription(String, "handover/state", self.on_state, STATIC_QOS)
 
     def count(self, topic: str) -> None:
         if topic in self.arrivals:
@@ -55,7 +63,20 @@ class Monitor:
             self.errors.append((err.mean(), err[[9, 10]].mean()))
 
     def on_handover(self, msg) -> None:
-        self.handover = f"{msg.hand} hand, {'reachable' if msg.reachable else 'out of reach'}"
+        from av_pose_ros.sim.choreography import offered_hands
+
+        self.handover = f"{msg.hand} hand {'reachable' if msg.reachable else 'not reachable'}"
+        truth = self.truth.get(self._stamp(msg.header.stamp))
+        if msg.reachable and truth is not None:
+            wrist = truth[10 if msg.hand == "right" else 9]
+            p = msg.pose.position
+            self.reachable_errors.append(float(np.linalg.norm(np.array([p.x, p.y, p.z]) - wrist)))
+            self.false_reachable += msg.hand not in offered_hands(truth)
+
+    def on_state(self, msg) -> None:
+        self.state = msg.data
+        if msg.data == "idle":
+            self.handover = "none"
 
     def rate(self, topic: str) -> float:
         now = time.monotonic()
@@ -69,7 +90,15 @@ class Monitor:
             errors = f"MPJPE {mpjpe:5.0f} mm  wrist {wrist:5.0f} mm"
         else:
             errors = "MPJPE   --- (waiting for poses)"
-        return f"t={elapsed:4.0f}s  Hz: {rates}  |  {errors}  |  handover: {self.handover}"
+        if self.reachable_errors:
+            err = np.array(self.reachable_errors) * 1e3
+            reach = (f"reachable {len(err)} ({len(err) / max(elapsed, 1.0) * 60:.0f}/min) to true wrist "
+                     f"median {np.median(err):.0f} p90 {np.percentile(err, 90):.0f} mm, "
+                     f"not offered {self.false_reachable}")
+        else:
+            reach = "reachable 0"
+        return (f"t={elapsed:4.0f}s  Hz: {rates}  |  {errors}  |  handover {self.state}: {self.handover}; "
+                f"{reach}")
 
 
 def run_demo(duration_s: float, out_dir: Path, seed: int) -> int:

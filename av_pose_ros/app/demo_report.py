@@ -52,16 +52,64 @@ def pose_errors(topics: dict) -> dict:
 
 
 def handover_errors(topics: dict, truth: dict) -> np.ndarray:
-    """Distance (m) between each handover target and the true wrist of the hand it names, at the same stamp."""
+    """Per handover target with a ground truth at its stamp: seconds since the first ground truth, distance (m) to
+    the true wrist of the hand it names, reachable (0/1), and whether that hand was really offered then (0/1; from
+    the true joints, ``sim.choreography.offered_hands``)."""
+    from av_pose_ros.sim.choreography import offered_hands
+
     out = []
+    t0 = min(truth) if truth else 0
     for _, msg in topics.get("handover/target_info", []):
         joints = truth.get(_ns(msg.header.stamp))
         if joints is not None:
             wrist = joints[RIGHT_WRIST if msg.hand == "right" else LEFT_WRIST]
             p = msg.pose.position
-            out.append((_ns(msg.header.stamp) - min(truth), np.linalg.norm(np.array([p.x, p.y, p.z]) - wrist),
-                        msg.reachable))
-    return np.array(out).reshape(-1, 3)  # columns: ns since the first ground truth, error (m), reachable
+            out.append(((_ns(msg.header.stamp) - t0) * 1e-9, np.linalg.norm(np.array([p.x, p.y, p.z]) - wrist),
+                        float(msg.reachable), float(msg.hand in offered_hands(joints))))
+    return np.array(out).reshape(-1, 4)
+
+
+def offer_episodes(truth: dict) -> list[tuple[float, float, str]]:
+    """(start s, end s, hand) of every stretch in which the truth shows a hand offered, seconds since the first
+    ground truth."""
+    from av_pose_ros.sim.choreography import offered_hands
+
+    episodes, current = [], None
+    t0 = min(truth) if truth else 0
+    for stamp in sorted(truth):
+        t, hands = (stamp - t0) * 1e-9, offered_hands(truth[stamp])
+        if current and current[2] not in hands:
+            episodes.append(tuple(current))
+            current = None
+        if current is None and hands:
+            current = [t, t, sorted(hands)[0]]
+        elif current:
+            current[1] = t
+    if current:
+        episodes.append(tuple(current))
+    return episodes
+
+
+def handover_figures(handover: np.ndarray, truth: dict) -> dict:
+    """What the handover section reports: counts, rates per minute, errors of reachable and of all targets, false
+    reachables (hand not offered), offers and how many got a reachable target."""
+    span_min = (max(truth) - min(truth)) * 1e-9 / 60 if len(truth) > 1 else 0.0
+    reachable = handover[handover[:, 2] > 0] if len(handover) else handover
+    episodes = offer_episodes(truth)
+    served = sum(any(s - 0.05 <= t <= e + 0.05 for t in reachable[:, 0]) for s, e, _ in episodes) if len(
+        reachable) else 0
+
+    def pct(a, q):
+        return float(np.percentile(a, q)) if len(a) else float("nan")
+    return {"targets": len(handover), "reachable": len(reachable), "minutes": span_min,
+            "reachable_per_min": len(reachable) / span_min if span_min else 0.0,
+            "reachable_median_m": pct(reachable[:, 1], 50) if len(reachable) else float("nan"),
+            "reachable_p90_m": pct(reachable[:, 1], 90) if len(reachable) else float("nan"),
+            "all_median_m": pct(handover[:, 1], 50) if len(handover) else float("nan"),
+            "all_p90_m": pct(handover[:, 1], 90) if len(handover) else float("nan"),
+            "false_reachable": int(np.sum(reachable[:, 3] == 0)) if len(reachable) else 0,
+            "offers": len(episodes), "offers_served": int(served),
+            "hands": sorted({h for _, _, h in episodes})}
 
 
 def _rate(messages: list) -> float:
@@ -89,13 +137,29 @@ def write_summary(topics: dict, errors: dict, handover: np.ndarray, path: Path) 
     else:
         lines += ["- no pose could be matched to the ground truth (did the lifter publish? see its diagnostics)"]
     lines += ["", "## Handover", ""]
-    if len(handover):
-        lines += [f"- targets published: {len(handover)}, reachable: {int(handover[:, 2].sum())}",
-                  f"- distance to the true offered wrist: median {np.median(handover[:, 1]) * 1e3:.0f} mm, "
-                  f"p90 {np.percentile(handover[:, 1], 90) * 1e3:.0f} mm"]
-    else:
-        lines += ["- no handover target was published (no hand was offered clearly enough)"]
+    lines += handover_lines(handover, errors["truth"], topics)
     path.write_text("\n".join(lines) + "\n")
+
+
+def handover_lines(handover: np.ndarray, truth: dict, topics: dict) -> list[str]:
+    """The summary's handover section: reachable targets and their error against the true wrist."""
+    if not len(handover):
+        return ["- no handover target was published (no hand was offered clearly enough)"]
+    f = handover_figures(handover, truth)
+    states = [m.data for _, m in topics.get("handover/state", [])]
+    lines = [f"- offers in the run (true joints, `sim.choreography.offered_hands`): {f['offers']} "
+             f"({', '.join(f['hands'])} hands); offers with at least one reachable target: {f['offers_served']}",
+             f"- targets published: {f['targets']}, reachable: {f['reachable']} "
+             f"({f['reachable_per_min']:.0f} a minute over {f['minutes']:.1f} min of ground truth)",
+             f"- reachable targets to the true offered wrist: median {f['reachable_median_m'] * 1e3:.0f} mm, "
+             f"p90 {f['reachable_p90_m'] * 1e3:.0f} mm",
+             f"- all targets (reaching, holding, taking back) to the true wrist: median "
+             f"{f['all_median_m'] * 1e3:.0f} mm, p90 {f['all_p90_m'] * 1e3:.0f} mm",
+             f"- reachable targets while that hand was not offered: {f['false_reachable']}"]
+    if states:
+        more = ", ..." if len(states) > 8 else ""
+        lines.append(f"- handover/state changes: {len(states)} ({', '.join(states[:8])}{more})")
+    return lines
 
 
 def _skeleton(ax, joints: np.ndarray, colour: str, label: str) -> None:
@@ -134,7 +198,9 @@ def write_figure(topics: dict, errors: dict, handover: np.ndarray, path: Path, s
         ax.plot(t, rows[:, 0] * 1e3, label="MPJPE")
         ax.plot(t, rows[:, 1] * 1e3, label="wrist error")
     if len(handover):
-        ax.plot(handover[:, 0] * 1e-9, handover[:, 1] * 1e3, ".", label="handover target to true wrist")
+        ax.plot(handover[:, 0], handover[:, 1] * 1e3, ".", ms=3, label="handover target to true wrist")
+        ready = handover[:, 2] > 0
+        ax.plot(handover[ready, 0], handover[ready, 1] * 1e3, "o", ms=3, mfc="none", label="reachable targets")
     ax.set(xlabel="time (s)", ylabel="error (mm)", title="error over time", ylim=(0, None))
     ax.legend()
     ax.grid(alpha=0.3)
