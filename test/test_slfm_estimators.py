@@ -135,7 +135,7 @@ def test_model_file_errors(tmp_path):
         RotationEstimator.load(AZ_PATH)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
-    with pytest.raises(SlfmModelError, match="not an SLfM model"):
+    with pytest.raises(SlfmModelError, match="not an av_pose_ros model file"):
         AzimuthEstimator.load(other)
     payload = torch.load(AZ_PATH, map_location="cpu", weights_only=True)
     payload["state_dict"] = {k: v[..., :1] if v.ndim else v for k, v in payload["state_dict"].items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from av_pose_ros.primitives.model_files import ModelFileError
+
 
 class SlfmError(ValueError):
     """Base class of every SLfM error."""
@@ -11,5 +13,6 @@ class SlfmInputError(SlfmError):
     """An image or audio input that the estimators cannot use (shape, dtype, NaN, silence, sample rate)."""
 
 
-class SlfmModelError(SlfmError):
-    """A model file that is missing, unreadable, corrupt, or holds another kind of model."""
+class SlfmModelError(SlfmError, ModelFileError):
+    """A model file that is missing, unreadable, corrupt, or holds another kind of model (also a
+    ``ModelFileError``, as every model-file error of the package)."""

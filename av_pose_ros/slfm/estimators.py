@@ -7,10 +7,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import zipfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +16,8 @@ import cv2
 import numpy as np
 import torch
 from scipy import signal as sps
+
+from av_pose_ros.primitives.model_files import build, load_model_file
 
 from .constants import CAMERA_FOV_DEG, SAMPLE_RATE
 from .errors import SlfmInputError, SlfmModelError
@@ -29,38 +29,11 @@ MIN_IMAGE_SIDE = 32
 SILENCE_RMS = 1e-5
 
 
-def _load_payload(path, kind: str) -> tuple[dict, dict, dict]:
-    p = Path(path)
-    if not p.exists():
-        raise SlfmModelError(f"model file not found: {p}")
-    if not p.is_file():
-        raise SlfmModelError(f"model path is not a file: {p}")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError,
-            KeyError) as exc:
-        raise SlfmModelError(f"cannot read model file {p}: not a valid weights-only torch file ({exc})") from exc
-    except Exception as exc:  # pickle.UnpicklingError and friends
-        raise SlfmModelError(f"cannot read model file {p}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(payload, dict) or "kind" not in payload or "state_dict" not in payload:
-        raise SlfmModelError(f"{p} is not an SLfM model file (no 'kind'/'state_dict')")
-    if payload["kind"] != kind:
-        raise SlfmModelError(f"{p} holds a {payload['kind']!r} model, expected {kind!r}")
-    try:
-        config = json.loads(payload.get("config", "{}"))
-        extra = json.loads(payload.get("extra", "{}"))
-    except (TypeError, ValueError) as exc:
-        raise SlfmModelError(f"{p}: corrupt model config ({exc})") from exc
-    return payload, config, extra
-
-
-def _build(model_cls, config, state_dict, path):
-    try:
-        model = model_cls(config)
-        model.load_state_dict(state_dict, strict=True)
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise SlfmModelError(f"{path}: weights do not fit the model architecture ({exc})") from exc
-    return model.eval()
+def _load(path, kind: str, model_cls):
+    """The network of a ``kind`` model file and the file's metadata (``primitives.model_files`` convention)."""
+    hint = (f"train one with `av-pose train-slfm` or use the shipped models/{kind}.pt (see models/slfm.md)")
+    found = load_model_file(path, kind, error=SlfmModelError, hint=hint)
+    return build(found, model_cls, error=SlfmModelError), found.metadata
 
 
 def _default_device(device):
@@ -84,9 +57,8 @@ class RotationEstimator:
 
     @classmethod
     def load(cls, path, device=None) -> RotationEstimator:
-        payload, config, extra = _load_payload(path, cls.kind)
-        model = _build(RotationNet, config, payload["state_dict"], path)
-        return cls(model, float(extra.get("output_sign", 1.0)), _default_device(device), str(path))
+        model, metadata = _load(path, cls.kind, RotationNet)
+        return cls(model, float(metadata.get("output_sign", 1.0)), _default_device(device), str(path))
 
     # ----------------------------------------------------------------------------------------------- inputs
     def _prepare(self, img: np.ndarray, fov_deg: float, name: str) -> np.ndarray:
@@ -173,8 +145,7 @@ class AzimuthEstimator:
 
     @classmethod
     def load(cls, path, device=None) -> AzimuthEstimator:
-        payload, config, _ = _load_payload(path, cls.kind)
-        model = _build(AzimuthNet, config, payload["state_dict"], path)
+        model, _ = _load(path, cls.kind, AzimuthNet)
         return cls(model, _default_device(device), str(path))
 
     def _prepare(self, binaural, fs) -> np.ndarray:

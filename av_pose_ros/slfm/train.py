@@ -33,13 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from av_pose_ros.primitives.model_files import save_model_file
+
 from .data import AudioPairSet, generate_audio_dataset
 from .images import ImageBank, load_real_photos, procedural_scene, sample_pair
 from .losses import iid_labels, multiview_delay_loss, multiview_geometric_loss, side_loss, symmetry_loss
 from .models import AzimuthNet, RotationNet, binaural_features, swap_features
 from .rooms import fold_front
 
-MODEL_FORMAT = 1
 W_GEO, W_SYM = 5.0, 1.0          # rotation model: geometric consistency with the audio directions, symmetry
 W_DELAY, W_SIDE = 1.0, 0.2       # audio model: multi-view delay consistency, IID left/right vote
 
@@ -57,20 +58,9 @@ def grey_batch(images: list, device) -> torch.Tensor:
     return torch.from_numpy(grey).unsqueeze(1).to(device)
 
 
-def save_model(path, kind: str, model: torch.nn.Module, extra: dict | None = None) -> None:
-    """State dict + plain config (loadable with torch.load(weights_only=True))."""
-    payload = {
-        "kind": kind,
-        "format": MODEL_FORMAT,
-        "config": json.dumps(model.config),
-        "extra": json.dumps(extra or {}),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def save_model(path, kind: str, model: torch.nn.Module, metadata: dict | None = None) -> None:
+    """One model file in the package's convention (``primitives.model_files``): config, state dict, metadata."""
+    save_model_file(path, kind, model.config, model, metadata)
 
 
 class BatchMaker:
