@@ -181,11 +181,26 @@ def test_stage_reach_frame_states_and_truthful_reachable():
     reachable_s = [t for t, _, _, target in targets if target.reachable]
     assert reachable_s and min(reachable_s) >= 2.0 + 0.5 - 1e-6    # hold (from 2 s) + hold_s
     assert len(reachable_s) >= 10
-    # no poses for a while: withdrawn -> idle from the clock alone
-    last = t0 + int(7e9)
-    assert stage.on_clock(last + int(1.5e9)).state in (WITHDRAWN, IDLE)
-    out = stage.on_clock(last + int(4e9))
-    assert out.state == IDLE and not stage.tracks
+    assert not stage.tracks or stage.on_clock(t0 + int(9e9)).state == IDLE
+
+
+def test_clock_times_arrivals_not_stamps():
+    """Poses arrive 0.8 s after their stamps (a slow lifter): that is no reason to withdraw; no poses for
+    track_timeout_s of clock time is, and withdrawn_s later the state is idle."""
+    stage = HandoverTracker(params())
+    latency, t0 = int(0.8e9), 5_000_000_000
+    held = [(t, j) for t, w, j in offer_sequence() if t <= 3.5]          # up to the middle of the hold
+    for t, joints in held:
+        stamp = t0 + int(t * 1e9)
+        out = stage.on_pose(pose_at(joints, stamp), LOOKUP)
+        assert stage.on_clock(stamp + latency).state == out.state        # ticks between poses change nothing
+    assert out.state == READY
+    clock = t0 + int(3.5e9) + latency
+    states = [stage.on_clock(clock + int(k * 1e8)).state for k in range(1, 40)]   # 3.9 s of ticks, no poses
+    first_withdrawn = states.index(WITHDRAWN)
+    assert 9 <= first_withdrawn <= 11                                     # ~track_timeout_s (1.0 s)
+    assert states[first_withdrawn + 11:] and set(states[first_withdrawn + 11:]) == {IDLE}   # + withdrawn_s
+    assert not stage.tracks
 
 
 def test_stage_refuses_unconfident_hands_and_follows_the_reach_frame():

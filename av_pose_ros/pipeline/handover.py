@@ -5,7 +5,7 @@ Interface (handover_node and `av-pose reprocess` drive it the same way)::
 
     stage = HandoverTracker(p)                 # p: handover_node parameters (read on every call: live changes hold)
     out = stage.on_pose(pose, lookup)          # -> HandoverOutput(target | None, state, state_changed)
-    out = stage.on_clock(now_ns)               # no pose for a while: tracks expire, state decays to idle
+    out = stage.on_clock(now_ns)               # periodically: tracks without poses expire, state decays to idle
     stage.reset()                              # time jumped back: forget every track, state idle
 
 `lookup(target, source, stamp_ns) -> target_from_source` (4x4) is a TF buffer's or an offline TransformTree's;
@@ -64,7 +64,9 @@ class _Track:
         self.readiness = Readiness()
         self.state = HandoverState()
         self.hand: str | None = None
-        self.last_ns = 0
+        self.last_ns = 0                     # stamp of its newest pose
+        self.fresh = True                    # a pose arrived since the last on_clock
+        self.seen_clock_ns: int | None = None  # clock time of the on_clock that last found it fresh
 
 
 def _rule(p) -> ReadyRule:
@@ -107,10 +109,14 @@ class HandoverTracker:
         return out
 
     def on_clock(self, now_ns: int) -> HandoverOutput:
-        """Time passes without poses: tracks unseen for track_timeout_s count as withdrawn, then go."""
+        """Time passes (call it periodically with the node clock): a track that got no pose for track_timeout_s of
+        clock time counts as withdrawn, then goes. Arrival, not the stamp, is timed: poses arrive a lifting latency
+        after their acquisition stamp, and that latency must not count as the person being gone."""
         timeout_ns = self.p.track_timeout_s * 1e9
         for body, track in list(self.tracks.items()):
-            if now_ns - track.last_ns > timeout_ns:
+            if track.fresh or track.seen_clock_ns is None:
+                track.fresh, track.seen_clock_ns = False, now_ns
+            elif now_ns - track.seen_clock_ns > timeout_ns:
                 state = track.state.update(now_ns, False, False, self.p.withdrawn_s)
                 if state == IDLE:
                     del self.tracks[body]
@@ -167,5 +173,5 @@ class HandoverTracker:
             track = None
         if track is None:
             track = self.tracks[pose.body_id] = _Track(self.p)
-        track.last_ns = pose.stamp_ns
+        track.last_ns, track.fresh = pose.stamp_ns, True
         return track
