@@ -1,8 +1,10 @@
 """`av-pose reprocess`: the pose kernel, lifter and handover stages re-run offline on a recorded bag, message by
-message in bag order and as fast as the CPU allows, with the nodes' own per-message code (`av_pose_ros.stages`,
-the nodes' message builders, `sync.NearestPairer`, `tf_tree.TransformTree`). Differences from the live nodes are
-deliberate: every keypoint/kernel pair is lifted (a live lifter that falls behind drops pairs), and time is the
-messages' stamps rather than arrival time."""
+message in bag order and as fast as the CPU allows, with the nodes' own handlers (`av_pose_ros.pipeline`), message
+builders (`av_pose_ros.ros.messages`) and an offline `TransformTree`. "Now" is the time the recorder received each
+message (where the nodes use their clock at arrival), so camera-info freshness and presence are judged the same way;
+when the stamps go back (a recording across a simulator restart) every handler and the TF history reset, as the
+nodes do. One difference is deliberate: every keypoint/kernel pair is lifted (a live lifter that falls behind drops
+pairs)."""
 
 from __future__ import annotations
 
@@ -71,6 +73,18 @@ def _ros_params_file(path: Path, node: str) -> dict:
     return out
 
 
+def stage_params(stage: str) -> list:
+    """The parameter specs of a stage's node, from its pipeline module (never from the node module: reprocess does
+    not import nodes). The handover specs still live in handover_node until they move next to their handler."""
+    import importlib
+
+    module = importlib.import_module(f"av_pose_ros.pipeline.{stage}")
+    specs = getattr(module, "PARAMS", None)
+    if specs is None and stage == "handover":
+        specs = importlib.import_module("av_pose_ros.nodes.handover_node").PARAMS
+    return list(specs)
+
+
 def load_parameters(node: str, specs, extra: list[str]) -> SimpleNamespace:
     """A node's parameters as it would get them from `av-pose launch`: defaults, config/<node>.yaml, then the
     user's files and `node.name:=value` overrides, checked against the node's declared ranges and choices."""
@@ -96,11 +110,7 @@ def load_parameters(node: str, specs, extra: list[str]) -> SimpleNamespace:
                 raise ReprocessError(f"{node} has no parameter '{param}'")
             values[param] = yaml.safe_load(value)
     for spec in specs:
-        value = values[spec.name]
-        problem = spec.check(value)
-        if problem is None and spec.min is not None and isinstance(value, (int, float)) and not (
-                spec.min <= value <= spec.max):
-            problem = f"{spec.name}={value} is outside [{spec.min}, {spec.max}]"
+        problem = spec.check_range(values[spec.name])
         if problem:
             raise ReprocessError(f"{node}: {problem}")
     return SimpleNamespace(**values)
@@ -114,9 +124,7 @@ def _lifter_tf_message(msg) -> bool:
     return bool(msg.transforms) and all(t.child_frame_id.startswith(prefixes) for t in msg.transforms)
 
 
-def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | None = None,
-              params: list[str] | None = None, storage: str = "mcap", progress: bool = True) -> Summary:
-    stages = [s.strip() for s in stages if s.strip()]
+def _check_inputs(bag: BagReader, stages: list[str], out: Path) -> None:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown or not stages:
         raise ReprocessError(f"unknown stage(s) {', '.join(unknown) or '(none given)'}; choose from "
@@ -134,201 +142,232 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
         raise ReprocessError(f"{bag.path} lacks what the stages {', '.join(stages)} need: {', '.join(missing)} "
                              f"(topics in the bag: {', '.join(sorted(bag.topics)) or 'none'})")
 
-    from rclpy.serialization import deserialize_message, serialize_message
-    from rosbags.rosbag2 import Writer
-    from sensor_msgs.msg import CameraInfo
+
+class _Output:
+    """The output bag: inputs copied with their recorded QoS, re-created topics with the nodes' QoS."""
+
+    def __init__(self, bag: BagReader, out: Path, storage: str, replaced: set[str], summary: Summary):
+        from rosbags.rosbag2 import Writer
+
+        from av_pose_ros.bag.recorder import STORAGE
+        from av_pose_ros.bag.typestore import typestore
+
+        self.bag, self.replaced, self.summary = bag, replaced, summary
+        self.store = typestore()
+        self.writer = Writer(out, version=9, storage_plugin=STORAGE[storage])
+        self.writer.open()
+        self.connections: dict[str, object] = {}
+
+    def write(self, topic: str, msgtype: str, stamp: int, data: bytes, qos=None) -> None:
+        from av_pose_ros.bag.qos import to_bag_qos
+
+        conn = self.connections.get(topic)
+        if conn is None:
+            info = self.bag.topics.get(topic)
+            offered = info.qos if info is not None and topic not in self.replaced else [to_bag_qos(qos)] if qos else []
+            conn = self.connections[topic] = self.writer.add_connection(topic, msgtype, typestore=self.store,
+                                                                        offered_qos_profiles=offered)
+        self.writer.write(conn, stamp, data)
+        self.summary.written[topic] = self.summary.written.get(topic, 0) + 1
+
+    def emit(self, topic: str, msg, stamp: int, qos) -> None:
+        from rclpy.serialization import serialize_message
+
+        self.write(topic, type(msg).__module__.split(".")[0] + "/msg/" + type(msg).__name__, stamp,
+                   serialize_message(msg), qos)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Pipeline:
+    """The stage handlers of the chosen stages, fed message by message; `stamp` is the message's log time."""
+
+    def __init__(self, stages: list[str], p: dict, lifter, output: _Output, summary: Summary):
+        from av_pose_ros.pipeline.common import BackwardsTime
+        from av_pose_ros.pipeline.handover import HandoverTracker
+        from av_pose_ros.pipeline.kernel import KernelHandler
+        from av_pose_ros.pipeline.lifter import LifterHandler
+        from av_pose_ros.primitives.transform_tree import TransformTree
+
+        self.stages, self.p, self.output, self.summary = stages, p, output, summary
+        self.tree = TransformTree(cache_s=10.0)
+        self.kernel = KernelHandler(p["kernel"], self.tree.lookup)
+        self.lifter = LifterHandler(p["lifter"], self.tree.lookup, lifter)
+        self.handover = HandoverTracker(p["handover"])
+        self.back = BackwardsTime()
+
+    def time(self, stamp: int) -> None:
+        """The recording's clock went back (a simulator restart inside one bag): reset as a node would."""
+        if self.back.jumped(stamp):
+            self.summary.notes.append(f"time went back at {stamp * 1e-9:.3f} s: handlers and TF history reset")
+            for handler in (self.kernel, self.lifter, self.handover):
+                handler.reset()
+            self.tree.clear()
+
+    def on_tf(self, msg, static: bool) -> None:
+        from av_pose_ros.primitives.transform_tree import TransformError
+        from av_pose_ros.ros.conversions import ns_from_time
+        from av_pose_ros.ros.tf import matrix_from_transform_msg
+
+        for t in msg.transforms:
+            try:
+                self.tree.set_transform(t.header.frame_id, t.child_frame_id, matrix_from_transform_msg(t),
+                                        ns_from_time(t.header.stamp), static)
+            except TransformError as err:
+                self.summary.problem("tf", f"ignoring transform: {err}")
+
+    def on_audio(self, audio, stamp: int) -> None:
+        from av_pose_ros.ros.messages import kernel_msg
+        from av_pose_ros.ros.qos import SENSOR_QOS
+
+        out = self.kernel.on_audio(audio, stamp * 1e-9)
+        if out.note:
+            self.summary.notes.append(out.note)  # once per rebuild, like the node's log line
+        if out.kernels is None:
+            return
+        msg = kernel_msg(out)
+        self.output.emit("/audio/pose_kernel", msg, stamp, SENSOR_QOS)
+        if "lifter" in self.stages and out.subtracted:
+            from av_pose_ros.ros.conversions import kernels_from_msg
+
+            self.on_kernels(kernels_from_msg(msg), stamp)  # as the lifter node receives it (float32 fields)
+
+    def on_keypoints(self, kp, stamp: int) -> None:
+        if "kernel" in self.stages:
+            self.kernel.on_presence("keypoints", kp.keypoints.shape[0] > 0, stamp * 1e-9)
+        if "lifter" in self.stages:
+            self.lift(*self.lifter.on_keypoints(kp), stamp)
+
+    def on_kernels(self, kernels, stamp: int) -> None:
+        self.lift(*self.lifter.on_kernels(kernels), stamp)
+
+    def lift(self, pairs: list, report, stamp: int) -> None:
+        from tf2_msgs.msg import TFMessage
+
+        from av_pose_ros.pipeline.common import StageError
+        from av_pose_ros.ros.messages import pose_messages
+        from av_pose_ros.ros.qos import RESULT_QOS
+        from av_pose_ros.ros.tf import TF_QOS
+
+        for code, text in report.problems.items():
+            self.summary.problem(code, text)
+        lp = self.p["lifter"]
+        for kp, kernels in pairs:
+            try:
+                pose = self.lifter.lift(kp, kernels, stamp, timeout_s=0.0)
+            except StageError as err:
+                self.summary.problem(err.code, str(err))
+                continue
+            if pose is None:
+                continue
+            pose_msg, markers, transforms = pose_messages(pose, lp.min_joint_confidence, lp.publish_tf)
+            self.output.emit("/human/pose_3d", pose_msg, stamp, RESULT_QOS)
+            self.output.emit("/human/markers", markers, stamp, RESULT_QOS)
+            if transforms:
+                self.output.emit("/tf", TFMessage(transforms=transforms), stamp, TF_QOS)
+            if "handover" in self.stages:
+                self.on_pose(pose, stamp)
+
+    def on_pose(self, pose, stamp: int) -> None:
+        from av_pose_ros.pipeline.common import StageError
+        from av_pose_ros.ros.messages import handover_msgs
+        from av_pose_ros.ros.qos import RESULT_QOS
+
+        try:
+            out = self.handover.on_pose(pose, self.tree.lookup)
+        except StageError as err:
+            self.summary.problem(err.code, str(err))
+            return
+        if out.target is not None:
+            target_msg, info_msg = handover_msgs(out.target, pose, self.p["handover"].base_frame)
+            self.output.emit("/handover/target", target_msg, stamp, RESULT_QOS)
+            self.output.emit("/handover/target_info", info_msg, stamp, RESULT_QOS)
+
+    def flush(self, stamp: int) -> None:
+        if "lifter" in self.stages:
+            self.lift(*self.lifter.flush(), stamp)
+
+
+def _dispatch(pipe: _Pipeline, stages: list[str], topic: str, msgtype: str, data: bytes, stamp: int) -> bool:
+    """Hand one recorded message to the handlers; False when it is a lifter TF message that is re-created."""
+    from rclpy.serialization import deserialize_message
     from tf2_msgs.msg import TFMessage
+
+    from av_pose_ros.bag.typestore import message_class
+    from av_pose_ros.ros.conversions import audio_from_msg, kernels_from_msg, keypoints_from_msg, pose3d_from_msg
+
+    def msg():
+        return deserialize_message(data, message_class(msgtype))
+
+    if topic in ("/tf", "/tf_static"):
+        tf = deserialize_message(data, TFMessage)
+        if topic == "/tf" and "lifter" in stages and _lifter_tf_message(tf):
+            return False
+        pipe.on_tf(tf, topic == "/tf_static")
+    elif topic == "/audio/frames" and "kernel" in stages:
+        pipe.on_audio(audio_from_msg(msg()), stamp)
+    elif topic == "/human/keypoints_2d" and ("kernel" in stages or "lifter" in stages):
+        pipe.on_keypoints(keypoints_from_msg(msg()), stamp)
+    elif topic == "/person_present" and "kernel" in stages:
+        pipe.kernel.on_presence("person_present", bool(msg().data), stamp * 1e-9)
+    elif topic == "/audio/pose_kernel" and "lifter" in stages and "kernel" not in stages:
+        pipe.on_kernels(kernels_from_msg(msg()), stamp)
+    elif topic == "/camera/camera_info" and "lifter" in stages:
+        pipe.lifter.on_camera_info(msg().k, stamp)
+    elif topic == "/human/pose_3d" and "handover" in stages and "lifter" not in stages:
+        pipe.on_pose(pose3d_from_msg(msg()), stamp)
+    return True
+
+
+def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | None = None,
+              params: list[str] | None = None, storage: str = "mcap", progress: bool = True) -> Summary:
+    stages = [s.strip() for s in stages if s.strip()]
+    _check_inputs(bag, stages, out)
     from tqdm import tqdm
 
-    from av_pose_ros.acoustics.kernel import AudioInputError
-    from av_pose_ros.bag.qos import to_bag_qos
-    from av_pose_ros.bag.recorder import STORAGE
-    from av_pose_ros.bag.typestore import message_class, typestore
-    from av_pose_ros.msg import HumanPose3D, Keypoints2D, PoseKernel
-    from av_pose_ros.nodes import handover_node, lifter_node, pose_kernel_node
     from av_pose_ros.pipeline.common import StageError
-    from av_pose_ros.pipeline.handover import HandoverTracker
-    from av_pose_ros.pipeline.kernel import KernelStage
-    from av_pose_ros.pipeline.lifter import camera_matrix, lift_pose
-    from av_pose_ros.primitives.pairing import NearestPairer
-    from av_pose_ros.primitives.paths import package_file
-    from av_pose_ros.primitives.transform_tree import TransformError, TransformTree
-    from av_pose_ros.ros.conversions import (
-        Pose3D,
-        audio_from_msg,
-        kernels_from_msg,
-        keypoints_from_msg,
-        ns_from_time,
-        pose3d_from_msg,
-        pose3d_to_msg,
-    )
-    from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
-    from av_pose_ros.ros.tf import TF_QOS, matrix_from_transform_msg
 
-    p = {s: load_parameters(NODES[s], module.PARAMS, params or [])
-         for s, module in (("kernel", pose_kernel_node), ("lifter", lifter_node), ("handover", handover_node))}
+    p = {s: load_parameters(NODES[s], stage_params(s), params or []) for s in STAGES}
     if model_path:  # a path the user typed is relative to where they are, not to the package
         p["lifter"].model_path = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
     lifter = None
     if "lifter" in stages:
-        from av_pose_ros.lifting import Lifter
+        from av_pose_ros.pipeline.lifter import load_lifter
 
-        path = package_file(p["lifter"].model_path)
         try:
-            lifter = Lifter.load(path, threads=p["lifter"].torch_threads, device=p["lifter"].device)
+            lifter = load_lifter(p["lifter"])
         except (OSError, ValueError, RuntimeError) as err:
-            raise ReprocessError(f"cannot load lifter weights {path}: {err}") from err
+            raise ReprocessError(f"cannot load lifter weights {p['lifter'].model_path}: {err}") from err
 
     summary = Summary(out, stages)
-    tree = TransformTree(cache_s=10.0)
-    kernel_stage = KernelStage(p["kernel"], tree.lookup)
-    pairer = NearestPairer(int(p["lifter"].sync_slop_s * 1e9))
-    tracker = HandoverTracker(p["handover"])
-    camera_info = [None]
-    replaced = {t for s in stages for t in OUTPUTS[s]}
-
-    store = typestore()
-    writer = Writer(out, version=9, storage_plugin=STORAGE[storage])
-    writer.open()
-    connections: dict[str, object] = {}
-
-    def write(topic: str, msgtype: str, stamp: int, data: bytes, qos=None) -> None:
-        conn = connections.get(topic)
-        if conn is None:
-            info = bag.topics.get(topic)
-            offered = info.qos if info is not None and topic not in replaced else [to_bag_qos(qos)] if qos else []
-            conn = connections[topic] = writer.add_connection(topic, msgtype, typestore=store,
-                                                              offered_qos_profiles=offered)
-        writer.write(conn, stamp, data)
-        summary.written[topic] = summary.written.get(topic, 0) + 1
-
-    def emit(topic: str, msg, stamp: int, qos) -> None:
-        write(topic, type(msg).__module__.split(".")[0] + "/msg/" + type(msg).__name__, stamp,
-              serialize_message(msg), qos)
-
-    def handover(pose, stamp: int) -> None:
-        hp = p["handover"]
-        try:
-            base_from_pose = tree.lookup(hp.base_frame, pose.frame_id, pose.stamp_ns)
-            target = tracker.update(pose, base_from_pose)
-        except TransformError as err:
-            summary.problem("tf", f"no transform {pose.frame_id} -> {hp.base_frame}: {err}")
-            return
-        except StageError as err:
-            summary.problem(err.code, str(err))
-            return
-        if target is not None:
-            target_msg, info_msg = handover_node.handover_msgs(target, pose, hp.base_frame)
-            emit("/handover/target", target_msg, stamp, RESULT_QOS)
-            emit("/handover/target_info", info_msg, stamp, RESULT_QOS)
-
-    def lift_ready(stamp: int, flush: bool = False) -> None:
-        if flush:
-            pairer.newest_ns += pairer.max_wait_ns + 1  # the bag has ended: nothing better can arrive
-        pairs, unmatched = pairer.pop_ready()
-        if unmatched:
-            summary.problem("no_audio", f"keypoint frame at {unmatched[0].stamp_ns * 1e-9:.3f} s without a pose "
-                                        f"kernel within {p['lifter'].sync_slop_s * 1e3:.0f} ms")
-        lp = p["lifter"]
-        for lead, follow in pairs:
-            kp, kernels = lead.item, follow.item
-            info = camera_info[0]
-            if info is None or abs(kp.stamp_ns - ns_from_time(info.header.stamp)) * 1e-9 > lp.camera_info_timeout_s:
-                summary.problem("no_camera_info", "no camera/camera_info near the keypoints' stamp: cannot lift")
-                continue
-            if kp.keypoints.shape[0] == 0:
-                continue
-            try:
-                K = camera_matrix(info.k)
-                joints, confidence, covariance = lift_pose(lifter, kp, kernels, K, tree.lookup, lp.output_frame,
-                                                           lp.position_std_m)
-            except StageError as err:
-                summary.problem(err.code, str(err))
-                continue
-            body_id = kp.body_ids[0]
-            pose = Pose3D(kp.stamp_ns, lp.output_frame, body_id, joints, confidence, covariance, "cnn")
-            emit("/human/pose_3d", pose3d_to_msg(pose), stamp, RESULT_QOS)
-            emit("/human/markers", lifter_node.skeleton_markers(joints, confidence, lp.output_frame, kp.stamp_ns,
-                                                                body_id, lp.min_joint_confidence), stamp, RESULT_QOS)
-            if lp.publish_tf:
-                emit("/tf", TFMessage(transforms=lifter_node.pose_transforms(
-                    joints, confidence, lp.output_frame, kp.stamp_ns, body_id, lp.min_joint_confidence)), stamp, TF_QOS)
-            if "handover" in stages:
-                handover(pose, stamp)
-
+    output = _Output(bag, out, storage, {t for s in stages for t in OUTPUTS[s]}, summary)
+    pipe = _Pipeline(stages, p, lifter, output, summary)
     start = time.monotonic()
     last_stamp = bag.start_ns
-    messages = bag.messages()
-    bar = tqdm(messages, total=bag.message_count, unit="msg", disable=not progress, desc="reprocess")
+    bar = tqdm(bag.messages(), total=bag.message_count, unit="msg", disable=not progress, desc="reprocess")
     try:
         for topic, stamp, data in bar:
             summary.read += 1
             last_stamp = stamp
             info = bag.topics[topic]
-            if topic in replaced and topic != "/tf":
+            if topic in output.replaced and topic != "/tf":
                 continue
+            pipe.time(stamp)
             try:
-                if topic in ("/tf", "/tf_static"):
-                    msg = deserialize_message(data, TFMessage)
-                    if topic == "/tf" and "lifter" in stages and _lifter_tf_message(msg):
-                        continue
-                    for t in msg.transforms:
-                        try:
-                            tree.set_transform(t.header.frame_id, t.child_frame_id, matrix_from_transform_msg(t),
-                                               ns_from_time(t.header.stamp), topic == "/tf_static")
-                        except TransformError as err:
-                            summary.problem("tf", f"ignoring transform: {err}")
-                elif topic == "/audio/frames" and "kernel" in stages:
-                    audio = audio_from_msg(deserialize_message(data, message_class(info.msgtype)))
-                    try:
-                        built = kernel_stage.ensure_pipeline(audio)
-                        window = kernel_stage.process(audio, audio.stamp_ns * 1e-9)
-                    except TransformError as err:
-                        summary.problem("tf", f"no transform for the rig frames in '{audio.frame_id}': {err}")
-                        built = window = None
-                    except AudioInputError as err:
-                        summary.problem(f"input_{err.reason}", str(err))
-                        built = window = None
-                    if built:
-                        summary.notes.append(built)  # once per rebuild, like the node's log line
-                    if window is not None and window.kernels is not None:
-                        msg = pose_kernel_node.kernel_msg(kernel_stage, audio, window)
-                        emit("/audio/pose_kernel", msg, stamp, SENSOR_QOS)
-                        if "lifter" in stages and window.subtracted:
-                            k = kernels_from_msg(msg)
-                            pairer.add_following(k.stamp_ns, k)
-                            lift_ready(stamp)
-                elif topic == "/human/keypoints_2d" and ("kernel" in stages or "lifter" in stages):
-                    kp = keypoints_from_msg(deserialize_message(data, Keypoints2D))
-                    if "kernel" in stages and p["kernel"].empty_room_update == "keypoints":
-                        kernel_stage.presence.report(kp.keypoints.shape[0] > 0, kp.stamp_ns * 1e-9)
-                    if "lifter" in stages:
-                        if not kp.undistorted:
-                            summary.problem("input_keypoints", "keypoints are distorted pixels")
-                        else:
-                            pairer.add_leading(kp.stamp_ns, kp)
-                            lift_ready(stamp)
-                elif topic == "/person_present" and "kernel" in stages and \
-                        p["kernel"].empty_room_update == "person_present":
-                    kernel_stage.presence.report(bool(deserialize_message(data, message_class(info.msgtype)).data),
-                                                 stamp * 1e-9)
-                elif topic == "/audio/pose_kernel" and "lifter" in stages and "kernel" not in stages:
-                    k = kernels_from_msg(deserialize_message(data, PoseKernel))
-                    if k.empty_room_subtracted:
-                        pairer.add_following(k.stamp_ns, k)
-                        lift_ready(stamp)
-                elif topic == "/camera/camera_info" and "lifter" in stages:
-                    camera_info[0] = deserialize_message(data, CameraInfo)
-                elif topic == "/human/pose_3d" and "handover" in stages and "lifter" not in stages:
-                    handover(pose3d_from_msg(deserialize_message(data, HumanPose3D)), stamp)
+                keep = _dispatch(pipe, stages, topic, info.msgtype, data, stamp)
+            except StageError as err:
+                summary.problem(err.code, str(err))
+                keep = True
             except Exception as err:  # noqa: BLE001 - one bad message is counted and reported, never fatal
                 summary.problem(f"input_{topic.strip('/').replace('/', '_')}", f"{type(err).__name__}: {err}")
-            write(topic, info.msgtype, stamp, data)
-        if "lifter" in stages:
-            lift_ready(last_stamp, flush=True)
+                keep = True
+            if keep:
+                output.write(topic, info.msgtype, stamp, data)
+        pipe.flush(last_stamp)
     finally:
         bar.close()
-        writer.close()
+        output.close()
     summary.error = bag.error
     summary.seconds = time.monotonic() - start
     summary.bag_span_s = (bag.end_ns - bag.start_ns) * 1e-9

@@ -12,7 +12,9 @@ would be garbage (NaN, clipped, an xrun inside, misaligned after a latency jump)
 Problems go to /diagnostics with a throttled log line: standing ones (no device and retrying, device lost,
 wrong channel count or rate, file ended) while they last, per-window ones for `problem_hold_s` after they last
 happened. The node never exits because of its input: a missing device is retried with backoff for ever.
-Parameters are read at start (read-only); restart the node to change them.
+Parameters are read at start (read-only; restart the node to change them), except `problem_hold_s`. Under
+`use_sim_time` the stamps follow the node's clock: the window's age on the system clock is taken off the node's
+`now`, so a simulator or bag /clock and the audio agree.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 
 from rclpy.node import Node
 
+from av_pose_ros.audio.clock import node_clock_stamp
 from av_pose_ros.audio.duplex import DuplexConfig
 from av_pose_ros.audio.probe_setup import PROBE_TYPES, ProbeSettings
 from av_pose_ros.audio.sim_source import SimConfig
@@ -169,7 +172,7 @@ class AudioIONode(Node):
                     self._handle(window)
                 self._expire()
             except Exception as err:  # noqa: BLE001 - keep the node up whatever one window does
-                self.health.problem("backend", f"{type(err).__name__}: {err}", ERROR)
+                self.health.exception("backend", err)
 
     def _sync_standing(self) -> None:
         standing = self.source.status()
@@ -188,7 +191,8 @@ class AudioIONode(Node):
         if not window.usable:
             self.dropped += 1
             return
-        msg = audio_to_msg(Audio(stamp_ns=window.start_time_ns, frame_id=self.p.frame_id, audio=window.recording,
+        stamp_ns = self.stamp_of(window)
+        msg = audio_to_msg(Audio(stamp_ns=stamp_ns, frame_id=self.p.frame_id, audio=window.recording,
                                  sample_rate=window.fs, mic_frames=self.mic_frames, probe=window.emissions,
                                  speaker_frames=self.speaker_frames, probe_type=self.source.probe_type,
                                  sequence=window.sequence))
@@ -199,15 +203,19 @@ class AudioIONode(Node):
                 raise
             return
         self.published += 1
-        self.on_window(window)
+        self.on_window(window, stamp_ns)
         self.health.clear("backend")
         # not health.good(): per-window problems (input_*, xrun, ...) stay visible for problem_hold_s instead of
         # vanishing with the next good window, 100 ms later
         self.health.set(published=self.published, dropped=self.dropped, sequence=window.sequence,
                         **{k: v for k, v in self.source.stats().items() if k not in ("windows", "dropped")})
 
-    def on_window(self, window) -> None:
-        """Called after each published window (sim_node adds keypoints and ground truth for it)."""
+    def stamp_of(self, window) -> int:
+        """The window's acquisition stamp on the node's clock (the system clock unless use_sim_time)."""
+        return node_clock_stamp(window.start_time_ns, self.get_clock())
+
+    def on_window(self, window, stamp_ns: int) -> None:
+        """Called after each published window, with its stamp (sim_node adds keypoints and ground truth for it)."""
 
     def _expire(self) -> None:
         hold = float(self.p.problem_hold_s)

@@ -6,79 +6,61 @@ Subscribes `camera/image_raw` and `camera/camera_info` (sensor-data QoS); publis
 image only: when it falls behind, older images are dropped (and counted), never queued.
 
 Without camera info the node still publishes, with raw (distorted) pixels and `undistorted: false`, and warns:
-a robot whose camera info is late should still see people, and consumers can tell the difference.
+a robot whose camera info is late should still see people, and consumers can tell the difference. Every parameter
+may be changed at run time (a new `tracking` or `min_detection_confidence` rebuilds the detector). The per-image
+work is `av_pose_ros.pipeline.keypoints.KeypointHandler`.
 """
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from av_pose_ros.msg import Keypoints2D
-from av_pose_ros.primitives.skeleton import BONE_INDICES
-from av_pose_ros.ros.conversions import Keypoints, MessageError, keypoints_to_msg, ns_from_time
+from av_pose_ros.pipeline.common import StageError
+from av_pose_ros.pipeline.keypoints import PARAMS, KeypointHandler, draw_skeleton
+from av_pose_ros.ros.conversions import MessageError, ns_from_time
 from av_pose_ros.ros.diagnostics import Health
 from av_pose_ros.ros.images import image_from_numpy, image_to_rgb
 from av_pose_ros.ros.latest_worker import LatestWorker
-from av_pose_ros.ros.parameters import Param, declare_parameters
+from av_pose_ros.ros.messages import keypoints_msg
+from av_pose_ros.ros.parameters import declare_parameters
 from av_pose_ros.ros.qos import SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
-from av_pose_ros.vision.camera import CameraModel
-from av_pose_ros.vision.keypoints import PoseDetector
+from av_pose_ros.ros.time_jumps import TimeJumps
 
-PARAMS = [
-    Param("tracking", True, "Follow the person from frame to frame (video); false treats every image alone."),
-    Param("min_detection_confidence", 0.5, "Person detector score needed to report a person.", 0.0, 1.0),
-    Param("body_id", "person0", "REP-155 body id given to the detected person (one person per image)."),
-    Param("publish_annotated", False, "Also publish camera/image_keypoints with the skeleton drawn."),
-    Param("camera_info_timeout_s", 5.0, "Camera info older than this is treated as missing.", 0.0, 3600.0),
-]
-
-
-def draw_skeleton(rgb: np.ndarray, keypoints: np.ndarray, min_confidence: float = 0.3) -> np.ndarray:
-    """A copy of `rgb` with the COCO-17 skeleton drawn (joints under `min_confidence` left out)."""
-    import cv2
-
-    out = np.ascontiguousarray(rgb.copy())
-    ok = keypoints[:, 2] >= min_confidence
-    points = np.round(keypoints[:, :2]).astype(int)
-    for a, b in BONE_INDICES:
-        if ok[a] and ok[b]:
-            cv2.line(out, tuple(points[a]), tuple(points[b]), (0, 255, 0), 2)
-    for j in np.flatnonzero(ok):
-        cv2.circle(out, tuple(points[j]), 4, (255, 0, 0), -1)
-    return out
+__all__ = ["PARAMS", "KeypointNode", "draw_skeleton", "main"]
 
 
 class KeypointNode(Node):
     def __init__(self):
         super().__init__("keypoint_node")
-        self.p = declare_parameters(self, PARAMS)
+        self.p = declare_parameters(self, PARAMS, self.on_parameters)
         self.health = Health(self)
-        self.detector = PoseDetector(tracking=self.p.tracking, min_detection_confidence=self.p.min_detection_confidence)
-        self.camera: CameraModel | None = None
-        self.camera_stamp = 0.0
+        self.handler = KeypointHandler(self.p)
+        self.jumps = TimeJumps(self, self.handler.reset)
         self.pub = self.create_publisher(Keypoints2D, "human/keypoints_2d", SENSOR_QOS)
         self.annotated_pub = self.create_publisher(Image, "camera/image_keypoints", SENSOR_QOS)
-        self.create_subscription(Image, "camera/image_raw", self.on_image, SENSOR_QOS)
-        self.create_subscription(CameraInfo, "camera/camera_info", self.on_camera_info, SENSOR_QOS)
-        self.processed = 0
-        self.worker = LatestWorker(self.process, lambda err: self.health.problem(
-            "detector", f"{type(err).__name__}: {err}"), "keypoint_detector")
+        self.create_subscription(Image, "camera/image_raw", self.health.guard("detector", self.on_image),
+                                 SENSOR_QOS)
+        self.create_subscription(CameraInfo, "camera/camera_info", self.health.guard("detector", self.on_camera_info),
+                                 SENSOR_QOS)
+        self.worker = LatestWorker(self.process, lambda err: self.health.exception("detector", err),
+                                   "keypoint_detector")
+        self.health.set(**self.handler.settings)
+
+    def on_parameters(self, names: set[str]) -> None:
+        self.handler.configure()
+        self.health.set(**self.handler.settings)
 
     def on_camera_info(self, msg: CameraInfo) -> None:
         try:
-            self.camera = CameraModel.from_camera_info_fields(msg.width, msg.height, msg.distortion_model, msg.d,
-                                                              msg.k, msg.r, msg.p)
-            self.camera_stamp = time.monotonic()
-            self.health.clear("input_camera_info", "no_camera_info")
-        except ValueError as err:
-            self.health.problem("input_camera_info", f"camera info unusable: {err}")
+            self.handler.on_camera_info(msg, self.get_clock().now().nanoseconds)
+        except StageError as err:
+            self.health.problem(err.code, str(err))
 
     def on_image(self, msg: Image) -> None:
+        self.jumps.stamp("camera/image_raw", ns_from_time(msg.header.stamp))
         self.worker.submit(msg)  # the detector is slower than the camera: keep only the newest image
 
     def process(self, msg: Image) -> None:
@@ -87,35 +69,17 @@ class KeypointNode(Node):
         except MessageError as err:
             self.health.problem("input_image", str(err))
             return
-        keypoints = self.detector.detect(rgb)
-        self.processed += 1
-        camera = self.camera if time.monotonic() - self.camera_stamp <= self.p.camera_info_timeout_s else None
-        if camera is None:
-            self.health.problem("no_camera_info", "no recent camera/camera_info: publishing distorted pixels "
-                                                  "(undistorted=false)")
-        elif (camera.width, camera.height) != (msg.width, msg.height):
-            self.health.problem("input_camera_info", f"camera info is {camera.width}x{camera.height} but the "
-                                                     f"image is {msg.width}x{msg.height}; not undistorting")
-            camera = None
-        else:
-            self.health.clear("input_camera_info")
-        self.health.good(processed=self.processed, dropped=self.worker.dropped, person_seen=keypoints is not None)
-        people = np.zeros((0, 17, 3), np.float32)
-        if keypoints is not None:
-            if self.p.publish_annotated:
-                self.annotated_pub.publish(image_from_numpy(draw_skeleton(rgb, keypoints), "rgb8",
-                                                            ns_from_time(msg.header.stamp), msg.header.frame_id))
-            if camera is not None:
-                keypoints[:, :2] = camera.undistort_points(keypoints[:, :2])
-            people = keypoints[None]
-        body_ids = [self.p.body_id] if keypoints is not None else []
-        self.pub.publish(keypoints_to_msg(Keypoints(ns_from_time(msg.header.stamp), msg.header.frame_id, people,
-                                                    msg.width, msg.height, body_ids,
-                                                    undistorted=camera is not None)))
+        out = self.handler.on_image(rgb, self.get_clock().now().nanoseconds)
+        self.health.apply(out.report)
+        self.health.set(dropped=self.worker.dropped)
+        stamp_ns = ns_from_time(msg.header.stamp)
+        if out.annotated is not None:
+            self.annotated_pub.publish(image_from_numpy(out.annotated, "rgb8", stamp_ns, msg.header.frame_id))
+        self.pub.publish(keypoints_msg(out, stamp_ns, msg.header.frame_id, msg.width, msg.height))
 
     def destroy_node(self) -> None:
         self.worker.stop()
-        self.detector.close()
+        self.handler.close()
         super().destroy_node()
 
 

@@ -17,7 +17,8 @@ from sensor_msgs.msg import CameraInfo
 from av_pose_ros.msg import HumanPose3D, Keypoints2D
 from av_pose_ros.nodes.audio_io_node import AudioIONode
 from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, make_transform
-from av_pose_ros.ros.conversions import Keypoints, Pose3D, keypoints_to_msg, make_header, pose3d_to_msg
+from av_pose_ros.ros.conversions import Keypoints, Pose3D, keypoints_to_msg, pose3d_to_msg
+from av_pose_ros.ros.messages import camera_info_msg
 from av_pose_ros.ros.parameters import Param
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
@@ -31,16 +32,6 @@ EXTRA_PARAMS = [
     Param("optical_frame", "camera_optical_frame", "Camera optical frame the keypoints are in.", read_only=True),
     Param("body_id", "sim0", "REP-155 body id of the simulated person.", read_only=True),
 ]
-
-
-def camera_info_msg(camera, stamp_ns: int, frame: str) -> CameraInfo:
-    msg = CameraInfo(header=make_header(stamp_ns, frame), width=int(camera.width), height=int(camera.height),
-                     distortion_model=camera.distortion_model)
-    msg.k = [float(v) for v in np.asarray(camera.K).ravel()]
-    msg.d = [float(v) for v in np.asarray(camera.D).ravel()]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [float(v) for v in np.hstack([np.asarray(camera.K), np.zeros((3, 1))]).ravel()]
-    return msg
 
 
 class SimNode(AudioIONode):
@@ -70,9 +61,9 @@ class SimNode(AudioIONode):
         transforms += [transform_msg(p.base_frame, name, frame, 0) for name, frame in self.rig.frames.items()]
         return transforms
 
-    def on_window(self, window) -> None:
+    def on_window(self, window, stamp_ns: int) -> None:
         truth = self.source.ground_truth(window.sequence)
-        stamp = window.start_time_ns
+        stamp = stamp_ns
         self.info_pub.publish(camera_info_msg(self.camera, stamp, self.p.optical_frame))
         people = np.zeros((0, 17, 3))
         if truth is not None and truth.joints is not None:

@@ -1,10 +1,49 @@
-"""Lifter stage: keypoints + pose kernels + camera model + TF -> metric joints (no rclpy)."""
+"""Lifter stage: keypoints + pose kernels + camera model + TF -> metric joints (no rclpy).
+
+`LifterHandler` keeps the pairing of keypoints with pose kernels (nearest stamp within `sync_slop_s`), the newest
+camera matrix and when it arrived, and lifts one pair at a time. lifter_node and `av-pose reprocess` call the same
+methods; the node lifts only the newest ready pair on its worker thread, reprocess every pair. Time comes in as
+`now_ns` from the driver (the node's clock at arrival; in a bag, the time the message was recorded), so camera-info
+freshness is judged the same way in both."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from av_pose_ros.pipeline.common import Lookup, StageError
+from av_pose_ros.pipeline.common import Lookup, Report, StageError
+from av_pose_ros.pipeline.params import Param
+from av_pose_ros.primitives.pairing import NearestPairer
+from av_pose_ros.primitives.skeleton import COCO17_JOINTS
+
+PARAMS = [
+    Param("model_path", "models/lifter.pt", "Lifter weights (a relative path is looked up in the package).",
+          read_only=True),
+    Param("output_frame", "base_link", "Frame the 3D pose, markers and joint TF are published in."),
+    Param("sync_slop_s", 0.06, "Largest stamp difference between keypoints and pose kernel that still pair (s).",
+          0.001, 1.0),
+    Param("min_joint_confidence", 0.0, "Joints below this confidence are left out of TF and markers.", 0.0, 1.0),
+    Param("position_std_m", 0.05, "Position standard deviation of a joint with confidence 1 (covariance scale, m).",
+          0.001, 1.0),
+    Param("publish_tf", True, "Publish REP-155 body and joint frames."),
+    Param("camera_info_timeout_s", 5.0, "Camera info older than this counts as missing (s).", 0.0, 3600.0),
+    Param("tf_timeout_s", 0.05, "How long a lift waits for a transform at the keypoints' stamp (s; on the lifting "
+          "thread, so inputs keep arriving meanwhile).", 0.0, 1.0),
+    Param("device", "auto", "Where the CNN runs: auto (CUDA when present), cpu, cuda or cuda:N.", read_only=True),
+    Param("torch_threads", 1, "CPU threads for the CNN. 1 suits a robot computer shared with other nodes (more "
+          "threads spin against each other under load).", 1, 64, read_only=True),
+]
+
+
+def load_lifter(p):
+    """The lifter of parameters `p` (model_path, relative to the package unless absolute, torch_threads, device);
+    OSError, ValueError or RuntimeError when its weights cannot be loaded."""
+    from av_pose_ros.lifting import Lifter  # deferred: torch import
+    from av_pose_ros.primitives.paths import package_file
+
+    return Lifter.load(package_file(p.model_path), threads=p.torch_threads, device=p.device)
 
 
 def camera_matrix(k) -> np.ndarray:
@@ -13,6 +52,21 @@ def camera_matrix(k) -> np.ndarray:
     if not np.any(K) or not np.all(np.isfinite(K)):
         raise StageError("no_camera_info", "camera info K is zero or not finite (uncalibrated camera)")
     return K
+
+
+@dataclass
+class PoseOutput:
+    """Metric joints of one person (the fields of a HumanPose3D): joints (17, 3) m, confidence (17,),
+    covariance (17, 3, 3) m^2, in `frame_id` at the image's stamp."""
+
+    stamp_ns: int
+    frame_id: str
+    body_id: str
+    joints: np.ndarray
+    confidence: np.ndarray
+    covariance: np.ndarray
+    source: str = "cnn"
+    joint_names: list[str] = field(default_factory=lambda: list(COCO17_JOINTS))
 
 
 def lift_pose(lifter, kp, kernels, K: np.ndarray, lookup: Lookup, output_frame: str, position_std_m: float):
@@ -34,3 +88,96 @@ def lift_pose(lifter, kp, kernels, K: np.ndarray, lookup: Lookup, output_frame: 
     std = position_std_m / np.maximum(confidence, 0.05)
     covariance = np.eye(3)[None] * (std**2)[:, None, None]
     return joints, confidence, covariance
+
+
+class LifterHandler:
+    """Pairing, camera model and lifting with the lifter_node parameters `p`. `lookup(target, source, stamp_ns,
+    timeout_s)` gives transforms; `lifter` is the loaded model (None: nothing can be lifted, said in diagnostics).
+    Inputs (`on_*`, `reset`) come from one thread, `lift` may run on another."""
+
+    def __init__(self, p, lookup: Lookup, lifter):
+        self.p = p
+        self.lookup = lookup
+        self.lifter = lifter
+        self.pairer = NearestPairer(self._slop_ns())
+        self._camera: tuple[object, int] | None = None   # (CameraInfo.k, arrival time ns)
+        self._lock = threading.Lock()
+        self.published = 0
+
+    def _slop_ns(self) -> int:
+        return int(self.p.sync_slop_s * 1e9)
+
+    def configure(self) -> None:
+        """Parameters changed: the pairing window follows `sync_slop_s` (every other parameter is read per lift)."""
+        with self._lock:
+            self.pairer.set_slop(self._slop_ns())
+
+    def reset(self) -> None:
+        """Time went back: waiting pairs and the camera model belong to the old timeline."""
+        with self._lock:
+            self.pairer.reset()
+            self._camera = None
+
+    # -- inputs --------------------------------------------------------------------------------------------------
+    def on_camera_info(self, k, now_ns: int) -> None:
+        self._camera = (k, now_ns)
+
+    def on_keypoints(self, kp) -> tuple[list, Report]:
+        """Add a keypoint frame; returns the (keypoints, kernels) pairs now ready and the pairing report."""
+        if not kp.undistorted:
+            raise StageError("input_keypoints", "keypoints are distorted pixels (no camera info upstream)")
+        with self._lock:
+            self.pairer.add_leading(kp.stamp_ns, kp)
+            return self._ready()
+
+    def on_kernels(self, kernels) -> tuple[list, Report]:
+        """Add a pose kernel; returns the pairs now ready and the pairing report."""
+        if not kernels.empty_room_subtracted:
+            raise StageError("input_kernel", "no empty-room response yet: kernels still hold the static room")
+        with self._lock:
+            self.pairer.add_following(kernels.stamp_ns, kernels)
+            return self._ready()
+
+    def flush(self) -> tuple[list, Report]:
+        """The input has ended (end of a bag): settle every waiting keypoint frame."""
+        with self._lock:
+            self.pairer.newest_ns += self.pairer.max_wait_ns + 1
+            return self._ready()
+
+    def _ready(self) -> tuple[list, Report]:
+        pairs, unmatched = self.pairer.pop_ready()
+        report = Report()
+        stale = [u for u in unmatched if self.pairer.newest_following_ns - u.stamp_ns > self.pairer.max_wait_ns]
+        if stale:
+            report.problem("input_stale", f"{len(stale)} keypoint frame(s) stamped far from any pose kernel (e.g. "
+                                          f"{stale[0].stamp_ns * 1e-9:.3f} s): clocks or stamps disagree")
+        if len(stale) < len(unmatched):
+            report.problem("no_audio", f"keypoint frames without a pose kernel within {self.p.sync_slop_s * 1e3:.0f} "
+                                       "ms: nothing metric published")
+        elif pairs:
+            report.clear("no_audio")
+        return [(lead.item, follow.item) for lead, follow in pairs], report
+
+    # -- lifting -------------------------------------------------------------------------------------------------
+    def camera_matrix(self, now_ns: int) -> np.ndarray:
+        """K of the newest camera info if it arrived within `camera_info_timeout_s` of `now_ns`, else StageError."""
+        camera = self._camera
+        if camera is None or (now_ns - camera[1]) * 1e-9 > self.p.camera_info_timeout_s:
+            raise StageError("no_camera_info", "no recent camera/camera_info: cannot lift")
+        return camera_matrix(camera[0])
+
+    def lift(self, kp, kernels, now_ns: int, timeout_s: float | None = None) -> PoseOutput | None:
+        """The pose of the first person of `kp` (None when the frame has nobody). StageError with the diagnostic
+        code when it cannot; transforms are waited for up to `timeout_s` (default: the `tf_timeout_s` parameter)."""
+        if self.lifter is None:
+            raise StageError("model", "no lifter model loaded: nothing published")
+        K = self.camera_matrix(now_ns)
+        if kp.keypoints.shape[0] == 0:
+            return None
+        p = self.p
+        wait = p.tf_timeout_s if timeout_s is None else timeout_s
+        joints, confidence, covariance = lift_pose(self.lifter, kp, kernels, K,
+                                                   lambda t, s, stamp: self.lookup(t, s, stamp, wait),
+                                                   p.output_frame, p.position_std_m)
+        self.published += 1
+        return PoseOutput(kp.stamp_ns, p.output_frame, kp.body_ids[0], joints, confidence, covariance)

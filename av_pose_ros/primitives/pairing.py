@@ -21,10 +21,23 @@ class Stamped:
 
 class NearestPairer:
     def __init__(self, slop_ns: int, max_wait_ns: int | None = None, history: int = 50):
-        self.slop_ns = slop_ns
-        self.max_wait_ns = max_wait_ns if max_wait_ns is not None else 2 * slop_ns
+        self._fixed_wait = max_wait_ns is not None
+        self.set_slop(slop_ns, max_wait_ns)
         self.leading: deque[Stamped] = deque(maxlen=history)
         self.following: deque[Stamped] = deque(maxlen=history)
+        self.reset()
+
+    def set_slop(self, slop_ns: int, max_wait_ns: int | None = None) -> None:
+        """A new pairing window (a parameter changed); the wait follows it unless it was given explicitly."""
+        self.slop_ns = int(slop_ns)
+        if max_wait_ns is not None or not self._fixed_wait:
+            self.max_wait_ns = int(max_wait_ns) if max_wait_ns is not None else 2 * self.slop_ns
+
+    def reset(self) -> None:
+        """Forget everything waiting and the newest stamps: time went back (a bag loops, a simulator restarted),
+        and items of the old timeline would otherwise pair with, or time out, the new ones."""
+        self.leading.clear()
+        self.following.clear()
         self.newest_ns = 0
         self.newest_following_ns = 0
 

@@ -1,0 +1,148 @@
+"""SLfM stage: head-camera images -> head rotation, binaural audio -> sound direction (no rclpy).
+
+`SlfmHandler` keeps the previous image (the rotation is between two views), the integrated yaw, the camera's field
+of view and the rolling binaural buffer the azimuth model reads; slfm_node drives it. Confidence comes from the
+models' own symmetry, as SLfM trains them: the rotation from b to a must be the negative of a to b, and swapping the
+ears must mirror the azimuth; the disagreement (degrees) sets the confidence."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from av_pose_ros.pipeline.common import StageError
+from av_pose_ros.pipeline.params import Param
+
+PARAMS = [
+    Param("mode", "both", "Which estimates to run.", choices=("both", "vision", "audio"), read_only=True),
+    Param("rotation_model_path", "models/slfm_rotation.pt", "Visual rotation model.", read_only=True),
+    Param("azimuth_model_path", "models/slfm_azimuth.pt", "Binaural azimuth model.", read_only=True),
+    Param("head_frame", "head_link", "Frame of the head (sound directions are in it)."),
+    Param("yaw_parent_frame", "head_base_link", "Parent of head_frame for the integrated-yaw TF."),
+    Param("publish_tf", True, "Publish yaw_parent_frame -> head_frame rotated by the integrated yaw."),
+    Param("fov_deg", 0.0, "Horizontal field of view of the head camera (deg); 0 = from camera info.", 0.0, 179.0),
+    Param("left_channel", 0, "Channel of the left ear in the AudioFrame.", 0, 64),
+    Param("right_channel", 1, "Channel of the right ear in the AudioFrame.", 0, 64),
+    Param("audio_window_s", 1.0, "Audio used for one azimuth estimate (s).", 0.25, 10.0),
+    Param("audio_hop_s", 0.5, "Time between azimuth estimates (s).", 0.05, 10.0),
+    Param("symmetry_scale_deg", 3.0, "Symmetry disagreement (deg) at which confidence falls to 1/e.", 0.1, 90.0),
+]
+
+
+def symmetry_confidence(forward: float, mirrored: float, scale_deg: float) -> float:
+    """exp(-|forward + mirrored| / scale): 1 when the mirrored estimate is exactly the negative of the forward one."""
+    return float(np.exp(-abs(np.degrees(forward + mirrored)) / scale_deg))
+
+
+@dataclass
+class RotationOutput:
+    stamp_ns: int
+    previous_stamp_ns: int
+    relative_yaw: float
+    integrated_yaw: float
+    confidence: float
+
+
+@dataclass
+class DirectionOutput:
+    stamp_ns: int        # start of the audio the estimate used
+    azimuth: float
+    confidence: float
+
+
+class BinauralBuffer:
+    """The newest `window` samples of the two ear channels, from frames of any length."""
+
+    def __init__(self):
+        self.chunks: deque = deque()
+        self.fs = 0
+
+    def clear(self) -> None:
+        self.chunks.clear()
+
+    def add(self, stamp_ns: int, ears: np.ndarray, fs: int, window: int) -> None:
+        if fs != self.fs:
+            self.chunks.clear()  # a new rate: start again
+            self.fs = fs
+        self.chunks.append((stamp_ns, ears))
+        while sum(a.shape[1] for _, a in self.chunks) - self.chunks[0][1].shape[1] >= window:
+            self.chunks.popleft()
+
+    def clip(self, window: int) -> np.ndarray | None:
+        """The newest `window` samples (2, window), or None while fewer have arrived."""
+        if sum(a.shape[1] for _, a in self.chunks) < window:
+            return None
+        return np.concatenate([a for _, a in self.chunks], axis=1)[:, -window:]
+
+
+class SlfmHandler:
+    """Rotation and direction estimates with the slfm_node parameters `p`; `rotation` / `azimuth` are the loaded
+    estimators (None: that half is off)."""
+
+    def __init__(self, p, rotation, azimuth):
+        self.p = p
+        self.rotation = rotation
+        self.azimuth = azimuth
+        self.fov_from_info: float | None = None
+        self.buffer = BinauralBuffer()
+        self.reset()
+
+    def reset(self) -> None:
+        """Time went back: the previous image, the yaw integrated so far and the buffered audio are of the old
+        timeline."""
+        self.previous: tuple[int, np.ndarray] | None = None
+        self.integrated_yaw = 0.0
+        self.buffer.clear()
+        self.last_estimate_ns = 0
+
+    def on_camera_info(self, width: int, k) -> None:
+        fx = float(k[0])
+        if fx > 0 and width > 0:
+            self.fov_from_info = float(np.degrees(2 * np.arctan(width / (2 * fx))))
+
+    def on_image(self, rgb: np.ndarray, stamp_ns: int) -> RotationOutput | None:
+        """Yaw between the previous image and this one (None for the first image, or one not newer)."""
+        from av_pose_ros.slfm import SlfmInputError
+
+        if self.rotation is None:
+            return None
+        fov = self.p.fov_deg or self.fov_from_info
+        if not fov:
+            raise StageError("input_fov", "no field of view: set fov_deg or publish head_camera/camera_info")
+        previous, self.previous = self.previous, (stamp_ns, rgb)
+        if previous is None or previous[0] >= stamp_ns:
+            return None
+        try:
+            forward, backward = self.rotation.estimate_batch([previous[1], rgb], [rgb, previous[1]], fov)
+        except SlfmInputError as err:
+            raise StageError("input_image", str(err)) from err
+        self.integrated_yaw += float(forward)
+        return RotationOutput(stamp_ns, previous[0], float(forward), self.integrated_yaw,
+                              symmetry_confidence(forward, backward, self.p.symmetry_scale_deg))
+
+    def on_audio(self, audio) -> DirectionOutput | None:
+        """Sound direction once `audio_window_s` of audio is buffered, every `audio_hop_s`; None in between."""
+        from av_pose_ros.slfm import SlfmInputError
+
+        if self.azimuth is None:
+            return None
+        left, right = self.p.left_channel, self.p.right_channel
+        if max(left, right) >= audio.audio.shape[0]:
+            raise StageError("input_audio", f"ear channels {left}, {right} but the frame has "
+                                            f"{audio.audio.shape[0]} channels")
+        fs = int(audio.sample_rate)
+        window = int(self.p.audio_window_s * fs)
+        self.buffer.add(audio.stamp_ns, audio.audio[[left, right]], fs, window)
+        clip = self.buffer.clip(window)
+        if clip is None or audio.stamp_ns - self.last_estimate_ns < self.p.audio_hop_s * 1e9:
+            return None
+        try:
+            forward, mirrored = self.azimuth.estimate_batch([clip, clip[::-1]], fs)
+        except SlfmInputError as err:
+            raise StageError("input_audio", str(err)) from err
+        self.last_estimate_ns = audio.stamp_ns
+        start_ns = audio.stamp_ns + int(audio.audio.shape[1] / fs * 1e9) - int(window / fs * 1e9)
+        return DirectionOutput(start_ns, float(forward),
+                               symmetry_confidence(forward, mirrored, self.p.symmetry_scale_deg))
