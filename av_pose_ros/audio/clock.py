@@ -152,3 +152,15 @@ def jitter_report(stamps_ns, period_s: float, starts=None, fs: float | None = No
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+def node_clock_stamp(system_stamp_ns: int, clock, system_now_ns: int | None = None) -> int:
+    """A system-time stamp moved onto a node's clock: under use_sim_time (ROS time active and set) the sample's age
+    on the system clock is taken off the clock's `now`; otherwise the stamp is returned unchanged."""
+    if not getattr(clock, "ros_time_is_active", False):
+        return int(system_stamp_ns)
+    now = clock.now().nanoseconds
+    if now <= 0:  # no /clock yet
+        return int(system_stamp_ns)
+    age = (time.time_ns() if system_now_ns is None else system_now_ns) - int(system_stamp_ns)
+    return int(now - age)

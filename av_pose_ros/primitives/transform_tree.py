@@ -2,12 +2,16 @@
 
 Frames form a forest through parent links. Static transforms hold for all time; dynamic ones are kept for
 `cache_s` seconds and interpolated (linear translation, spherical rotation) at the requested stamp. A lookup
-outside a dynamic link's history raises `TransformError` rather than extrapolating.
+outside a dynamic link's history raises `TransformError` rather than extrapolating; a lookup may wait a bounded
+time (`timeout_s`) for the transforms to arrive from another thread. `clear()` drops the dynamic history (time went
+back) and keeps the static transforms.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -78,6 +82,7 @@ class TransformTree:
         self._cache_ns = int(cache_s * 1e9)
         self._links: dict[str, _Link] = {}
         self._children: dict[str, set[str]] = defaultdict(set)
+        self._changed = threading.Condition()
 
     def set_transform(self, parent: str, child: str, parent_from_child: np.ndarray, stamp_ns: int,
                       static: bool = False) -> None:
@@ -87,13 +92,21 @@ class TransformTree:
         transform = np.asarray(parent_from_child, dtype=float)
         if transform.shape != (4, 4) or not np.all(np.isfinite(transform)):
             raise TransformError(f"{parent} -> {child}: transform is not a finite 4x4 matrix")
-        link = self._links.get(child)
-        if link is None or link.parent != parent or link.static != static:
-            if link is not None:
-                self._children[link.parent].discard(child)
-            link = self._links[child] = _Link(parent, static)
-            self._children[parent].add(child)
-        link.add(int(stamp_ns), transform, self._cache_ns)
+        with self._changed:
+            link = self._links.get(child)
+            if link is None or link.parent != parent or link.static != static:
+                if link is not None:
+                    self._children[link.parent].discard(child)
+                link = self._links[child] = _Link(parent, static)
+                self._children[parent].add(child)
+            link.add(int(stamp_ns), transform, self._cache_ns)
+            self._changed.notify_all()
+
+    def clear(self) -> None:
+        """Forget every dynamic transform (time went back: their stamps are in the future now); static ones stay."""
+        with self._changed:
+            for child in [c for c, link in self._links.items() if not link.static]:
+                self._children[self._links.pop(child).parent].discard(child)
 
     def frames(self) -> set[str]:
         return set(self._links) | {link.parent for link in self._links.values()}
@@ -113,8 +126,21 @@ class TransformTree:
             out = self._links[child].at(stamp_ns, child) @ out
         return out
 
-    def lookup(self, target: str, source: str, stamp_ns: int = 0) -> np.ndarray:
-        """`target_from_source` (4x4) at `stamp_ns` (0 = latest of every link)."""
+    def lookup(self, target: str, source: str, stamp_ns: int = 0, timeout_s: float = 0.0) -> np.ndarray:
+        """`target_from_source` (4x4) at `stamp_ns` (0 = latest of every link), waiting up to `timeout_s` for
+        transforms that have not arrived yet (another thread feeds them)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                try:
+                    return self._lookup(target, source, stamp_ns)
+                except TransformError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise
+                    self._changed.wait(left)
+
+    def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
         if target == source:
             return np.eye(4)
         known = self.frames()

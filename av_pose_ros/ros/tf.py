@@ -51,14 +51,17 @@ def matrix_from_transform_msg(msg: TransformStamped | Transform) -> np.ndarray:
 
 
 class TfBuffer:
-    """`lookup(target, source, stamp_ns) -> target_from_source` (4x4); raises TransformError when unavailable."""
+    """`lookup(target, source, stamp_ns, timeout_s) -> target_from_source` (4x4); raises TransformError when
+    unavailable after waiting up to `timeout_s` (wait only on a worker thread: the executor feeds the buffer).
+    Built with the node, so it follows the node's clock (/clock under use_sim_time); `clear()` after time went back
+    drops the dynamic history and keeps static transforms."""
 
     def __init__(self, node, cache_s: float = 10.0):
         self._node = node
         if tf2_ros is not None:
             from rclpy.duration import Duration
 
-            self._buffer = tf2_ros.Buffer(cache_time=Duration(seconds=cache_s))
+            self._buffer = tf2_ros.Buffer(cache_time=Duration(seconds=cache_s), node=node)
             self._listener = tf2_ros.TransformListener(self._buffer, node)
             return
         self._tree = TransformTree(cache_s)
@@ -73,13 +76,21 @@ class TfBuffer:
             except TransformError as err:
                 self._node.get_logger().warning(f"ignoring transform: {err}", throttle_duration_sec=5.0)
 
-    def lookup(self, target: str, source: str, stamp_ns: int = 0) -> np.ndarray:
+    def clear(self) -> None:
         if tf2_ros is None:
-            return self._tree.lookup(target, source, stamp_ns)
+            self._tree.clear()
+        else:
+            self._buffer.clear()
+
+    def lookup(self, target: str, source: str, stamp_ns: int = 0, timeout_s: float = 0.0) -> np.ndarray:
+        if tf2_ros is None:
+            return self._tree.lookup(target, source, stamp_ns, timeout_s)
+        from rclpy.duration import Duration
         from rclpy.time import Time
 
         try:
-            msg = self._buffer.lookup_transform(target, source, Time(nanoseconds=stamp_ns))
+            msg = self._buffer.lookup_transform(target, source, Time(nanoseconds=stamp_ns),
+                                                timeout=Duration(nanoseconds=int(timeout_s * 1e9)))
         except (tf2_ros.LookupException, tf2_ros.ConnectivityException, tf2_ros.ExtrapolationException) as err:
             raise TransformError(str(err)) from err
         return matrix_from_transform_msg(msg)
