@@ -87,6 +87,14 @@ def test_eval_cli_json(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    assert result["num"] == 4 and set(result["methods"]) == {"cnn", "tof", "vision_only"}
-    for row in result["methods"].values():
-        assert {"mpjpe_mm", "root_mm", "wrist_mm", "pck100"} <= set(row)
+    assert result["num"] == 4 and set(result["methods"]) == {"cnn", "tof", "vision_only", "vision_learned"}
+    assert set(result["ablations"]) == {"audio_shuffled", "audio_zero"} and result["split"] == "test"
+    for row in [*result["methods"].values(), *result["ablations"].values()]:
+        assert {"mpjpe_mm", "root_mm", "wrist_mm", "pck100", "flagged_fraction"} <= set(row)
+
+
+def test_shipped_vision_model_is_small_and_deaf():
+    vision = REPO / "models" / "lifter_vision.pt"
+    assert vision.stat().st_size <= 20 * 2 ** 20
+    lifter = Lifter.load(vision)
+    assert lifter.config.use_audio is False and not hasattr(lifter.net, "audio")
