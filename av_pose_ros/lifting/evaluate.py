@@ -5,6 +5,8 @@ Methods (``summary["methods"]``): ``cnn`` (the shipped lifter), ``tof`` (non-lea
 input, ``models/lifter_vision.pt``). Ablations of the CNN (``summary["ablations"]``), on the same grid the CNN
 used (the coarse locator still heard the true kernels, so these measure what the network itself takes from
 sound): ``audio_shuffled`` (every pair's kernel taken from another frame of the same run) and ``audio_zero``.
+``variants`` adds ``cnn_no_snap`` (no snapping onto the rays) and ``audio_shuffled_end_to_end`` (the whole lifter,
+coarse locator included, fed the other frame's kernels).
 
 Streams (``dataset.sample_rng``): ``test`` (the default) never shares a draw with ``train``/``val``, whatever seeds
 are used. Decisions (architecture, hyper-parameters, checkpoints, calibration, thresholds) are made on ``val``
@@ -35,7 +37,7 @@ from .lifter import snap
 
 METHODS = ("cnn", "tof", "vision_only", "vision_learned")
 ABLATIONS = ("audio_shuffled", "audio_zero")
-VARIANTS = ("cnn_no_snap",)
+VARIANTS = ("cnn_no_snap", "audio_shuffled_end_to_end")
 STATURE_BANDS = ((0.0, 1.4, "<1.4 m"), (1.4, 1.8, "1.4-1.8 m"), (1.8, 9.0, ">1.8 m"))
 TARGET_BANDS = (("stature", 1.0, 1.3, "children 1.0-1.3 m"), ("distance", 3.0, 4.0, "far 3-4 m"))
 DEFAULT_VISION_MODEL = "models/lifter_vision.pt"
@@ -102,6 +104,12 @@ def _cnn_family(lifter, s: dict, other_kernels: np.ndarray) -> dict:
     shuffled = audio_encoding(grid, other_kernels, args[4], args[5], args[6], c)
     out["audio_shuffled"] = run(shuffled)[1]
     out["audio_zero"] = run(np.zeros_like(audio))[1]
+    try:      # the whole lifter (coarse locator included) on the other frame's kernels
+        g2, r2, a2 = lifter.prepare(*args[:3], other_kernels, *args[4:], speed_of_sound=c)
+        raw2 = g2.to_world(lifter.run_network(r2, a2)[0])
+        out["audio_shuffled_end_to_end"] = snap(raw2, *args[:3]) if lifter.snap_to_rays else raw2
+    except LiftingInputError:
+        pass
     return out
 
 
@@ -243,9 +251,11 @@ def format_tables(result: dict) -> str:
     speed = ", ".join(f"{m} {r['median_ms']:.0f} ms" for m, r in s["methods"].items())
     out.append(f"  (flagged fraction: {flags}; median time per frame: {speed})")
     out.append(_table(s["ablations"], "Ablations of the CNN (same grid, audio input replaced)"))
-    v = s["variants"]["cnn_no_snap"]
+    v, e2e = s["variants"]["cnn_no_snap"], s["variants"]["audio_shuffled_end_to_end"]
     out.append(f"  variant cnn_no_snap (soft-argmax without moving joints onto their rays): MPJPE "
-               f"{v['mpjpe_mm']:.1f} mm, wrist {v['wrist_mm']:.1f} mm")
+               f"{v['mpjpe_mm']:.1f} mm, wrist {v['wrist_mm']:.1f} mm\n"
+               f"  variant audio_shuffled_end_to_end (coarse locator too fed another frame's kernels): MPJPE "
+               f"{e2e['mpjpe_mm']:.1f} mm, wrist {e2e['wrist_mm']:.1f} mm")
     for kind in ("stature", "distance", "targets"):
         for label, rows in s["bands"][kind].items():
             out.append(_table(rows, f"{kind} {label}"))
