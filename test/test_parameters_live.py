@@ -13,7 +13,7 @@ import pytest
 
 from ros_harness import NodeProcess, Probe
 
-NODES = ("pose_kernel_node", "lifter_node", "keypoint_node", "slfm_node", "audio_io_node")
+NODES = ("pose_kernel_node", "lifter_node", "keypoint_node", "slfm_node", "audio_io_node", "handover_node")
 
 
 def specs(node: str) -> list:
@@ -40,7 +40,7 @@ def changed(spec):
 
 @pytest.fixture(scope="module")
 def graph():
-    """The five nodes on a domain of their own, a probe, and a parameter client per node."""
+    """The processing nodes on a domain of their own, a probe, and a parameter client per node."""
     import rclpy
     from rclpy.context import Context
     from rclpy.parameter_client import AsyncParameterClient

@@ -75,14 +75,10 @@ def _ros_params_file(path: Path, node: str) -> dict:
 
 def stage_params(stage: str) -> list:
     """The parameter specs of a stage's node, from its pipeline module (never from the node module: reprocess does
-    not import nodes). The handover specs still live in handover_node until they move next to their handler."""
+    not import nodes)."""
     import importlib
 
-    module = importlib.import_module(f"av_pose_ros.pipeline.{stage}")
-    specs = getattr(module, "PARAMS", None)
-    if specs is None and stage == "handover":
-        specs = importlib.import_module("av_pose_ros.nodes.handover_node").PARAMS
-    return list(specs)
+    return list(importlib.import_module(f"av_pose_ros.pipeline.{stage}").PARAMS)
 
 
 def load_parameters(node: str, specs, extra: list[str]) -> SimpleNamespace:

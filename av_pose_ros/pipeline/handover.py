@@ -31,8 +31,34 @@ from av_pose_ros.handover import (
 )
 from av_pose_ros.handover.readiness import position_std
 from av_pose_ros.pipeline.common import Lookup, StageError
+from av_pose_ros.pipeline.params import Param
 from av_pose_ros.primitives.geometry import apply_transform
 from av_pose_ros.primitives.skeleton import COCO17_JOINTS, JOINT_INDEX
+
+# handover_node's parameters (here, next to the handler, so `av-pose reprocess` reads them without the node)
+PARAMS = [
+    Param("base_frame", "base_link", "Manipulator base frame the target is expressed in."),
+    Param("reach_frame", "arm_base_link", "TF frame the reach envelope is centred on (the arm's shoulder link); the "
+          "offer score's 'towards the robot' cue points at it too."),
+    Param("min_offer_score", 0.6, "How clearly a hand must be offered (0..1) before a target is published.", 0.0, 1.0),
+    Param("switch_margin", 0.15, "Score margin the other hand needs before the chosen hand switches.", 0.0, 1.0),
+    Param("min_joint_confidence", 0.2, "Wrist/elbow confidence below which a hand is ignored.", 0.0, 1.0),
+    Param("accel_std", 2.0, "Kalman process noise: how fast a hand may change velocity (m/s^2).", 0.01, 50.0),
+    Param("measurement_std_m", 0.03, "Wrist position noise used when the pose carries no covariance (m).",
+          0.001, 1.0),
+    Param("track_timeout_s", 1.0, "A body unseen this long starts a fresh track (and counts as withdrawn).",
+          0.05, 60.0),
+    Param("reach_min_radius_m", 0.25, "Reach envelope: minimum distance from the reach frame (m).", 0.0, 5.0),
+    Param("reach_max_radius_m", 0.85, "Reach envelope: maximum distance from the reach frame (m).", 0.0, 5.0),
+    Param("reach_min_z_m", 0.4, "Reach envelope: lowest target height in the base frame (m).", -5.0, 5.0),
+    Param("reach_max_z_m", 1.8, "Reach envelope: highest target height in the base frame (m).", -5.0, 5.0),
+    Param("hold_s", 0.5, "Reachable only after the hand was inside, confident and still this long (s).", 0.0, 10.0),
+    Param("max_speed_mps", 0.15, "Filtered hand speed below which the hand counts as still (m/s).", 0.0, 5.0),
+    Param("min_reach_confidence", 0.5, "Wrist and elbow lifter confidence a reachable target needs.", 0.0, 1.0),
+    Param("max_position_std_m", 0.08, "Largest wrist standard deviation (from the pose covariance) a reachable "
+          "target may have (m).", 0.0, 5.0),
+    Param("withdrawn_s", 1.0, "How long the state says 'withdrawn' after an offered hand went away (s).", 0.0, 60.0),
+]
 
 
 @dataclass
