@@ -222,6 +222,9 @@ def _top_view(ax, truth: dict, poses: dict, seed: int, scenario: str) -> None:
     ax.scatter(speakers[:, 0], speakers[:, 1], marker="s", label="speakers")
     ax.scatter(mics[:, 0], mics[:, 1], marker="^", label="mics")
     ax.scatter([0], [0], marker="*", s=150, color="k", label="base_link")
+    if scene.rig.manipulator_frame:
+        arm = scene.rig.manipulator_position()
+        ax.scatter([arm[0]], [arm[1]], marker="P", s=90, color="tab:purple", label=scene.rig.manipulator_frame)
     for track, colour, label in ((truth, "tab:green", "true mid-hip"), (poses, "tab:red", "lifted mid-hip")):
         if track:
             hips = np.array([0.5 * (j[LEFT_HIP] + j[RIGHT_HIP]) for _, j in sorted(track.items())])

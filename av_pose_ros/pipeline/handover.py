@@ -179,7 +179,7 @@ class HandoverTracker:
         if wrist_cov is None or not np.any(wrist_cov):
             wrist_cov = np.eye(3) * p.measurement_std_m**2
         wrist_cov = rotation @ wrist_cov @ rotation.T
-        track.filter.accel_std = p.accel_std
+        track.filter.accel_std, track.filter.reset_after_s = p.accel_std, p.track_timeout_s
         position, velocity = track.filter.update(choice.wrist, wrist_cov, pose.stamp_ns)
         envelope = ReachEnvelope(tuple(float(v) for v in reach_center), p.reach_min_radius_m, p.reach_max_radius_m,
                                  p.reach_min_z_m, p.reach_max_z_m)
