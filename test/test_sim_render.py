@@ -8,7 +8,7 @@ import pytest
 from av_pose_ros.acoustics.kernel import KernelConfig, PoseKernelExtractor
 from av_pose_ros.sim.body import facing_yaw
 from av_pose_ros.sim.render import Simulator
-from av_pose_ros.sim.scenario import load_scenario
+from av_pose_ros.sim.scenario import RoomPhysics, load_scenario
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,9 @@ def scene():
     audio = dataclasses.replace(s.audio, snr_db=40.0)
     person = dataclasses.replace(s.person, pose="offer_left", stature_m=1.75, position_xy=(2.0, 0.1),
                                  yaw=facing_yaw((2.0, 0.1), (0.0, 0.0)))
-    return dataclasses.replace(s, audio=audio, person=person)
+    # body-wall paths and shadowing off: this test's oracle is the body's own echoes only (test_sim_physics.py
+    # checks the others)
+    return dataclasses.replace(s, audio=audio, person=person, physics=RoomPhysics())
 
 
 def test_capture_contents(scene):

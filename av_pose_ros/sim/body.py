@@ -20,6 +20,8 @@ POSE_NAMES = ("standing", "arms_raised", "reach_left", "reach_right", "offer_lef
 # Scripted motions (not single poses), run by sim/choreography.py: "handover" is the demo world's visits (walk in,
 # offer a hand to the manipulator, hold, take it back, walk away; both hands, several statures).
 MOTION_NAMES = ("handover",)
+# Poses drawn per person rather than taken from the library: uniformly within human joint limits.
+GENERATED_POSES = ("joint_angles",)
 
 
 @dataclass(frozen=True)
@@ -149,13 +151,17 @@ def _direction(angles, side: float) -> np.ndarray:
                      -np.cos(elevation)])
 
 
-def body_joints(stature_m: float, pose: BodyPose | str = "standing") -> np.ndarray:
+def body_joints(stature_m: float, pose: BodyPose | str = "standing", shoulder_width: float = 1.0,
+                hip_width: float = 1.0) -> np.ndarray:
     """(17, 3) COCO-17 joints in the body frame for a person of ``stature_m`` in ``pose``.
 
     Legs are built down from the hips and the body is then lifted so the lower ankle sits at ankle height
-    (the feet stay on the floor whatever the legs do).
+    (the feet stay on the floor whatever the legs do). ``shoulder_width`` and ``hip_width`` scale the
+    anthropometric widths (builds differ at one stature).
     """
     p = Proportions.for_stature(stature_m)
+    p = replace(p, shoulder_half_width=p.shoulder_half_width * shoulder_width,
+                hip_half_width=p.hip_half_width * hip_width)
     pose = library_pose(pose) if isinstance(pose, str) else pose
     j = np.zeros((NUM_JOINTS, 3))
     for side, name, thigh, shank in ((1.0, "left", pose.l_thigh, pose.l_shank),
@@ -198,3 +204,97 @@ def facing_yaw(position_xy, target_xy) -> float:
     d = np.asarray(target_xy, float)[:2] - np.asarray(position_xy, float)[:2]
     return float(np.arctan2(d[1], d[0]))
 
+
+# -- poses in joint-angle space ---------------------------------------------------------------------------------
+# Human range of motion (degrees), in this model's angles: limb elevation from straight down (forward positive),
+# azimuth towards the limb's own side; elbow and knee flexion as the angle between the two segments of the limb.
+JOINT_LIMITS_DEG = {
+    "trunk_lean": (-15.0, 60.0),
+    "upper_elevation": (-60.0, 180.0), "upper_azimuth": (-45.0, 135.0), "elbow_flexion": (-5.0, 150.0),
+    "thigh_elevation": (-35.0, 125.0), "thigh_azimuth": (-25.0, 50.0), "knee_flexion": (-5.0, 150.0),
+}
+_LIMBS = (("l_upper", "l_lower", "upper", "elbow"), ("r_upper", "r_lower", "upper", "elbow"),
+          ("l_thigh", "l_shank", "thigh", "knee"), ("r_thigh", "r_shank", "thigh", "knee"))
+
+
+def _angles_of(direction: np.ndarray) -> tuple[float, float]:
+    """Inverse of ``_direction`` (side +1): (elevation, azimuth) of a unit vector."""
+    elevation = float(np.arccos(np.clip(-direction[2], -1, 1)))
+    azimuth = float(np.arctan2(direction[1], direction[0])) if np.hypot(direction[0], direction[1]) > 1e-9 else 0.0
+    return elevation, azimuth
+
+
+def within_limits(pose: BodyPose, tolerance_deg: float = 0.5) -> bool:
+    """Whether every angle of ``pose`` lies inside ``JOINT_LIMITS_DEG``."""
+    lim = {k: np.radians(v) for k, v in JOINT_LIMITS_DEG.items()}
+    tol = np.radians(tolerance_deg)
+
+    def inside(value, key):
+        return lim[key][0] - tol <= value <= lim[key][1] + tol
+
+    ok = inside(pose.trunk_lean, "trunk_lean")
+    for parent_name, child_name, kind, bend in _LIMBS:
+        parent, child = getattr(pose, parent_name), getattr(pose, child_name)
+        ok &= inside(parent[0], f"{kind}_elevation") and (abs(parent[0]) < 1e-3 or inside(parent[1], f"{kind}_azimuth"))
+        flex = float(np.arccos(np.clip(_direction(parent, 1.0) @ _direction(child, 1.0), -1, 1)))
+        if kind == "thigh":
+            flex = flex if parent[0] - child[0] >= -1e-6 else -flex      # a knee only bends backwards
+        ok &= inside(flex, f"{bend}_flexion")
+    return bool(ok)
+
+
+def _bend(parent_dir: np.ndarray, flexion: float, twist: float, reference: np.ndarray) -> np.ndarray:
+    """Rotate ``parent_dir`` by ``flexion`` about an axis normal to it, chosen by ``twist`` about the segment."""
+    u = np.cross(parent_dir, reference)
+    if np.linalg.norm(u) < 1e-6:
+        u = np.cross(parent_dir, [0.0, 1.0, 0.0])
+    u /= np.linalg.norm(u)
+    w = np.cross(parent_dir, u)
+    axis = np.cos(twist) * u + np.sin(twist) * w
+    # Rodrigues rotation of parent_dir about axis (axis is normal to it)
+    return np.cos(flexion) * parent_dir + np.sin(flexion) * np.cross(axis, parent_dir)
+
+
+def sample_joint_angle_pose(rng: np.random.Generator) -> BodyPose:
+    """A pose drawn uniformly within ``JOINT_LIMITS_DEG`` (arms freely; legs mostly with one supporting leg).
+
+    Elbows bend towards the front of the upper arm for any humeral twist within +-90 deg; knees bend backwards
+    in the thigh's own plane. Three people in four stand on a near-vertical leg; the rest sit, kneel or squat.
+    """
+    lim = {k: np.radians(v) for k, v in JOINT_LIMITS_DEG.items()}
+    out = {"trunk_lean": float(rng.uniform(*lim["trunk_lean"]))}
+    for side in ("l", "r"):
+        upper = (float(np.arccos(rng.uniform(-1, 1)) if rng.random() < 0.5 else rng.uniform(0, np.pi)),
+                 float(rng.uniform(*lim["upper_azimuth"])))
+        upper_dir = _direction(upper, 1.0)
+        flex = float(rng.uniform(0.0, lim["elbow_flexion"][1]))
+        lower_dir = _bend(upper_dir, flex, float(rng.uniform(-np.pi / 2, np.pi / 2)), np.array([1.0, 0.0, 0.0]))
+        out[f"{side}_upper"], out[f"{side}_lower"] = upper, _angles_of(lower_dir)
+    support = rng.random() < 0.75
+    stance = int(rng.integers(2))
+    for i, side in enumerate(("l", "r")):
+        if support and i == stance:
+            thigh = (float(rng.uniform(np.radians(-10), np.radians(25))), float(rng.uniform(0.0, np.radians(15))))
+            knee = float(rng.uniform(0.0, np.radians(30)))
+        else:
+            thigh = (float(rng.uniform(*lim["thigh_elevation"])), float(rng.uniform(*lim["thigh_azimuth"])))
+            knee = float(rng.uniform(0.0, lim["knee_flexion"][1]))
+        shank = max(thigh[0] - knee, -np.pi)       # bending backwards in the thigh's plane
+        out[f"{side}_thigh"], out[f"{side}_shank"] = thigh, (shank, thigh[1])
+    return BodyPose(**out)
+
+
+def drifted(pose: BodyPose, seed: int, amplitude_rad: float, t: float) -> BodyPose:
+    """``pose`` with every angle moving slowly (sum of two sinusoids, periods 2-9 s, random phases per seed):
+    successive windows of a person who holds a pose still differ, as real people never hold still."""
+    if amplitude_rad <= 0:
+        return pose
+    rng = np.random.default_rng([int(seed), 7])
+    out = {}
+    for f in fields(pose):
+        v = np.asarray(getattr(pose, f.name), float)
+        periods = rng.uniform(2.0, 9.0, (2,) + v.shape)
+        phases = rng.uniform(0, 2 * np.pi, (2,) + v.shape)
+        d = amplitude_rad / np.sqrt(2) * np.sin(2 * np.pi * t / periods + phases).sum(axis=0)
+        out[f.name] = float(v + d) if v.ndim == 0 else tuple((v + d).tolist())
+    return BodyPose(**out)

@@ -1,17 +1,23 @@
 """Render captures: what every microphone records in one window, with ground truth and geometry.
 
-recording = sum over speakers of (empty-room RIR + body response) * emission, then mic gain mismatch, a clock
-offset, white noise at the scene's SNR. The SNR is an echo-to-noise ratio: the power of everything recorded except
-the direct speaker->mic paths (room reverberation and body echoes) over the noise power. With a speaker a few
-centimetres from its mic the direct path is 30-40 dB above the room, so a whole-recording SNR would say nothing
-about the echoes the kernel is made of. The body response comes from the physical-optics (Kirchhoff) approximation:
-a surface element of area dA seen by both speaker and mic adds
+recording = sum over speakers of (empty-room RIR + body response + body shadow) * emission, then mic gain mismatch,
+a clock offset, and room noise (white, HVAC-like pink, babble, impulses; sim/noise.py) at the scene's SNR. The SNR
+is an echo-to-noise ratio: the power of everything recorded except the direct speaker->mic paths (room
+reverberation and body echoes) over the noise power. With a speaker a few centimetres from its mic the direct path
+is 30-40 dB above the room, so a whole-recording SNR would say nothing about the echoes the kernel is made of.
 
-    rho * dA * (cos_in + cos_out) / 2 / (8 pi^2 c r1 r2) * d/dt delta(t - (r1 + r2) / c)
+The body response comes from the physical-optics (Kirchhoff) approximation: a surface element of area dA seen by
+both speaker and mic adds
+
+    rho(f) * dA * (cos_in + cos_out) / 2 / (8 pi^2 c r1 r2) * d/dt delta(t - (r1 + r2) / c)
 
 which integrates to the image-source amplitude 1 / (4 pi (r1 + r2)) over a large flat plate, so body and room
-echoes share one scale. Not modelled: body-wall double bounces and the body's shadowing of room paths (so the
-empty-room response subtracts exactly up to noise).
+echoes share one scale. rho(f) is the person's reflectance (clothing absorbs high frequencies, skin does not);
+points move along their normals by the clothing's roughness, which turns part of the specular echo diffuse at
+high frequencies. The same sum over image sensors in the six surfaces gives the body-wall double paths, and
+``room_paths`` the body's shadow on the room's own paths (so empty-room subtraction leaves a residual, as in a
+real room). The world is rendered with the true geometry and air temperature (``Scene.truth``); the capture
+reports the nominal ones the pipeline would be given, and the truth beside them.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ from scipy.signal import fftconvolve
 from av_pose_ros.acoustics import probes
 from av_pose_ros.acoustics.emission import MusicEmission, SlottedEmission
 from av_pose_ros.acoustics.physics import speed_of_sound
+from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, apply_transform
 from av_pose_ros.sim.scenario import Scene
 
-from .body import body_joints, place_in_world
+from .body import GENERATED_POSES, body_joints, drifted, place_in_world, sample_joint_angle_pose
 from .choreography import scene_motion
+from .noise import room_noise
 from .room import RirCache
-from .surface import BodySurface, body_capsules, sample_surface, visible_from
+from .room_paths import image_paths, mirror_in_walls, shadow_response
+from .surface import BodySurface, body_capsules, is_skin, sample_surface, visible_from
 
 _FD_HALF = 16        # half length of the fractional-delay (differentiated sinc) filter
 _CLOCK_HALF = 32     # half length of the clock-offset fractional-delay filter
@@ -53,8 +62,13 @@ class Capture:
     pairs: np.ndarray               # (P, 2) (speaker, mic) indices
     base_from_camera_link: np.ndarray
     base_from_optical: np.ndarray   # world_from_camera for the vision code
-    speed_of_sound: float
+    speed_of_sound: float           # from the thermometer reading: what the pipeline is given
     snr_db: float
+    # the truth the window was rendered with (equal to the nominal values above without calibration errors)
+    true_speakers: np.ndarray | None = None
+    true_mics: np.ndarray | None = None
+    true_base_from_optical: np.ndarray | None = None
+    true_speed_of_sound: float | None = None
 
 
 @lru_cache(maxsize=8)
@@ -102,25 +116,141 @@ def _fractional_derivative_taps(delay_samples: np.ndarray) -> tuple[np.ndarray, 
     return pos, dsinc * window
 
 
+@dataclass(frozen=True)
+class BodyAcoustics:
+    """How one person's surface reflects sound.
+
+    reflectance: pressure reflection at low frequency (the body is a soft, curved, partly absorbing reflector).
+    clothing_absorption: share of that reflection clothing loses far above ``clothing_corner_hz`` (porous layers
+        absorb more as the wavelength nears their thickness); bare skin (head, neck, hands) keeps it flat.
+    roughness_m: rms height of folds and creases. Each surface point is moved along its normal by N(0, roughness),
+        so the coherent (specular) echo falls as exp(-2 (k h cos)^2) at high frequency and the rest scatters
+        diffusely (Kirchhoff rough-surface model) instead of being an exact mirror.
+    wall_paths: also render the paths that meet the body and one wall (speaker -> wall -> body -> mic and
+        speaker -> body -> wall -> mic, image sensors in the six surfaces), attenuated by the wall's reflection.
+    """
+
+    reflectance: float = 0.65
+    clothing_absorption: float = 0.0
+    clothing_corner_hz: float = 4000.0
+    roughness_m: float = 0.0
+    wall_paths: bool = False
+
+
+def reflectance_spectrum(f_hz: np.ndarray, acoustics: BodyAcoustics, skin: bool) -> np.ndarray:
+    """Pressure reflection of skin (flat) or clothing (a low-pass: 1 - A (f/fc)^2 / (1 + (f/fc)^2))."""
+    if skin or acoustics.clothing_absorption <= 0:
+        return np.full(np.shape(f_hz), acoustics.reflectance)
+    x = (np.asarray(f_hz) / acoustics.clothing_corner_hz) ** 2
+    return acoustics.reflectance * (1 - acoustics.clothing_absorption * x / (1 + x))
+
+
+_OVERSAMPLE = 8      # echoes are placed on an 8x finer grid (linear interpolation), then band-limited at once
+
+
+def render_derivative_echoes(delays: np.ndarray, amplitudes: np.ndarray, rows: np.ndarray, n_rows: int,
+                             length: int) -> np.ndarray:
+    """(n_rows, n_fft // 2 + 1) spectra of sum_e a_e d/dn sinc(n - delay_e) per row, and n_fft (= length + pad).
+
+    Thousands of echoes per capture: each is split between two taps of an ``_OVERSAMPLE`` x finer grid (the
+    interpolation's sinc^2 droop is divided out), the grid is transformed once, and only the bins below the
+    original Nyquist are kept; the derivative is a multiplication by j omega there. Same result as per-echo
+    fractional-delay filters to well below the noise, for a fraction of the cost.
+    """
+    n_fft = next_fast_len(int(length) + 128)
+    fine = _OVERSAMPLE * n_fft
+    pos = delays * _OVERSAMPLE
+    base = np.floor(pos).astype(np.int64)
+    frac = pos - base
+    idx = rows.astype(np.int64) * fine
+    grid = np.bincount(np.concatenate([idx + base, idx + base + 1]),
+                       weights=np.concatenate([amplitudes * (1 - frac), amplitudes * frac]),
+                       minlength=n_rows * fine)[: n_rows * fine].reshape(n_rows, fine)
+    spectrum = np.fft.rfft(grid, axis=1)[:, : n_fft // 2 + 1]
+    k = np.arange(n_fft // 2 + 1)
+    omega = 2 * np.pi * k / n_fft
+    droop = np.sinc(k / fine) ** 2
+    taper = np.clip((0.96 - k / (n_fft / 2)) / 0.08, 0, 1)          # smooth edge below Nyquist: no ringing
+    return spectrum * (1j * omega * taper / droop), n_fft
+
+
+def _sensor_tables(surface: BodySurface, sensors: np.ndarray, lift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) distances and cosines between every sensor (real or image) and every (lifted) surface point."""
+    p = surface.points + lift[:, None] * surface.normals
+    to = sensors[:, None, :] - p[None]
+    r = np.linalg.norm(to, axis=-1)
+    return r, np.einsum("nkd,kd->nk", to, surface.normals) / r, surface.areas
+
+
+def _echoes(tables, src: np.ndarray, rcv: np.ndarray, visible: np.ndarray, combo: np.ndarray, gain: float):
+    """Path (m), Kirchhoff amplitude (without reflectance, fs / c), combo and point of every echo from sensor
+    rows ``src`` to rows ``rcv`` (paired element-wise) at points both see (``visible`` rows of the same index)."""
+    r, cos, area = tables
+    both = visible[src][:, None, :] & visible[rcv][None, :, :]                    # (A, B, K)
+    a_idx, b_idx, k_idx = np.nonzero(both)
+    i, j = src[a_idx], rcv[b_idx]
+    r1, r2 = r[i, k_idx], r[j, k_idx]
+    amplitude = gain * area[k_idx] * 0.5 * (cos[i, k_idx] + cos[j, k_idx]) / (8 * np.pi ** 2 * r1 * r2)
+    return r1 + r2, amplitude, combo[a_idx, b_idx], k_idx
+
+
 def body_response(surface: BodySurface, speakers: np.ndarray, mics: np.ndarray, fs: int, c: float,
-                  reflectance: float) -> np.ndarray:
-    """(S, M, L) body impulse response of every speaker/mic combination (tap 0 at emission)."""
-    sensors = np.concatenate([speakers, mics])
-    visible = visible_from(surface, sensors)
-    vs, vm = visible[: len(speakers)], visible[len(speakers):]
-    both = vs[:, None, :] & vm[None, :, :]                                   # (S, M, K)
-    s_idx, m_idx, k_idx = np.nonzero(both)
-    p, n, area = surface.points[k_idx], surface.normals[k_idx], surface.areas[k_idx]
-    to_s, to_m = speakers[s_idx] - p, mics[m_idx] - p
-    r1, r2 = np.linalg.norm(to_s, axis=1), np.linalg.norm(to_m, axis=1)
-    obliquity = 0.5 * (np.einsum("ij,ij->i", to_s, n) / r1 + np.einsum("ij,ij->i", to_m, n) / r2)
-    amplitude = reflectance * area * obliquity / (8 * np.pi ** 2 * c * r1 * r2) * fs
-    pos, taps = _fractional_derivative_taps((r1 + r2) / c * fs)
-    length = int(pos.max()) + 1 if len(pos) else 1
-    combo = (s_idx * len(mics) + m_idx)[:, None] * length + pos
-    out = np.bincount(combo.ravel(), weights=(amplitude[:, None] * taps).ravel(),
-                      minlength=len(speakers) * len(mics) * length)
-    return out.reshape(len(speakers), len(mics), length)
+                  acoustics: BodyAcoustics | float, room=None, base_in_room: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """(S, M, L) body impulse response of every speaker/mic combination (tap 0 at emission).
+
+    A float ``acoustics`` is a flat reflectance (no clothing, no roughness, no wall paths). ``room`` (a
+    ``Room``) and ``base_in_room`` are needed for the wall paths.
+    """
+    if not isinstance(acoustics, BodyAcoustics):
+        acoustics = BodyAcoustics(reflectance=float(acoustics))
+    n_s, n_m = len(speakers), len(mics)
+    sensors = [speakers]
+    walls = acoustics.wall_paths and room is not None and base_in_room is not None
+    if walls:
+        size = np.asarray(room.size_m, float)
+        centre = np.concatenate([speakers, mics]).mean(axis=0, keepdims=True)
+        # one visibility per wall for the whole rig's images (they lie within the rig's span of each other)
+        sensors.append(mirror_in_walls(centre + base_in_room, size)[:, 0] - base_in_room)
+    cast = visible_from(surface, np.concatenate(sensors))                      # (S [+ 6], K)
+    # a mic a few cm from a speaker sees past the same limbs: its occlusion is the nearest speaker's (rays are
+    # the costly part); whether a point faces the mic is exact
+    nearest = np.linalg.norm(mics[:, None] - speakers[None], axis=-1).argmin(axis=1)
+    facing = np.einsum("mkd,kd->mk", mics[:, None] - surface.points[None], surface.normals) > 0
+    visible = np.concatenate([cast[:n_s], cast[nearest] & facing, cast[n_s:]])   # (S + M [+ 6], K)
+    lift = (rng.normal(0.0, acoustics.roughness_m, len(surface.points)) if acoustics.roughness_m > 0 and rng
+            is not None else np.zeros(len(surface.points)))
+    combo = np.arange(n_s)[:, None] * n_m + np.arange(n_m)[None, :]
+    spk_rows, mic_rows = np.arange(n_s), n_s + np.arange(n_m)
+    table_sensors = [speakers, mics]
+    if walls:
+        spk_img = mirror_in_walls(speakers + base_in_room, size) - base_in_room     # (6, S, 3)
+        mic_img = mirror_in_walls(mics + base_in_room, size) - base_in_room
+        table_sensors += [spk_img.reshape(-1, 3), mic_img.reshape(-1, 3)]
+        # an image sensor sees what the rig's image in that wall sees
+        wall_vis = visible[n_s + n_m:]
+        visible = np.concatenate([visible[: n_s + n_m], np.repeat(wall_vis, n_s, axis=0),
+                                  np.repeat(wall_vis, n_m, axis=0)])
+    tables = _sensor_tables(surface, np.concatenate(table_sensors), lift)
+    parts = [_echoes(tables, spk_rows, mic_rows, visible, combo, 1.0)]
+    if walls:
+        beta = np.sqrt(1.0 - room.absorption)
+        first_spk_img, first_mic_img = n_s + n_m, n_s + n_m + 6 * n_s
+        for w in range(6):
+            parts.append(_echoes(tables, first_spk_img + w * n_s + np.arange(n_s), mic_rows, visible, combo, beta))
+            parts.append(_echoes(tables, spk_rows, first_mic_img + w * n_m + np.arange(n_m), visible, combo, beta))
+    path = np.concatenate([q[0] for q in parts])
+    amplitude = np.concatenate([q[1] for q in parts]) * fs / c
+    rows = np.concatenate([q[2] for q in parts])
+    point = np.concatenate([q[3] for q in parts])
+    delays = path / c * fs
+    length = int(np.ceil(delays.max())) + 2 * _FD_HALF if len(delays) else 1
+    skin = is_skin(surface)[point] if surface.owner is not None else np.zeros(len(point), bool)
+    spectrum, n_fft = render_derivative_echoes(delays, amplitude, rows + n_s * n_m * skin, 2 * n_s * n_m, length)
+    f = np.fft.rfftfreq(n_fft, 1 / fs)
+    spectrum = (spectrum[: n_s * n_m] * reflectance_spectrum(f, acoustics, skin=False)
+                + spectrum[n_s * n_m:] * reflectance_spectrum(f, acoustics, skin=True))
+    return np.fft.irfft(spectrum, n_fft)[:, :length].reshape(n_s, n_m, length)
 
 
 class Simulator:
@@ -130,6 +260,7 @@ class Simulator:
         self.surface_spacing_m = surface_spacing_m
         self.rirs = rir_cache or RirCache()
         self._emissions: dict = {}
+        self._paths: dict = {}
 
     def emission(self, scene: Scene):
         key = (scene.audio.probe, scene.audio.fs, scene.audio.window_s, scene.audio.probe_duration_s,
@@ -138,17 +269,63 @@ class Simulator:
             self._emissions[key] = make_emission(scene.audio, len(scene.rig.speakers))
         return self._emissions[key]
 
+    @staticmethod
+    def stature_at(scene: Scene, t: float) -> float:
+        if scene.person.pose in GENERATED_POSES:
+            return scene.person.stature_m
+        return scene_motion(scene).stature_at(t)
+
     def joints_at(self, scene: Scene, t: float) -> np.ndarray:
-        """(17, 3) base_link joints of the scene's person at scene time ``t``."""
+        """(17, 3) base_link joints of the scene's person at scene time ``t``.
+
+        On top of the scripted motion: the person's pose jitter (fixed per person), a slow drift of every angle
+        and a slow sway of the whole body (``Person.drift_rad``, ``sway_m``), so no two windows are identical.
+        """
         person = scene.person
-        motion = scene_motion(scene)                         # sim/choreography.py: who is there, doing what
-        pose, offset, turn = motion.at(t)
-        if person.pose_jitter_rad > 0:
-            pose = pose.jittered(np.random.default_rng(person.jitter_seed), person.pose_jitter_rad)
+        if person.pose in GENERATED_POSES:
+            pose = sample_joint_angle_pose(np.random.default_rng([person.jitter_seed, 3]))
+            offset, turn = np.zeros(2), 0.0
+        else:
+            motion = scene_motion(scene)                     # sim/choreography.py: who is there, doing what
+            pose, offset, turn = motion.at(t)
+            if person.pose_jitter_rad > 0:
+                pose = pose.jittered(np.random.default_rng(person.jitter_seed), person.pose_jitter_rad)
+        pose = drifted(pose, person.jitter_seed, person.drift_rad, t)
+        if person.sway_m > 0:
+            phase = np.random.default_rng([person.jitter_seed, 5]).uniform(0, 2 * np.pi, 2)
+            offset = offset + person.sway_m * np.sin(2 * np.pi * t / np.array([4.1, 5.3]) + phase)
         c, s = np.cos(person.yaw), np.sin(person.yaw)
         position = np.asarray(person.position_xy) + np.array([c * offset[0] - s * offset[1],
                                                               s * offset[0] + c * offset[1]])
-        return place_in_world(body_joints(motion.stature_at(t), pose), position, person.yaw + turn)
+        joints = body_joints(self.stature_at(scene, t), pose, shoulder_width=person.shoulder_width,
+                             hip_width=float(np.sqrt(person.girth)))
+        return place_in_world(joints, position, person.yaw + turn)
+
+    def _image_paths(self, scene: Scene, speakers_room: np.ndarray, mics_room: np.ndarray, c: float):
+        key = (scene.room, np.round(speakers_room, 6).tobytes(), np.round(mics_room, 6).tobytes(), round(c, 6))
+        if key not in self._paths:
+            self._paths[key] = image_paths(scene.room, speakers_room, mics_room)
+            while len(self._paths) > 16:
+                self._paths.pop(next(iter(self._paths)))
+        return self._paths[key]
+
+    @staticmethod
+    def true_geometry(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(speakers, mics, base_from_optical, c) as they really are: nominal rig plus the scene's errors."""
+        rig, truth = scene.rig, scene.truth
+        spk, mic = rig.speakers.copy(), rig.mics.copy()
+        if truth.speaker_offsets_m is not None:
+            spk = spk + truth.speaker_offsets_m
+        if truth.mic_offsets_m is not None:
+            mic = mic + truth.mic_offsets_m
+        base_from_link = rig.base_from_camera_link.copy()
+        if truth.camera_rotation is not None:
+            base_from_link[:3, :3] = truth.camera_rotation @ base_from_link[:3, :3]
+        if truth.camera_offset_m is not None:
+            base_from_link[:3, 3] = base_from_link[:3, 3] + truth.camera_offset_m
+        c = speed_of_sound(scene.audio.temperature_c + truth.temperature_error_c)
+        return (apply_transform(rig.base_from_camera_link, spk), apply_transform(rig.base_from_camera_link, mic),
+                base_from_link @ LINK_FROM_OPTICAL, c)
 
     def render_capture(self, scene: Scene, window_index: int = 0, person: bool = True,
                        rng: np.random.Generator | None = None, speakers_on=None) -> Capture:
@@ -159,23 +336,38 @@ class Simulator:
         """
         rng = rng if rng is not None else np.random.default_rng()
         audio, rig = scene.audio, scene.rig
-        c = speed_of_sound(audio.temperature_c)
+        c_nominal = speed_of_sound(audio.temperature_c)
+        speakers, mics, true_optical, c = self.true_geometry(scene)
         emission = self.emission(scene)
         n = emission.window_samples
-        speakers, mics = rig.speakers_base(), rig.mics_base()
-        rirs = self.rirs.get(scene.room, speakers + scene.base_in_room, mics + scene.base_in_room, audio.fs, c)
+        base = scene.base_in_room
+        rirs = self.rirs.get(scene.room, speakers + base, mics + base, audio.fs, c)
         t = scene.person.time_s + window_index * audio.window_s
         joints = None
         response = rirs
         if person:
             joints = self.joints_at(scene, t)
-            caps = body_capsules(joints, scene_motion(scene).stature_at(t))
+            p = scene.person
+            caps = body_capsules(joints, self.stature_at(scene, t), girth=p.girth)
             surface = sample_surface(caps, self.surface_spacing_m, rng)
-            body = body_response(surface, speakers, mics, audio.fs, c, audio.body_reflectance)
-            length = max(rirs.shape[-1], body.shape[-1])
+            acoustics = BodyAcoustics(reflectance=audio.body_reflectance, clothing_absorption=p.clothing_absorption,
+                                      clothing_corner_hz=p.clothing_corner_hz, roughness_m=p.roughness_m,
+                                      wall_paths=scene.physics.body_wall_paths)
+            extra = [body_response(surface, speakers, mics, audio.fs, c, acoustics, scene.room, base, rng)]
+            if scene.physics.body_shadowing:
+                paths = self._image_paths(scene, speakers + base, mics + base, c)
+                caps_room = caps.copy()
+                caps_room[:, :3] += base
+                caps_room[:, 3:6] += base
+                length = int(np.ceil(paths.length_m.max(initial=0.0) / c * audio.fs)) + 64
+                shadow = shadow_response(paths, caps_room, len(speakers) * len(mics), audio.fs, c, length)
+                if shadow is not None:
+                    extra.append(shadow.reshape(len(speakers), len(mics), -1))
+            length = max([rirs.shape[-1]] + [e.shape[-1] for e in extra])
             response = np.zeros(rirs.shape[:2] + (length,))
             response[..., : rirs.shape[-1]] = rirs
-            response[..., : body.shape[-1]] += body
+            for e in extra:
+                response[..., : e.shape[-1]] += e
         if audio.clock_offset_samples:
             # The clock offset moves every response by a fixed fractional delay (windowed sinc), dropping what
             # would fall before the emission instant, as the room's own responses do: the recording stays a causal
@@ -206,9 +398,12 @@ class Simulator:
             direct[s, m, : ends[s, m]] = response[s, m, : ends[s, m]]
         echoes = recording - record(np.fft.rfft(direct, n_fft))
         noise_rms = np.sqrt(np.mean(echoes ** 2)) * 10 ** (-audio.snr_db / 20)
-        recording += rng.normal(0.0, noise_rms, recording.shape)
+        recording += room_noise(recording.shape[1], mics, audio.fs, c, noise_rms, audio.noise_mix,
+                                audio.impulse_rate_hz, rng, audio.noise_seed)
         return Capture(recording=np.clip(recording, -1, 1).astype(np.float32), fs=audio.fs,
                        emissions=emission.window(window_index).astype(np.float32), window_index=window_index,
-                       time_s=t, joints=joints, speakers=speakers, mics=mics, pairs=rig.pairs.copy(),
-                       base_from_camera_link=rig.base_from_camera_link, base_from_optical=rig.base_from_optical,
-                       speed_of_sound=c, snr_db=audio.snr_db)
+                       time_s=t, joints=joints, speakers=rig.speakers_base(), mics=rig.mics_base(),
+                       pairs=rig.pairs.copy(), base_from_camera_link=rig.base_from_camera_link,
+                       base_from_optical=rig.base_from_optical, speed_of_sound=c_nominal, snr_db=audio.snr_db,
+                       true_speakers=speakers, true_mics=mics, true_base_from_optical=true_optical,
+                       true_speed_of_sound=c)

@@ -36,16 +36,30 @@ class BodySurface:
     normals: np.ndarray     # (K, 3) unit, outward
     areas: np.ndarray       # (K,) m^2 each point stands for
     capsules: np.ndarray    # (C, 7): a (3), b (3), radius
+    owner: np.ndarray | None = None     # (K,) index of the capsule each point lies on
 
 
-def body_capsules(joints: np.ndarray, stature_m: float) -> np.ndarray:
-    """(C, 7) capsules [a, b, radius] of a (17, 3) skeleton (any frame with z up)."""
+# Capsules of bare skin (neck, hands, head; see ``body_capsules``' order); the rest is clothed (shoes included).
+SKIN_CAPSULES = (13, 14, 16, 18)
+
+
+def is_skin(surface: BodySurface) -> np.ndarray:
+    """(K,) bool: the point lies on bare skin (hard, flat reflectance) rather than on clothing."""
+    return np.isin(surface.owner, SKIN_CAPSULES)
+
+
+def body_capsules(joints: np.ndarray, stature_m: float, girth: float = 1.0) -> np.ndarray:
+    """(C, 7) capsules [a, b, radius] of a (17, 3) skeleton (any frame with z up).
+
+    ``girth`` scales the radii of trunk and limbs (not head, neck, hands): slim to heavy builds of one stature.
+    """
     p = Proportions.for_stature(stature_m)
     named = {n: joints[i] for n, i in J.items()}
     named["mid_hip"] = 0.5 * (named["left_hip"] + named["right_hip"])
     named["mid_shoulder"] = 0.5 * (named["left_shoulder"] + named["right_shoulder"])
     named["head_centre"] = 0.5 * (named["left_ear"] + named["right_ear"])
-    caps = [np.r_[named[a], named[b], r * stature_m] for a, b, r in _CAPSULES]
+    caps = [np.r_[named[a], named[b], r * stature_m * (1.0 if i == 13 else girth)]
+            for i, (a, b, r) in enumerate(_CAPSULES)]
     for side in ("left", "right"):
         wrist, elbow = named[f"{side}_wrist"], named[f"{side}_elbow"]
         d = (wrist - elbow) / max(np.linalg.norm(wrist - elbow), 1e-9)
@@ -53,7 +67,7 @@ def body_capsules(joints: np.ndarray, stature_m: float) -> np.ndarray:
         ankle = named[f"{side}_ankle"]
         toe_dir = np.cross([0.0, 0.0, 1.0], named["left_hip"] - named["right_hip"])
         toe_dir /= max(np.linalg.norm(toe_dir), 1e-9)
-        caps.append(np.r_[ankle, ankle + _FOOT_LENGTH * stature_m * toe_dir, _FOOT_RADIUS * stature_m])
+        caps.append(np.r_[ankle, ankle + _FOOT_LENGTH * stature_m * toe_dir, _FOOT_RADIUS * stature_m * girth])
     # head: a sphere (a capsule of zero length) sized from the chin-to-crown length
     caps.append(np.r_[named["head_centre"], named["head_centre"], 0.42 * p.head])
     return np.array(caps)
@@ -83,8 +97,9 @@ def sample_surface(capsules: np.ndarray, spacing_m: float = 0.025, rng: np.rando
     A random rotation of each sampling pattern (when ``rng`` is given) keeps the regular spacing from adding the
     same coherent artefacts to every capture.
     """
-    pts, nrm, area = [], [], []
-    for cap in capsules:
+    pts, nrm, area, owner = [], [], [], []
+    for index, cap in enumerate(capsules):
+        start = sum(len(p) for p in pts)
         a, b, r = cap[:3], cap[3:6], cap[6]
         length = np.linalg.norm(b - a)
         spin = rng.uniform(0, 2 * np.pi) if rng is not None else 0.0
@@ -109,7 +124,9 @@ def sample_surface(capsules: np.ndarray, spacing_m: float = 0.025, rng: np.rando
             pts.append(centre + r * dirs[keep])
             nrm.append(dirs[keep])
             area.append(np.full(keep.sum(), 4 * np.pi * r * r / n_sphere))
-    return BodySurface(np.concatenate(pts), np.concatenate(nrm), np.concatenate(area), capsules)
+        owner.append(np.full(sum(len(p) for p in pts) - start, index))
+    return BodySurface(np.concatenate(pts), np.concatenate(nrm), np.concatenate(area), capsules,
+                       np.concatenate(owner))
 
 
 def _rotation_about_z(angle: float) -> np.ndarray:
