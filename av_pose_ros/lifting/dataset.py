@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SHARD_SIZE = 250
 EMPTY_FRAMES = 4
 SPLITS = ("train", "val", "test")
@@ -132,7 +132,7 @@ def _kernels(sim, scene, rng):
 def simulate_sample(scenario, sim, split: str, seed: int, index: int, audio: bool = True) -> dict:
     """One sample as a dict of arrays (see ``FIELDS``); ``audio=False``: no sound rendered (module docstring)."""
     from av_pose_ros.acoustics.physics import speed_of_sound
-    from av_pose_ros.sim.body import MOTION_NAMES, POSE_NAMES
+    from av_pose_ros.sim.body import GENERATED_POSES, MOTION_NAMES, POSE_NAMES
     from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
 
     from .features import LiftingInputError, coarse_locate, vision_locate
@@ -151,8 +151,8 @@ def simulate_sample(scenario, sim, split: str, seed: int, index: int, audio: boo
         c = speed_of_sound(scene.audio.temperature_c)
         kernels = np.zeros((len(speakers), 0), np.float32)
     camera = rig.intrinsics.camera_model()
-    keypoints = simulate_detections(joints, camera, world_from_camera, DetectionNoise.from_scenario(scene.camera),
-                                    rng)
+    true_camera = sim.true_geometry(scene)[2]     # detections see the true camera; the pipeline gets the nominal
+    keypoints = simulate_detections(joints, camera, true_camera, DetectionNoise.from_scenario(scene.camera), rng)
     kernels_ok = kernels is not None
     if not kernels_ok:   # the pipeline refused the window (e.g. music it never heard): no audio for this frame
         kernels = np.zeros((len(speakers), taps_for(scene.audio.fs)), np.float32)
@@ -163,7 +163,7 @@ def simulate_sample(scenario, sim, split: str, seed: int, index: int, audio: boo
                speakers=speakers.astype(np.float32), mics=mics.astype(np.float32), joints=joints.astype(np.float32),
                fs=np.float32(fs), c=np.float32(c), stature=np.float32(scene.person.stature_m),
                distance=np.float32(np.linalg.norm(mid_hip[:2] - cam_xy)),
-               pose=np.int16((POSE_NAMES + MOTION_NAMES).index(scene.person.pose)),
+               pose=np.int16((POSE_NAMES + MOTION_NAMES + GENERATED_POSES).index(scene.person.pose)),
                image_size=np.array([camera.width, camera.height], np.float32))
     try:
         if not kernels_ok:
