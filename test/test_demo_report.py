@@ -46,7 +46,11 @@ def test_handover_figures_from_a_scripted_world():
     held = sum(motion.offer_at(k * 0.1)[1] > 0.99 for k in range(300))
     assert f["reachable"] == held + 1 and f["reachable_per_min"] == pytest.approx((held + 1) / (29.9 / 60))
     episodes = offer_episodes(truth)
-    assert len(episodes) == f["offers"] >= 2 and f["offers_served"] == f["offers"]
+    assert len(episodes) == f["offers"] >= 2
+    # an offer is served when a reachable target falls in it: here, when the script held the hand still within it
+    held_in = [any(motion.offer_at(k * 0.1)[1] > 0.99 for k in range(300) if s - 0.05 <= k * 0.1 <= e + 0.05)
+               for s, e, _ in episodes]
+    assert f["offers_served"] == sum(held_in) >= 2
     assert {h for _, _, h in episodes} == {"left", "right"}
     text = "\n".join(handover_lines(rows, truth, {}))
     assert "while that hand was not offered: 1" in text and "median 22 mm" in text

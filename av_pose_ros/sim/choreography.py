@@ -1,7 +1,7 @@
 """What the simulated person does over scene time: library poses that move, and the demo world's handover visits.
 
 The demo world (motion ``handover``) is a robot being handed things: a visitor walks in along the line towards
-the camera, stops where the offered hand will be 0.5-0.7 m from the manipulator frame (the rig's
+the camera, stops where the offered hand will be 0.55-0.65 m from the manipulator frame (the rig's
 ``manipulator_frame``, e.g. ``arm_base_link``), stands a moment, reaches out with one hand, holds it still, takes it
 back, turns and walks away; then the next visitor comes. Visitors alternate hands and differ in stature (+-10 % of
 the scene's person), so a minute holds about five offers with both hands and several statures. The stop is chosen
@@ -32,8 +32,9 @@ from av_pose_ros.sim.body import (
     walking_pose,
 )
 
-# Offered wrist to the manipulator frame's origin at the hold (m): each visit draws a target from this range.
-HANDOVER_HAND_M = (0.5, 0.7)
+# Offered wrist to the manipulator frame's origin at the hold (m): each visit draws a target from this range, the
+# middle of 0.4-0.8 m, so that pose jitter and drift keep the held hand inside 0.4-0.8 m.
+HANDOVER_HAND_M = (0.55, 0.65)
 # Each visitor's stature relative to the scene's person.
 VISIT_STATURE_SPREAD = 0.10
 # Phases of a visit after walking in (s): stand, reach out, hold, take back, stand, then walk away, rest.
