@@ -243,9 +243,12 @@ def test_looped_bag_with_clock_gives_poses_in_every_loop(ros_context, sim_bag):
     loops = loops_of([stamp_of(m) for m in poses])
     assert len(loops) >= 2, f"no second pass: {len(poses)} poses over {span_s:.1f} s x 2; {lifter_log[-2000:]}"
     first, second = len(set(loops[0])), len(set(loops[1]))
+    print(f"poses: first pass {first}, second {second}, same stamps {len(set(loops[0]) & set(loops[1]))}")
     assert first >= 5, (first, lifter_log[-2000:])
-    assert second >= 0.6 * first, f"{first} poses in the first pass, {second} in the second"
-    assert len(set(loops[0]) & set(loops[1])) >= 0.5 * second  # the same images lifted again
+    assert second >= 0.7 * first, f"{first} poses in the first pass, {second} in the second"
+    # the same images lifted again (before the reset, the second pass lifted about half as many, and those with
+    # kernels left over from the first pass: 11 poses, 5 stamps in common, in one measured run)
+    assert len(set(loops[0]) & set(loops[1])) >= 0.6 * min(first, second)
     for log in (kernel_log, lifter_log):
         assert 1 <= log.count("time jumped back") <= len(loops) - 1, log[-3000:]
 
