@@ -1,9 +1,11 @@
 """Simulated 2D detections: ground-truth joints seen through the camera model with a detector's typical errors.
 
 The simulator and training need keypoints that look like ``keypoint_node`` output without rendering images. The
-errors are made where a detector makes them, in the raw (distorted) image: Gaussian jitter, occasional gross
-outliers, missed joints and left/right confusions; then the pixels are undistorted as the node does, so the result
-is in ideal pixels of ``K`` with a confidence, exactly like a real detection.
+errors are made where a detector makes them, in the raw (distorted) image, and look like a real detector's:
+heavy-tailed jitter (Student-t), gross outliers, missed joints, left/right confusions, joints outside the image
+missing (a truncated body at close range), whole frames without a detection, and a confidence that falls with the
+error (a detector is less sure where it is wrong, imperfectly). Then the pixels are undistorted as the node does, so
+the result is in ideal pixels of ``K`` with a confidence, exactly like a real detection.
 """
 
 from __future__ import annotations
@@ -26,28 +28,39 @@ _RIGHT_OF_PAIR = _SWAP[_LEFT_OF_PAIR]
 class DetectionNoise:
     """Detector error model; field names are the keys of the scenario file's ``camera:`` section.
 
-    keypoint_noise_px: standard deviation of the per-axis Gaussian jitter (raw pixels).
+    keypoint_noise_px: standard deviation of the per-axis jitter (raw pixels).
+    tail_dof: degrees of freedom of the Student-t jitter (heavier tails than a Gaussian, same standard deviation;
+        0 = Gaussian). Detector errors are heavy-tailed: mostly a few pixels, sometimes a joint on the wrong limb.
     miss_rate: probability that a joint is not detected (confidence 0, pixels NaN).
     swap_rate: probability, per left/right pair (eyes, ears, shoulders, ...), that the pair's labels are exchanged.
     outlier_rate: probability that a joint is a gross error, displaced by a further Gaussian of ``outlier_px``.
-    confidence_range: detected joints get a confidence drawn uniformly from this range.
-    out_of_image_confidence: confidence of joints that land outside the image (detectors extrapolate them).
+    confidence_range: the confidence of an exact detection is drawn uniformly from this range.
+    confidence_error_px: confidence falls as exp(-(e' / confidence_error_px)^2 / 2) with the joint's error e'
+        (the true error times a log-normal factor: detectors misjudge their own errors); 0 = independent of error.
+    out_of_image_confidence: joints that land outside the image: 0 = missing (a top-down detector sees only its
+        crop), else detected, extrapolated, with this confidence.
+    frame_miss_rate: probability that the detector finds nobody in a frame (every joint missing).
     """
 
     keypoint_noise_px: float = 3.0
+    tail_dof: float = 4.0
     miss_rate: float = 0.05
-    swap_rate: float = 0.0
-    outlier_rate: float = 0.0
+    swap_rate: float = 0.02
+    outlier_rate: float = 0.02
     outlier_px: float = 50.0
     confidence_range: tuple[float, float] = (0.6, 1.0)
-    out_of_image_confidence: float = 0.05
+    confidence_error_px: float = 20.0
+    out_of_image_confidence: float = 0.0
+    frame_miss_rate: float = 0.02
 
     def __post_init__(self):
-        for name in ("miss_rate", "swap_rate", "outlier_rate", "out_of_image_confidence"):
+        for name in ("miss_rate", "swap_rate", "outlier_rate", "out_of_image_confidence", "frame_miss_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.keypoint_noise_px < 0 or self.outlier_px < 0:
-            raise ValueError("keypoint_noise_px and outlier_px must be non-negative")
+        if self.keypoint_noise_px < 0 or self.outlier_px < 0 or self.confidence_error_px < 0:
+            raise ValueError("keypoint_noise_px, outlier_px and confidence_error_px must be non-negative")
+        if self.tail_dof != 0 and self.tail_dof <= 2:
+            raise ValueError(f"tail_dof must be 0 (Gaussian) or > 2 (finite variance), got {self.tail_dof}")
         low, high = self.confidence_range
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"confidence_range must satisfy 0 < low <= high <= 1, got {self.confidence_range}")
@@ -70,16 +83,23 @@ def simulate_detections(joints_world: np.ndarray, camera: CameraModel, world_fro
     """
     joints_optical = apply_transform(invert_transform(world_from_camera), joints_world)
     count = len(joints_optical)
-    raw = camera.project(joints_optical)
-    raw += rng.normal(0.0, noise.keypoint_noise_px, raw.shape)
+    exact = camera.project(joints_optical)
+    raw = exact + _jitter(noise, rng, exact.shape)
     is_outlier = rng.random(count) < noise.outlier_rate
     raw[is_outlier] += rng.normal(0.0, noise.outlier_px, (int(is_outlier.sum()), 2))
 
     confidence = rng.uniform(*noise.confidence_range, count)
+    if noise.confidence_error_px > 0:
+        error = np.linalg.norm(raw - exact, axis=1) * rng.lognormal(0.0, 0.5, count)
+        confidence *= np.exp(-0.5 * (np.nan_to_num(error) / noise.confidence_error_px) ** 2)
     seen = np.isfinite(raw).all(axis=1)
     in_image = seen & (raw[:, 0] >= 0) & (raw[:, 0] < camera.width) & (raw[:, 1] >= 0) & (raw[:, 1] < camera.height)
     confidence[seen & ~in_image] = noise.out_of_image_confidence
     missed = ~seen | (rng.random(count) < noise.miss_rate)
+    if noise.out_of_image_confidence <= 0:
+        missed |= ~in_image
+    if rng.random() < noise.frame_miss_rate:
+        missed[:] = True
     confidence[missed] = 0.0
     raw[missed] = np.nan
 
@@ -89,3 +109,11 @@ def simulate_detections(joints_world: np.ndarray, camera: CameraModel, world_fro
     order[_LEFT_OF_PAIR[swapped]] = _RIGHT_OF_PAIR[swapped]
     order[_RIGHT_OF_PAIR[swapped]] = _LEFT_OF_PAIR[swapped]
     return detections[order]
+
+
+def _jitter(noise: DetectionNoise, rng: np.random.Generator, shape) -> np.ndarray:
+    """Per-axis jitter of standard deviation ``keypoint_noise_px``: Student-t (scaled) or Gaussian."""
+    if noise.tail_dof > 0:
+        return rng.standard_t(noise.tail_dof, shape) * noise.keypoint_noise_px * np.sqrt(
+            (noise.tail_dof - 2) / noise.tail_dof)
+    return rng.normal(0.0, noise.keypoint_noise_px, shape)
