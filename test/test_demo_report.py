@@ -54,3 +54,11 @@ def test_handover_figures_from_a_scripted_world():
     assert {h for _, _, h in episodes} == {"left", "right"}
     text = "\n".join(handover_lines(rows, truth, {}))
     assert "while that hand was not offered: 1" in text and "median 22 mm" in text
+
+
+def test_demo_refuses_a_domain_id_outside_dds(capsys, monkeypatch):
+    from av_pose_ros.app.cli import main
+
+    monkeypatch.delenv("ROS_DOMAIN_ID", raising=False)
+    assert main(["demo", "--domain-id", "500"]) == 2
+    assert "0..232" in capsys.readouterr().err

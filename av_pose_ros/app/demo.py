@@ -155,6 +155,14 @@ def run_demo(duration_s: float, out_dir: Path, seed: int) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.domain_id is not None:
+        if not 0 <= args.domain_id <= 232:
+            print(f"demo: --domain-id {args.domain_id} is outside the DDS range 0..232", file=sys.stderr)
+            return 2
+        # before rclpy and the node processes start: they all read it from the environment
+        import os
+
+        os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     return run_demo(args.duration, Path(args.out), args.seed)
 
 
@@ -164,4 +172,7 @@ def register(subparsers) -> None:
     p.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out; replaced)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated world (default 0)")
+    p.add_argument("--domain-id", type=int, default=None, metavar="N",
+                   help="ROS_DOMAIN_ID for the demo's graph (default: the environment's); give another graph on "
+                        "the same machine (a second demo, a test) a different one, or their topics mix")
     p.set_defaults(func=cmd_demo)
