@@ -19,7 +19,7 @@ import torch
 
 from av_pose_ros.slfm import AzimuthEstimator, RotationEstimator
 from av_pose_ros.slfm.data import generate_audio_dataset
-from av_pose_ros.slfm.train import train_slfm
+from av_pose_ros.slfm.train import SlfmTrainConfig, train_slfm
 
 N_CONFIGS, N_VAL, SEED, CLIP_S = 160, 40, 3, 0.5
 ROT_CFG = {"width": 64, "height": 48, "channels": [8, 16, 16], "max_dx": 10, "max_dy": 1}
@@ -36,10 +36,11 @@ def test_training_without_labels_beats_chance(tmp_path):
     meta["azimuth"][: N_CONFIGS - N_VAL] = np.nan  # training labels are gone
     np.savez(audio_dir / "meta.npz", **meta)
 
-    summary = train_slfm(out_dir=tmp_path / "models", cache_dir=cache, steps=100, batch=8, seed=SEED,
-                         n_configs=N_CONFIGS, n_val=N_VAL, n_procedural=12, lr=2e-3, clip_seconds=CLIP_S,
-                         n_speech=0, rotation_config=ROT_CFG, azimuth_config=AZ_CFG, log_every=50, ckpt_every=50,
-                         progress=False, device="cpu")
+    summary = train_slfm(SlfmTrainConfig(out_dir=tmp_path / "models", cache_dir=cache, steps=100, batch=8,
+                                         seed=SEED, n_configs=N_CONFIGS, n_val=N_VAL, n_procedural=12, lr=2e-3,
+                                         clip_seconds=CLIP_S, n_speech=0, rotation_config=ROT_CFG,
+                                         azimuth_config=AZ_CFG, log_every=50, ckpt_every=50, progress=False,
+                                         device="cpu"))
     hist = summary["history"]
     assert all(math.isfinite(h["loss"]) for h in hist[1:]), "a label leaked into a loss"
     first, last = hist[0], hist[-1]

@@ -22,16 +22,16 @@ def _size(text: str):
 def _train(args) -> int:
     import torch
 
-    from .train import train_slfm
+    from .train import SlfmTrainConfig, train_slfm
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    summary = train_slfm(out_dir=args.out_dir, cache_dir=args.cache_dir, steps=args.steps, batch=args.batch,
-                         seed=args.seed, n_configs=args.configs, lr=args.lr, device=args.device,
-                         resume=not args.no_resume, threads=args.threads, progress=not args.quiet,
-                         log_file=args.log, n_procedural=args.procedural,
-                         rotation_model=args.rotation_model, min_confidence=args.min_confidence,
-                         w_side=args.w_side)
+    config = SlfmTrainConfig(out_dir=args.out_dir, cache_dir=args.cache_dir, steps=args.steps, batch=args.batch,
+                             seed=args.seed, n_configs=args.configs, lr=args.lr, device=args.device,
+                             resume=not args.no_resume, threads=args.threads, progress=not args.quiet,
+                             log_file=args.log, n_procedural=args.procedural, rotation_model=args.rotation_model,
+                             min_confidence=args.min_confidence, w_side=args.w_side)
+    summary = train_slfm(config)
     summary.pop("history", None)
     print(json.dumps(summary, indent=2))
     return 0

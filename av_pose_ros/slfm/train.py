@@ -28,6 +28,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -135,220 +136,272 @@ def monitor(rot_model, az_model, batch, device, sign: float) -> dict:
     }
 
 
-def train_slfm(
-    out_dir="models",
-    cache_dir="data_cache/slfm",
-    steps: int = 1800,
-    batch: int = 10,
-    seed: int = 0,
-    n_configs: int = 6000,
-    n_val: int = 200,
-    n_procedural: int = 300,
-    lr: float = 1e-3,
-    device: str = "auto",
-    resume: bool = True,
-    threads: int | None = None,
-    rotation_config: dict | None = None,
-    azimuth_config: dict | None = None,
-    ckpt_every: int = 200,
-    log_every: int = 100,
-    progress: bool = True,
-    clip_seconds: float = 1.0,
-    n_speech: int = 240,
-    max_turn_deg: float = 30.0,
-    rotation_name: str = "slfm_rotation.pt",
-    azimuth_name: str = "slfm_azimuth.pt",
-    log_file=None,
-    rotation_model: str | None = None,
-    min_confidence: float = 0.0,
-    w_side: float = W_SIDE,
-    audio_start: float = 0.5,
-) -> dict:
-    """Train both models without labels and write ``out_dir/<rotation_name>`` and ``out_dir/<azimuth_name>``.
+@dataclass(kw_only=True)
+class SlfmTrainConfig:
+    """Everything ``train_slfm`` needs (``av-pose train-slfm`` maps its flags onto these; the rest are for tests and
+    experiments).
 
     ``cache_dir`` holds the generated audio (created on first use, deterministic in ``seed``) and the checkpoint
-    ``train_ckpt.pt``; with ``resume`` a run continues from it. With ``rotation_model`` (a trained
-    ``slfm_rotation.pt``) only the audio model is trained: the head turns between the views come from that frozen
-    model's predictions on the rendered picture pairs, and no rotation file is written. In joint training the audio
-    losses start after ``audio_start`` of the steps. Returns a summary dict."""
-    if threads:
-        torch.set_num_threads(int(threads))
-    dev = pick_device(device)
-    torch.manual_seed(seed)
-    t0 = time.time()
-    cache = Path(cache_dir)
-    audio_dir = cache / f"audio_n{n_configs}_s{seed}_c{clip_seconds:g}"
-    generate_audio_dataset(audio_dir, n_configs, seed=seed, clip_seconds=clip_seconds, n_speech=n_speech,
-                           max_turn_deg=max_turn_deg, progress=progress)
-    t_data = time.time() - t0
-    audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg, limit=n_configs - n_val)
-    val_audio = AudioPairSet(audio_dir, max_pair_turn_deg=max_turn_deg)  # validation: the held-back tail only
-    images = ImageBank(load_real_photos("train"), n_procedural=n_procedural, seed=seed)
+    ``train_ckpt_s<seed>.pt``; with ``resume`` a run continues from it when the settings and architectures match.
+    With ``rotation_model`` (a trained ``slfm_rotation.pt``) only the audio model is trained: the head turns between
+    the views come from that frozen model's predictions on the rendered picture pairs, and no rotation file is
+    written. In joint training the audio losses start after ``audio_start`` of the steps.
+    """
+
+    out_dir: str | Path = "models"
+    cache_dir: str | Path = "data_cache/slfm"
+    steps: int = 1800
+    batch: int = 10                       # room configurations (4 head yaws each) per step
+    seed: int = 0
+    n_configs: int = 6000                 # simulated configurations; the last n_val are held back for monitoring
+    n_val: int = 200
+    n_procedural: int = 300               # procedural indoor scenes for image pairs
+    lr: float = 1e-3
+    device: str = "auto"
+    resume: bool = True
+    threads: int | None = None            # torch CPU threads
+    rotation_config: dict | None = None   # RotationNet / AzimuthNet settings over their defaults
+    azimuth_config: dict | None = None
+    ckpt_every: int = 200
+    log_every: int = 100
+    progress: bool = True
+    clip_seconds: float = 1.0
+    n_speech: int = 240                   # speech clips among the sources
+    max_turn_deg: float = 30.0
+    rotation_name: str = "slfm_rotation.pt"
+    azimuth_name: str = "slfm_azimuth.pt"
+    log_file: str | Path | None = None    # monitoring lines are appended here
+    rotation_model: str | Path | None = None
+    min_confidence: float = 0.0
+    w_side: float = W_SIDE
+    audio_start: float = 0.5
+
+
+@dataclass
+class _Models:
+    """The two networks, the optimiser over what learns, and the frozen rotation model's sign (None: joint)."""
+
+    rot: RotationNet
+    az: AzimuthNet
+    params: list
+    opt: torch.optim.Optimizer
+    frozen_sign: float | None
+
+
+def _build_models(cfg: SlfmTrainConfig, dev) -> _Models:
     frozen_sign = None
-    if rotation_model is not None:  # audio only: turns from a trained, frozen rotation model
+    if cfg.rotation_model is not None:  # audio only: turns from a trained, frozen rotation model
         from .estimators import RotationEstimator
 
-        est = RotationEstimator.load(rotation_model, device=dev)
+        est = RotationEstimator.load(cfg.rotation_model, device=dev)
         rot_model, frozen_sign = est.model, float(est.output_sign)
         for prm in rot_model.parameters():
             prm.requires_grad_(False)
     else:
-        rot_model = RotationNet(rotation_config).to(dev)
-    az_model = AzimuthNet(azimuth_config).to(dev)
+        rot_model = RotationNet(cfg.rotation_config).to(dev)
+    az_model = AzimuthNet(cfg.azimuth_config).to(dev)
     params = list(az_model.parameters()) + ([] if frozen_sign is not None else list(rot_model.parameters()))
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    maker = BatchMaker(audio, images, rot_model.config, batch, seed)
-    ckpt_path = cache / f"train_ckpt_s{seed}.pt"
-    start = 0
-    history = []
-    run_id = json.dumps([steps, batch, seed, n_configs, lr, rot_model.config, az_model.config, rotation_model,
-                         min_confidence, w_side, audio_start,
-                         [(k, list(v.shape)) for m in (rot_model, az_model) for k, v in m.state_dict().items()]])
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if ck.get("run") == run_id:  # same settings and the same architecture: continue
-            if frozen_sign is None:
-                rot_model.load_state_dict(ck["rot"])
-            az_model.load_state_dict(ck["az"])
-            opt.load_state_dict(ck["opt"])
-            start = int(ck["step"])
-            history = json.loads(ck["history"])
-            torch.set_rng_state(ck["torch_rng"])
-    # fixed validation batch from held-back configurations (monitoring only)
-    vrng = np.random.default_rng([seed, 555])
-    val_pairs = val_audio.pairs
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    return _Models(rot_model, az_model, params, opt, frozen_sign)
 
-    def val_sample(rng, bsz):
-        idx = rng.integers(n_configs - n_val, n_configs, size=bsz)
-        a = np.empty((bsz, 2, val_audio.n), np.float32)
-        b = np.empty_like(a)
-        turn, az = np.empty(bsz), np.empty((bsz, 2))
-        for m, i in enumerate(idx):
-            j, k = val_pairs[i][int(rng.integers(0, len(val_pairs[i])))]
-            a[m], b[m] = val_audio.audio[i, j], val_audio.audio[i, k]
-            turn[m] = val_audio.turns[i, k] - val_audio.turns[i, j]
-            az[m] = val_audio.azimuth[i, j], val_audio.azimuth[i, k]
-        return a, b, turn, az
 
-    val_images = ImageBank([], n_procedural=20, seed=seed + 1)
-    va, vb, vturn, vaz = val_sample(vrng, 128)
-    via, vib = zip(*[sample_pair(val_images.draw(vrng), float(t), vrng, rot_model.config["width"],
-                                 rot_model.config["height"]) for t in vturn])
-    val_batch = (va, vb, vturn, vaz, list(via), list(vib))
+def _run_id(cfg: SlfmTrainConfig, m: _Models) -> str:
+    """What a checkpoint must match to be continued: the settings that shape training and both architectures."""
+    return json.dumps([cfg.steps, cfg.batch, cfg.seed, cfg.n_configs, cfg.lr, m.rot.config, m.az.config,
+                       cfg.rotation_model, cfg.min_confidence, cfg.w_side, cfg.audio_start,
+                       [(k, list(v.shape)) for net in (m.rot, m.az) for k, v in net.state_dict().items()]])
 
-    log = open(log_file, "a") if log_file else None
 
-    def emit(msg: str):
-        if log:
-            log.write(msg + "\n")
-            log.flush()
+def _resume(ckpt_path: Path, run_id: str, m: _Models, dev) -> tuple[int, list]:
+    """(first step, history) from a matching checkpoint, else (0, [])."""
+    if not ckpt_path.exists():
+        return 0, []
+    ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+    if ck.get("run") != run_id:
+        return 0, []
+    if m.frozen_sign is None:
+        m.rot.load_state_dict(ck["rot"])
+    m.az.load_state_dict(ck["az"])
+    m.opt.load_state_dict(ck["opt"])
+    torch.set_rng_state(ck["torch_rng"])
+    return int(ck["step"]), json.loads(ck["history"])
 
-    try:
-        from tqdm import tqdm
-        bar = tqdm(total=steps, initial=start, desc="train-slfm", disable=not progress, mininterval=10.0)
-    except ImportError:  # pragma: no cover
-        bar = None
+
+def _save_checkpoint(ckpt_path: Path, run_id: str, m: _Models, step: int, history: list) -> None:
+    torch.save({"run": run_id, "rot": m.rot.state_dict(), "az": m.az.state_dict(), "opt": m.opt.state_dict(),
+                "step": step, "history": json.dumps(history), "torch_rng": torch.get_rng_state()},
+               ckpt_path.with_suffix(".tmp"))
+    os.replace(ckpt_path.with_suffix(".tmp"), ckpt_path)
+
+
+def _validation_batch(cfg: SlfmTrainConfig, val_audio: AudioPairSet, rot_config: dict):
+    """A fixed monitoring batch from the held-back configurations: clips, turns, azimuths and picture pairs."""
+    rng = np.random.default_rng([cfg.seed, 555])
+    pairs, bsz = val_audio.pairs, 128
+    idx = rng.integers(cfg.n_configs - cfg.n_val, cfg.n_configs, size=bsz)
+    a = np.empty((bsz, 2, val_audio.n), np.float32)
+    b = np.empty_like(a)
+    turn, az = np.empty(bsz), np.empty((bsz, 2))
+    for m, i in enumerate(idx):
+        j, k = pairs[i][int(rng.integers(0, len(pairs[i])))]
+        a[m], b[m] = val_audio.audio[i, j], val_audio.audio[i, k]
+        turn[m] = val_audio.turns[i, k] - val_audio.turns[i, j]
+        az[m] = val_audio.azimuth[i, j], val_audio.azimuth[i, k]
+    images = ImageBank([], n_procedural=20, seed=cfg.seed + 1)
+    ia, ib = zip(*[sample_pair(images.draw(rng), float(t), rng, rot_config["width"], rot_config["height"])
+                   for t in turn])
+    return a, b, turn, az, list(ia), list(ib)
+
+
+def _step_loss(cfg: SlfmTrainConfig, m: _Models, made, step: int, dev):
+    """The loss of one batch and its named terms (see the module docstring for what each is)."""
+    clips, turns, az, ia, ib = made
+    bsz, n_views = clips.shape[:2]
+    wave = torch.from_numpy(clips.reshape(bsz * n_views, 2, -1)).to(dev)
+    labels = iid_labels(wave.cpu()).to(dev)
+    feats = binaural_features(wave, m.az.n_fft, m.az.hop, m.az.max_bin)
+    # ears swapped on half of the configurations (all views): the mirrored scene, turns negated
+    swap = torch.from_numpy(np.random.default_rng([cfg.seed, step, 7]).random(bsz) < 0.5).to(dev)
+    swap_v = swap.repeat_interleave(n_views)
+    feats = torch.where(swap_v.view(-1, 1, 1, 1), swap_features(feats), feats)
+    labels = torch.where(swap_v, 1.0 - labels, labels)
+    n_pairs = len(ia)
+    with torch.set_grad_enabled(m.frozen_sign is None):
+        f = m.rot.features(grey_batch(ia + ib, dev))
+        fa, fb = f[:n_pairs], f[n_pairs:]
+        rot_both = m.rot.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
+    r_ab, r_ba = rot_both[:n_pairs], rot_both[n_pairs:]
+    rot = torch.cat([torch.zeros(bsz, 1, device=dev), (0.5 * (r_ab - r_ba)).view(bsz, n_views - 1)], 1)
+    rot_seen = torch.where(swap.view(-1, 1), -rot, rot)
+    score, pooled = m.az.lag_scores(feats)
+    logp = m.az.lag_log_probs(score)
+    l_delay, _, conf = multiview_delay_loss(logp.view(bsz, n_views, -1), rot_seen.detach(), m.az.lags,
+                                            m.az.itd_of_azimuth, min_confidence=cfg.min_confidence)
+    l_delay = l_delay.mean()
+    l_side = side_loss(logp, m.az.lags, labels)
+    # joint training: the audio model waits until the rotation model has learned from its (initial) directions;
+    # before that the turns are noise and would teach it wrong delays
+    w_audio = 1.0 if m.frozen_sign is not None or step >= cfg.audio_start * cfg.steps else 0.0
+    loss = w_audio * (W_DELAY * l_delay + cfg.w_side * l_side)
+    terms = [("delay", l_delay), ("side", l_side), ("conf", conf.mean())]
+    if m.frozen_sign is None:  # the rotation model learns from the audio model's (detached) directions
+        phi = m.az.azimuth_from_scores(score.detach(), pooled.detach())
+        l_geo = multiview_geometric_loss(phi.view(bsz, n_views), rot_seen)[0].mean()
+        l_sym = symmetry_loss(r_ab, r_ba)
+        loss = loss + W_GEO * l_geo + W_SYM * l_sym
+        terms += [("geo", l_geo), ("sym", l_sym)]
+    return loss, terms
+
+
+class _Log:
+    """Monitoring lines to ``log_file`` (if any) and above the progress bar (if any)."""
+
+    def __init__(self, cfg: SlfmTrainConfig, start: int):
+        self.file = open(cfg.log_file, "a") if cfg.log_file else None
+        try:
+            from tqdm import tqdm
+            self.bar = tqdm(total=cfg.steps, initial=start, desc="train-slfm", disable=not cfg.progress,
+                            mininterval=10.0)
+        except ImportError:  # pragma: no cover
+            self.bar = None
+
+    def emit(self, msg: str, on_bar: bool = False) -> None:
+        if self.file:
+            self.file.write(msg + "\n")
+            self.file.flush()
+        if on_bar and self.bar is not None:
+            self.bar.write(msg)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.file:
+            self.file.close()
+
+
+def train_slfm(config: SlfmTrainConfig) -> dict:
+    """Train both models without labels and write ``out_dir/<rotation_name>`` and ``out_dir/<azimuth_name>``
+    (no rotation file when ``rotation_model`` is given). Returns a summary dict with the monitoring history."""
+    cfg = config
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    dev = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+    cache = Path(cfg.cache_dir)
+    audio_dir = cache / f"audio_n{cfg.n_configs}_s{cfg.seed}_c{cfg.clip_seconds:g}"
+    generate_audio_dataset(audio_dir, cfg.n_configs, seed=cfg.seed, clip_seconds=cfg.clip_seconds,
+                           n_speech=cfg.n_speech, max_turn_deg=cfg.max_turn_deg, progress=cfg.progress)
+    t_data = time.time() - t0
+    audio = AudioPairSet(audio_dir, max_pair_turn_deg=cfg.max_turn_deg, limit=cfg.n_configs - cfg.n_val)
+    val_audio = AudioPairSet(audio_dir, max_pair_turn_deg=cfg.max_turn_deg)  # validation: the held-back tail only
+    images = ImageBank(load_real_photos("train"), n_procedural=cfg.n_procedural, seed=cfg.seed)
+    m = _build_models(cfg, dev)
+    maker = BatchMaker(audio, images, m.rot.config, cfg.batch, cfg.seed)
+    ckpt_path = cache / f"train_ckpt_s{cfg.seed}.pt"
+    run_id = _run_id(cfg, m)
+    start, history = _resume(ckpt_path, run_id, m, dev) if cfg.resume else (0, [])
+    val_batch = _validation_batch(cfg, val_audio, m.rot.config)
+    log = _Log(cfg, start)
+
+    def sign_now() -> float:
+        return m.frozen_sign or resolve_mirror(m.rot, cfg.seed, device=dev)
+
     if start == 0 and not history:  # the untrained models, for comparison (monitoring only)
-        sign0 = frozen_sign or resolve_mirror(rot_model, seed, device=dev)
-        history.append({"step": 0, **monitor(rot_model, az_model, val_batch, dev, sign0), "mirror": sign0,
+        sign0 = sign_now()
+        history.append({"step": 0, **monitor(m.rot, m.az, val_batch, dev, sign0), "mirror": sign0,
                         "elapsed_s": time.time() - t0})
-        emit(json.dumps(history[-1]))
+        log.emit(json.dumps(history[-1]))
     pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(maker.make, start) if start < steps else None
-    rot_model.train(frozen_sign is None)
-    az_model.train()
-    n_fft, hop, max_bin = az_model.n_fft, az_model.hop, az_model.max_bin
+    future = pool.submit(maker.make, start) if start < cfg.steps else None
+    m.rot.train(m.frozen_sign is None)
+    m.az.train()
     running = {}
     t_train = time.time()
-    for step in range(start, steps):
-        clips, turns, az, ia, ib = future.result()
-        future = pool.submit(maker.make, step + 1) if step + 1 < steps else None
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
-        bsz, n_views = clips.shape[:2]
-        wave = torch.from_numpy(clips.reshape(bsz * n_views, 2, -1)).to(dev)
-        labels = iid_labels(wave.cpu()).to(dev)
-        feats = binaural_features(wave, n_fft, hop, max_bin)
-        # ears swapped on half of the configurations (all views): the mirrored scene, turns negated
-        swap = torch.from_numpy(np.random.default_rng([seed, step, 7]).random(bsz) < 0.5).to(dev)
-        swap_v = swap.repeat_interleave(n_views)
-        feats = torch.where(swap_v.view(-1, 1, 1, 1), swap_features(feats), feats)
-        labels = torch.where(swap_v, 1.0 - labels, labels)
-        n_pairs = len(ia)
-        if frozen_sign is not None:
-            with torch.no_grad():
-                f = rot_model.features(grey_batch(ia + ib, dev))
-                fa, fb = f[:n_pairs], f[n_pairs:]
-                rot_both = rot_model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
-        else:
-            f = rot_model.features(grey_batch(ia + ib, dev))
-            fa, fb = f[:n_pairs], f[n_pairs:]
-            rot_both = rot_model.from_features(torch.cat([fa, fb]), torch.cat([fb, fa]))
-        r_ab, r_ba = rot_both[:n_pairs], rot_both[n_pairs:]
-        rot = torch.cat([torch.zeros(bsz, 1, device=dev), (0.5 * (r_ab - r_ba)).view(bsz, n_views - 1)], 1)
-        rot_seen = torch.where(swap.view(-1, 1), -rot, rot)
-        score, pooled = az_model.lag_scores(feats)
-        logp = az_model.lag_log_probs(score)
-        l_delay, _, conf = multiview_delay_loss(logp.view(bsz, n_views, -1), rot_seen.detach(), az_model.lags,
-                                                az_model.itd_of_azimuth, min_confidence=min_confidence)
-        l_delay = l_delay.mean()
-        l_side = side_loss(logp, az_model.lags, labels)
-        # joint training: the audio model waits until the rotation model has learned from its (initial) directions;
-        # before that the turns are noise and would teach it wrong delays
-        w_audio = 1.0 if frozen_sign is not None or step >= audio_start * steps else 0.0
-        loss = w_audio * (W_DELAY * l_delay + w_side * l_side)
-        terms = [("delay", l_delay), ("side", l_side), ("conf", conf.mean())]
-        if frozen_sign is None:  # the rotation model learns from the audio model's (detached) directions
-            phi = az_model.azimuth_from_scores(score.detach(), pooled.detach())
-            l_geo = multiview_geometric_loss(phi.view(bsz, n_views), rot_seen)[0].mean()
-            l_sym = symmetry_loss(r_ab, r_ba)
-            loss = loss + W_GEO * l_geo + W_SYM * l_sym
-            terms += [("geo", l_geo), ("sym", l_sym)]
-        opt.zero_grad(set_to_none=True)
+    for step in range(start, cfg.steps):
+        made = future.result()
+        future = pool.submit(maker.make, step + 1) if step + 1 < cfg.steps else None
+        for g in m.opt.param_groups:
+            g["lr"] = _lr(step, cfg.steps, cfg.lr)
+        loss, terms = _step_loss(cfg, m, made, step, dev)
+        m.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
+        torch.nn.utils.clip_grad_norm_(m.params, 5.0)
+        m.opt.step()
         for k, v in [("loss", loss)] + terms:
             running[k] = running.get(k, 0.0) + float(v.detach())
-        if bar is not None:
-            bar.update(1)
-        last = step + 1 == steps
-        if (step + 1) % log_every == 0 or last:
-            sign = frozen_sign or resolve_mirror(rot_model, seed, device=dev)
-            mon = monitor(rot_model, az_model, val_batch, dev, sign)
-            n_acc = (step % log_every) + 1
-            entry = {"step": step + 1, **{k: v / n_acc for k, v in running.items()}, **mon, "mirror": sign,
-                     "elapsed_s": time.time() - t0}
+        if log.bar is not None:
+            log.bar.update(1)
+        last = step + 1 == cfg.steps
+        if (step + 1) % cfg.log_every == 0 or last:
+            sign = sign_now()
+            n_acc = (step % cfg.log_every) + 1
+            history.append({"step": step + 1, **{k: v / n_acc for k, v in running.items()},
+                            **monitor(m.rot, m.az, val_batch, dev, sign), "mirror": sign,
+                            "elapsed_s": time.time() - t0})
             running = {}
-            history.append(entry)
-            msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items())
-            emit(msg)
-            if bar is not None:
-                bar.write(msg)
-        if (step + 1) % ckpt_every == 0 or last:
-            torch.save({"run": run_id,
-                        "rot": rot_model.state_dict(), "az": az_model.state_dict(), "opt": opt.state_dict(),
-                        "step": step + 1, "history": json.dumps(history), "torch_rng": torch.get_rng_state()},
-                       ckpt_path.with_suffix(".tmp"))
-            os.replace(ckpt_path.with_suffix(".tmp"), ckpt_path)
+            log.emit(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in history[-1].items()),
+                     on_bar=True)
+        if (step + 1) % cfg.ckpt_every == 0 or last:
+            _save_checkpoint(ckpt_path, run_id, m, step + 1, history)
     pool.shutdown()
-    if bar is not None:
-        bar.close()
-    train_s = time.time() - t_train
-    sign = frozen_sign or resolve_mirror(rot_model, seed, device=dev)
-    rot_model.cpu().eval()
-    az_model.cpu().eval()
-    summary = {"seed": seed, "steps": steps, "batch": batch, "n_configs": n_configs, "data_seconds": t_data,
-               "train_seconds": train_s, "total_seconds": time.time() - t0, "mirror_sign": sign,
-               "rotation_model": None if rotation_model is None else str(rotation_model),
-               "min_confidence": min_confidence, "w_side": w_side,
-               "final": history[-1] if history else {}}
-    out = Path(out_dir)
-    if frozen_sign is None:
-        save_model(out / rotation_name, "slfm_rotation", rot_model, {"output_sign": sign, "training": summary})
-    save_model(out / azimuth_name, "slfm_azimuth", az_model, {"training": summary})
-    emit(json.dumps(summary))
-    if log:
-        log.close()
+    summary = _finish(cfg, m, sign_now(), history, {"data_seconds": t_data, "train_seconds": time.time() - t_train,
+                                                    "total_seconds": time.time() - t0})
+    log.emit(json.dumps(summary))
+    log.close()
     summary["history"] = history
+    return summary
+
+
+def _finish(cfg: SlfmTrainConfig, m: _Models, sign: float, history: list, seconds: dict) -> dict:
+    """Write the model files (the rotation file carries the mirror sign) and return the run's summary."""
+    m.rot.cpu().eval()
+    m.az.cpu().eval()
+    summary = {"seed": cfg.seed, "steps": cfg.steps, "batch": cfg.batch, "n_configs": cfg.n_configs, **seconds,
+               "mirror_sign": sign, "rotation_model": None if cfg.rotation_model is None else str(cfg.rotation_model),
+               "min_confidence": cfg.min_confidence, "w_side": cfg.w_side, "final": history[-1] if history else {}}
+    out = Path(cfg.out_dir)
+    if m.frozen_sign is None:
+        save_model(out / cfg.rotation_name, "slfm_rotation", m.rot, {"output_sign": sign, "training": summary})
+    save_model(out / cfg.azimuth_name, "slfm_azimuth", m.az, {"training": summary})
     return summary
