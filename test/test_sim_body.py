@@ -85,3 +85,84 @@ def test_surface_visibility_front_not_back():
     assert 0.15 < seen.mean() < 0.5
     # visible points face the sensor and are nearer to it than the body centre
     assert np.all(surface.points[seen, 0] < 2.0 + 0.05)
+
+
+# -- body shape, turned bodies, joint-angle poses, slow motion (generator version 3) ----------------------------
+def test_shoulder_width_and_girth_change_the_build_not_the_stature():
+    from av_pose_ros.sim.surface import body_capsules
+
+    base, broad = body_joints(1.7), body_joints(1.7, shoulder_width=1.1, hip_width=0.9)
+    ls, rs, lh, rh = (JOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    p = Proportions.for_stature(1.7)
+    assert np.linalg.norm(broad[ls] - broad[rs]) == pytest.approx(2 * p.shoulder_half_width * 1.1)   # oracle
+    assert np.linalg.norm(broad[lh] - broad[rh]) == pytest.approx(2 * p.hip_half_width * 0.9)
+    assert crown_height(1.7) == pytest.approx(np.max(base[:, 2]) + (crown_height(1.7) - base[:, 2].max()))
+    np.testing.assert_allclose(broad[:, 2], base[:, 2], atol=1e-12)     # heights unchanged
+    slim, heavy = body_capsules(base, 1.7, girth=0.85), body_capsules(base, 1.7, girth=1.25)
+    trunk = 10                                                         # mid_shoulder - mid_hip capsule
+    assert heavy[trunk, 6] / slim[trunk, 6] == pytest.approx(1.25 / 0.85)
+    assert heavy[-1, 6] == slim[-1, 6]                                 # the head does not get fatter
+
+
+def test_default_scenario_turns_people_up_to_90_degrees_and_varies_their_build():
+    from av_pose_ros.sim.scenario import load_scenario
+
+    scenario = load_scenario("default")
+    rng = np.random.default_rng(3)
+    offsets, girths = [], []
+    for _ in range(300):
+        scene = scenario.sample(rng)
+        p = scene.person
+        cam = scene.rig.base_from_camera_link[:2, 3]
+        offsets.append(np.angle(np.exp(1j * (p.yaw - facing_yaw(p.position_xy, cam)))))
+        girths.append(p.girth)
+    offsets = np.degrees(offsets)
+    assert offsets.min() < -75 and offsets.max() > 75 and np.all(np.abs(offsets) <= 90 + 1e-9)
+    assert min(girths) < 0.9 and max(girths) > 1.2
+
+
+def test_library_poses_are_special_cases_of_the_joint_limits():
+    from av_pose_ros.sim.body import within_limits
+
+    assert all(within_limits(POSE_LIBRARY[name]) for name in POSE_NAMES)
+    bad = POSE_LIBRARY["standing"]
+    import dataclasses
+    hyper = dataclasses.replace(bad, l_thigh=(np.radians(30), 0.0), l_shank=(np.radians(80), 0.0))   # knee forward
+    assert not within_limits(hyper)
+
+
+def test_joint_angle_poses_stay_within_limits_keep_bone_lengths_and_vary():
+    from av_pose_ros.sim.body import sample_joint_angle_pose, within_limits
+
+    rng = np.random.default_rng(0)
+    p = Proportions.for_stature(1.6)
+    lw, le = JOINT_INDEX["left_wrist"], JOINT_INDEX["left_elbow"]
+    wrists = []
+    for _ in range(200):
+        pose = sample_joint_angle_pose(rng, 1.6)
+        assert within_limits(pose)
+        j = body_joints(1.6, pose)
+        assert np.linalg.norm(j[lw] - j[le]) == pytest.approx(p.forearm)
+        assert j[:, 2].min() >= 0.5 * p.ankle_height - 1e-9      # no hand or knee through the floor
+        wrists.append(j[lw])
+    wrists = np.array(wrists)
+    # the wrist covers the reachable shell: above the head, at the floor side, in front and behind
+    assert wrists[:, 2].max() > 1.6 and wrists[:, 0].max() > 0.4 and wrists[:, 0].min() < -0.2
+
+
+def test_people_drift_slowly_between_windows():
+    import dataclasses
+
+    from av_pose_ros.sim.render import Simulator
+    from av_pose_ros.sim.scenario import load_scenario
+
+    scene = load_scenario("default").sample(np.random.default_rng(5))
+    scene = dataclasses.replace(scene, person=dataclasses.replace(scene.person, pose="standing"))
+    sim = Simulator()
+    t0 = scene.person.time_s
+    a, b, later = (sim.joints_at(scene, t0 + dt) for dt in (0.0, 0.1, 3.0))
+    step = np.linalg.norm(b - a, axis=1)
+    assert 0.0005 < step.max() < 0.03          # successive 0.1 s windows differ by millimetres to centimetres
+    assert np.linalg.norm(later - a, axis=1).max() > 3 * step.max()
+    still = dataclasses.replace(scene, person=dataclasses.replace(scene.person, drift_rad=0.0, sway_m=0.0))
+    np.testing.assert_allclose(sim.joints_at(still, t0), sim.joints_at(still, t0 + 0.1))

@@ -172,3 +172,102 @@ def test_rough_clothing_loses_the_coherent_echo_as_exp_minus_2_k2_sigma2():
     expected = np.exp(-2 * (k * sigma) ** 2)                   # monostatic, normal incidence at the specular point
     print(np.abs(mean / smooth), expected)
     np.testing.assert_allclose(np.abs(mean / smooth), expected, atol=0.06)
+
+
+# -- sensor truths the robot gets wrong -------------------------------------------------------------------------
+def test_calibration_errors_render_the_true_world_and_report_the_nominal_one():
+    import dataclasses
+
+    from av_pose_ros.sim.render import Simulator
+    from av_pose_ros.sim.scenario import SensorTruth, load_scenario
+
+    scene = load_scenario("default").sample(np.random.default_rng(7))
+    rig = scene.rig
+    rng = np.random.default_rng(1)
+    truth = SensorTruth(temperature_error_c=2.0, speaker_offsets_m=rng.uniform(-0.006, 0.006, rig.speakers.shape),
+                        mic_offsets_m=rng.uniform(-0.006, 0.006, rig.mics.shape))
+    wrong = dataclasses.replace(scene, truth=truth)
+    # oracle: the same world described correctly (true rig, true temperature, no errors)
+    true_rig = dataclasses.replace(rig, speakers=rig.speakers + truth.speaker_offsets_m,
+                                   mics=rig.mics + truth.mic_offsets_m)
+    right = dataclasses.replace(scene, rig=true_rig,
+                                audio=dataclasses.replace(scene.audio, temperature_c=scene.audio.temperature_c + 2.0))
+    sim = Simulator()
+    a = sim.render_capture(wrong, 0, rng=np.random.default_rng(3))
+    b = sim.render_capture(right, 0, rng=np.random.default_rng(3))
+    np.testing.assert_allclose(a.recording, b.recording, atol=1e-6)
+    # what the pipeline is told: the nominal rig and the thermometer's temperature
+    np.testing.assert_allclose(a.speakers, rig.speakers_base())
+    from av_pose_ros.acoustics.physics import speed_of_sound
+    assert a.speed_of_sound == pytest.approx(speed_of_sound(scene.audio.temperature_c))
+    assert a.true_speed_of_sound == pytest.approx(b.speed_of_sound)
+
+
+def test_camera_extrinsic_error_moves_the_detections_by_the_expected_pixels():
+    import dataclasses
+
+    from av_pose_ros.primitives.geometry import apply_transform, invert_transform
+    from av_pose_ros.sim.render import Simulator
+    from av_pose_ros.sim.scenario import SensorTruth, load_scenario
+
+    scene = load_scenario("default").sample(np.random.default_rng(8))
+    angle = np.radians(0.5)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1.0]])  # yaw
+    wrong = dataclasses.replace(scene, truth=SensorTruth(camera_rotation=rot, camera_offset_m=np.zeros(3)))
+    true_optical = Simulator.true_geometry(wrong)[2]
+    point = np.array([[3.0, 0.0, 1.2]])                    # on the optical axis, 3 m ahead
+    k = scene.rig.intrinsics.K
+    u_nominal = apply_transform(invert_transform(scene.rig.base_from_optical), point)
+    u_true = apply_transform(invert_transform(true_optical), point)
+    px = [k[0, 0] * p[0, 0] / p[0, 2] + k[0, 2] for p in (u_nominal, u_true)]
+    # oracle: a camera yawed by 0.5 deg sees an on-axis point f tan(0.5 deg) pixels off centre
+    assert abs(px[1] - px[0]) == pytest.approx(k[0, 0] * np.tan(angle), rel=0.01)
+
+
+# -- noise that is not white ------------------------------------------------------------------------------------
+MICS = np.array([[0.0, 0.35, 1.45], [0.0, 0.29, 1.45], [0.0, -0.35, 0.95], [0.0, -0.29, 0.95]])
+
+
+@pytest.mark.parametrize("mix", [(1, 0, 0), (0, 1, 0), (0, 0, 1), (0.3, 0.4, 0.3)])
+def test_room_noise_has_the_requested_power(mix):
+    from av_pose_ros.sim.noise import room_noise
+
+    x = room_noise(48000, MICS, FS, C, 0.01, mix, 0.0, np.random.default_rng(0), 5)
+    assert np.sqrt(np.mean(x ** 2)) == pytest.approx(0.01, rel=0.02)
+
+
+def test_hvac_noise_is_pink_and_coherent_at_low_frequencies_only():
+    from scipy.signal import coherence, welch
+
+    from av_pose_ros.sim.noise import room_noise
+
+    x = room_noise(4 * FS, MICS[:2], FS, C, 1.0, (0, 1, 0), 0.0, np.random.default_rng(1), 3)
+    f, p = welch(x[0], FS, nperseg=4096)
+    band = (f > 200) & (f < 12000)
+    slope = np.polyfit(np.log(f[band]), np.log(p[band]), 1)[0]
+    assert -1.5 < slope < -0.6                               # 1/f^a, a in 0.8-1.3 (white would be 0)
+    f, coh = coherence(x[0], x[1], FS, nperseg=4096)
+    # oracle: diffuse-field coherence sinc(2 f d / c) of the mics' spacing (6 cm): near 1 at 300 Hz, ~0 at 8 kHz
+    assert coh[np.argmin(abs(f - 300))] > 0.8 and coh[(f > 6000) & (f < 12000)].mean() < 0.2
+
+
+def test_babble_is_speech_like_and_impulses_are_impulsive():
+    from scipy.signal import welch
+
+    from av_pose_ros.sim.noise import room_noise
+
+    rng = np.random.default_rng(2)
+    babble = room_noise(3 * FS, MICS, FS, C, 1.0, (0, 0, 1), 0.0, rng, 4)[0]
+    white = rng.normal(size=3 * FS)
+    f, p = welch(babble, FS, nperseg=2048)
+    centroid = (f * p).sum() / p.sum()
+    assert 200 < centroid < 2500                             # speech energy sits below ~3 kHz; white: 12 kHz
+    env = [np.abs(hilbert(sosfiltfilt(butter(4, [300, 3000], "bandpass", fs=FS, output="sos"), s)))
+           for s in (babble, white)]
+    smooth = [np.convolve(e, np.ones(FS // 20) / (FS // 20), "valid")[:: FS // 100] for e in env]   # 50 ms
+    mod = [np.std(e) / np.mean(e) for e in smooth]
+    print("syllabic modulation babble / white", mod)
+    assert mod[0] > 3 * mod[1]                               # syllables and pauses modulate the envelope
+    clicks = room_noise(FS, MICS, FS, C, 0.01, (1, 0, 0), 5.0, np.random.default_rng(3), 4)[0]
+    kurtosis = np.mean(clicks ** 4) / np.mean(clicks ** 2) ** 2
+    assert kurtosis > 10                                     # Gaussian: 3

@@ -53,6 +53,12 @@ def broken(path, value):
     (("rig",), "no_such_rig", "no rig named 'no_such_rig'"),
     (("rig",), {"speakers": [[0, 0, 0]], "mics": [[0, 0]]}, "rig mics"),
     (("camera", "miss_rate"), 2.0, "miss_rate"),
+    (("room", "body_shadowing"), "yes", "room.body_shadowing must be true or false"),
+    (("person", "girth"), [0.1, 1.0], "person.girth"),
+    (("person", "joint_angle_poses"), 1.5, "person.joint_angle_poses"),
+    (("audio", "noise"), {"hum": 1.0}, "audio.noise must name kinds"),
+    (("audio", "thermometer_error_c"), -1.0, "audio.thermometer_error_c"),
+    (("camera", "tail_dof"), 1.5, "tail_dof"),
     (("extra",), 1, "unknown top-level keys"),
 ])
 def test_schema_errors_are_clear(path, value, message):
@@ -77,3 +83,41 @@ def test_rigs_and_inline_rig():
     assert load_rig("compact").pairs.shape == (16, 2)
     inline = Scenario.from_dict(broken(("rig",), {"speakers": [[0, 0.3, 0]], "mics": [[0, 0.25, 0]]}))
     assert inline.rig.pairs.tolist() == [[0, 0]]
+
+
+def test_new_effects_have_defaults_and_can_be_turned_off():
+    old = Scenario.from_dict(GOOD)                          # a wave-1 file: no new key, every effect at its default
+    assert old.physics.body_wall_paths and old.physics.body_shadowing
+    scene = old.sample(np.random.default_rng(1))
+    assert scene.audio.noise_mix == (1.0, 0.0, 0.0) and scene.truth.temperature_error_c == 0.0
+    assert 0.85 <= scene.person.girth <= 1.25 and scene.person.roughness_m > 0
+    data = copy.deepcopy(GOOD)
+    data["room"].update(body_wall_paths=False, body_shadowing=False)
+    data["person"].update(yaw_offset_deg=0, girth=1.0, shoulder_width=1.0, clothing_absorption=0.0,
+                          surface_roughness_mm=0.0, pose_drift_deg=0.0, sway_m=0.0)
+    off = Scenario.from_dict(data)
+    scene = off.sample(np.random.default_rng(1))
+    assert not off.physics.body_wall_paths and not off.physics.body_shadowing
+    assert (scene.person.girth, scene.person.clothing_absorption, scene.person.roughness_m) == (1.0, 0.0, 0.0)
+
+
+def test_joint_angle_poses_noise_mix_and_calibration_errors_are_drawn():
+    data = copy.deepcopy(GOOD)
+    data["person"]["joint_angle_poses"] = 1.0
+    data["audio"].update(noise={"white": 0.2, "pink": [0.3, 0.5], "babble": 0.3}, impulse_rate_hz=2.0,
+                         thermometer_error_c=2.0, position_error_m=0.01, camera_rotation_error_deg=0.5,
+                         camera_position_error_m=0.01)
+    scenario = Scenario.from_dict(data)
+    rng = np.random.default_rng(2)
+    temps, shifts, angles = [], [], []
+    for _ in range(100):
+        scene = scenario.sample(rng)
+        assert scene.person.pose == "joint_angles"
+        assert sum(scene.audio.noise_mix) == pytest.approx(1.0) and scene.audio.noise_mix[1] > 0.2
+        t = scene.truth
+        temps.append(t.temperature_error_c)
+        shifts.append(np.linalg.norm(np.r_[t.speaker_offsets_m, t.mic_offsets_m], axis=1).max())
+        angles.append(np.degrees(np.arccos(np.clip((np.trace(t.camera_rotation) - 1) / 2, -1, 1))))
+        assert np.linalg.norm(t.camera_offset_m) <= 0.01 + 1e-12
+    assert max(np.abs(temps)) <= 2.0 and max(np.abs(temps)) > 1.5
+    assert max(shifts) <= 0.01 + 1e-12 and max(angles) <= 0.5 + 1e-9 and max(angles) > 0.3

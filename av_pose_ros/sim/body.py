@@ -255,16 +255,25 @@ def _bend(parent_dir: np.ndarray, flexion: float, twist: float, reference: np.nd
     return np.cos(flexion) * parent_dir + np.sin(flexion) * np.cross(axis, parent_dir)
 
 
-def sample_joint_angle_pose(rng: np.random.Generator) -> BodyPose:
+def sample_joint_angle_pose(rng: np.random.Generator, stature_m: float = 1.7) -> BodyPose:
     """A pose drawn uniformly within ``JOINT_LIMITS_DEG`` (arms freely; legs mostly with one supporting leg).
 
     Elbows bend towards the front of the upper arm for any humeral twist within +-90 deg; knees bend backwards
     in the thigh's own plane. Three people in four stand on a near-vertical leg; the rest sit, kneel or squat.
+    Poses that would put a joint through the floor (a hand or knee of a ``stature_m`` person) are redrawn.
     """
+    for _ in range(100):
+        pose = _draw_joint_angles(rng)
+        if body_joints(stature_m, pose)[:, 2].min() >= 0.5 * Proportions.for_stature(stature_m).ankle_height:
+            return pose
+    return pose
+
+
+def _draw_joint_angles(rng: np.random.Generator) -> BodyPose:
     lim = {k: np.radians(v) for k, v in JOINT_LIMITS_DEG.items()}
     out = {"trunk_lean": float(rng.uniform(*lim["trunk_lean"]))}
     for side in ("l", "r"):
-        upper = (float(np.arccos(rng.uniform(-1, 1)) if rng.random() < 0.5 else rng.uniform(0, np.pi)),
+        upper = (float(np.arccos(rng.uniform(-1, 1)) if rng.random() < 0.5 else rng.uniform(*lim["upper_elevation"])),
                  float(rng.uniform(*lim["upper_azimuth"])))
         upper_dir = _direction(upper, 1.0)
         flex = float(rng.uniform(0.0, lim["elbow_flexion"][1]))

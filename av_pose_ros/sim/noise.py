@@ -51,9 +51,11 @@ def pink_noise(n: int, mics: np.ndarray, fs: int, c: float, rng: np.random.Gener
 
 
 def _talker(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
-    """One synthetic talker (n samples): voiced syllables with changing formants, fricatives, pauses."""
+    """One synthetic talker (n samples): voiced syllables (source-filter: glottal pulses rolled off at -12 dB/octave,
+    three formant resonators in cascade, lip radiation +6 dB/octave), fricatives (band noise), pauses."""
     out = np.zeros(n)
     t = 0
+    glottal = np.exp(-2 * np.pi * 150.0 / fs)
     while t < n:
         length = int(rng.uniform(0.15, 0.3) * fs)
         seg = min(length, n - t)
@@ -61,19 +63,25 @@ def _talker(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
             t += seg
             continue
         env = np.sin(np.pi * np.arange(seg) / length) ** 2
-        if rng.random() < 0.25:                       # fricative: high-passed noise
-            x = np.diff(rng.normal(size=seg + 1))
+        if rng.random() < 0.2:                        # fricative: noise in 2.5-7 kHz, quieter than vowels
+            x = 0.3 * _unit_power(lfilter(*_resonator(rng.uniform(3000, 6000), 2000.0, fs), rng.normal(size=seg)))
         else:
             f0 = rng.uniform(90, 250) * (1 + 0.1 * np.linspace(-1, 1, seg) * rng.uniform(-1, 1))
-            phase = np.cumsum(f0 / fs)
-            x = (np.diff(np.floor(phase), prepend=0.0) > 0).astype(float)        # glottal pulses
+            x = (np.diff(np.floor(np.cumsum(f0 / fs)), prepend=0.0) > 0).astype(float)   # glottal pulses
+            x = lfilter([1.0], [1.0, -glottal], lfilter([1.0], [1.0, -glottal], x))
             for formant, bw in zip((rng.uniform(300, 900), rng.uniform(900, 2500), rng.uniform(2400, 3500)),
-                                   (80, 120, 160)):
-                r = np.exp(-np.pi * bw / fs)
-                x = x + lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * formant / fs), r * r], x)
-        out[t: t + seg] = env * _unit_power(x)
+                                   (80.0, 120.0, 160.0)):
+                x = lfilter(*_resonator(formant, bw, fs), x)
+            x = _unit_power(np.diff(x, prepend=0.0))
+        out[t: t + seg] = env * x
         t += seg
     return out
+
+
+def _resonator(frequency: float, bandwidth: float, fs: int):
+    """(b, a) of a two-pole resonance, unit gain at DC-ish scale."""
+    r = np.exp(-np.pi * bandwidth / fs)
+    return [1 - r], [1, -2 * r * np.cos(2 * np.pi * frequency / fs), r * r]
 
 
 def babble(n: int, mics: np.ndarray, fs: int, c: float, rng: np.random.Generator) -> np.ndarray:

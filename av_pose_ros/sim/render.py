@@ -283,7 +283,7 @@ class Simulator:
         """
         person = scene.person
         if person.pose in GENERATED_POSES:
-            pose = sample_joint_angle_pose(np.random.default_rng([person.jitter_seed, 3]))
+            pose = sample_joint_angle_pose(np.random.default_rng([person.jitter_seed, 3]), person.stature_m)
             offset, turn = np.zeros(2), 0.0
         else:
             motion = scene_motion(scene)                     # sim/choreography.py: who is there, doing what
@@ -327,22 +327,16 @@ class Simulator:
         return (apply_transform(rig.base_from_camera_link, spk), apply_transform(rig.base_from_camera_link, mic),
                 base_from_link @ LINK_FROM_OPTICAL, c)
 
-    def render_capture(self, scene: Scene, window_index: int = 0, person: bool = True,
-                       rng: np.random.Generator | None = None, speakers_on=None) -> Capture:
-        """Render window ``window_index`` of ``scene`` (the person moves with scene time).
-
-        ``person=False`` renders the empty room (for the empty-room model); ``speakers_on`` (indices) silences
-        the other speakers (crosstalk measurements); ``rng`` draws noise and surface jitter.
-        """
+    def response_at(self, scene: Scene, t: float, person: bool = True, rng: np.random.Generator | None = None,
+                    clock_offset: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(response (S, M, L), empty-room RIRs, joints or None) of every speaker/mic combination at scene time
+        ``t``, on the true geometry: the room, plus the person's body echoes and shadow when ``person``, moved by
+        the scene's clock offset when ``clock_offset`` (the virtual room leaves that to its real sound stack)."""
         rng = rng if rng is not None else np.random.default_rng()
-        audio, rig = scene.audio, scene.rig
-        c_nominal = speed_of_sound(audio.temperature_c)
-        speakers, mics, true_optical, c = self.true_geometry(scene)
-        emission = self.emission(scene)
-        n = emission.window_samples
+        audio = scene.audio
+        speakers, mics, _, c = self.true_geometry(scene)
         base = scene.base_in_room
         rirs = self.rirs.get(scene.room, speakers + base, mics + base, audio.fs, c)
-        t = scene.person.time_s + window_index * audio.window_s
         joints = None
         response = rirs
         if person:
@@ -368,13 +362,30 @@ class Simulator:
             response[..., : rirs.shape[-1]] = rirs
             for e in extra:
                 response[..., : e.shape[-1]] += e
-        if audio.clock_offset_samples:
+        if clock_offset and audio.clock_offset_samples:
             # The clock offset moves every response by a fixed fractional delay (windowed sinc), dropping what
             # would fall before the emission instant, as the room's own responses do: the recording stays a causal
             # linear function of the emission, which music mode relies on (a phase ramp over the FFT block would
             # wrap the sinc tails around it, invisible to a periodic chirp, a -50 dB error floor for music).
             taps = _fractional_delay_taps(_CLOCK_HALF + audio.clock_offset_samples, 2 * _CLOCK_HALF + 1)
             response = fftconvolve(response, taps[None, None, :], axes=-1)[..., _CLOCK_HALF:]
+        return response, rirs, joints
+
+    def render_capture(self, scene: Scene, window_index: int = 0, person: bool = True,
+                       rng: np.random.Generator | None = None, speakers_on=None) -> Capture:
+        """Render window ``window_index`` of ``scene`` (the person moves with scene time).
+
+        ``person=False`` renders the empty room (for the empty-room model); ``speakers_on`` (indices) silences
+        the other speakers (crosstalk measurements); ``rng`` draws noise and surface jitter.
+        """
+        rng = rng if rng is not None else np.random.default_rng()
+        audio, rig = scene.audio, scene.rig
+        c_nominal = speed_of_sound(audio.temperature_c)
+        speakers, mics, true_optical, c = self.true_geometry(scene)
+        emission = self.emission(scene)
+        n = emission.window_samples
+        t = scene.person.time_s + window_index * audio.window_s
+        response, rirs, joints = self.response_at(scene, t, person, rng)
         history = response.shape[-1]
         signal = emission.signal(window_index * n - history, history + n).astype(float)
         if speakers_on is not None:
