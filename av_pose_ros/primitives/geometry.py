@@ -1,8 +1,15 @@
-"""Rigid transforms and the fixed rotation between a camera's body frame and its optical frame (REP-103)."""
+"""Rigid transforms and the fixed rotation between a camera's body frame and its optical frame (REP-103).
+
+Rotation conversions (axis angles, roll/pitch/yaw, quaternions, interpolation) are scipy's
+``scipy.spatial.transform.Rotation`` (the maths tf-transformations wraps); this module fixes the conventions: ROS
+quaternion order (x, y, z, w) with w >= 0, URDF fixed-axis roll/pitch/yaw."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 # Maps a point from camera_link (x forward, y left, z up) into camera_optical_frame (z forward, x right, y down).
 OPTICAL_FROM_LINK_R = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
@@ -26,7 +33,10 @@ def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ transform[:3, :3].T + transform[:3, 3]
 
 
+# The elementary rotations stay closed forms: they are definitions rather than conversions, run per joint and per
+# frame in the simulator, and cost a tenth of a scipy Rotation round trip (test_geometry checks them against it).
 def rot_z(angle: float) -> np.ndarray:
+    """3x3 rotation by ``angle`` (rad) about z, counter-clockwise seen from +z (REP-103: + yaw turns left)."""
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
@@ -36,44 +46,45 @@ def rot_x(angle: float) -> np.ndarray:
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
-def matrix_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """3x3 rotation of fixed-axis roll (x), pitch (y), yaw (z) angles, as URDF and tf2 use them: Rz @ Ry @ Rx."""
-    return rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)
-
-
 def rot_y(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
+def matrix_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """3x3 rotation of fixed-axis roll (x), pitch (y), yaw (z) angles, as URDF and tf2 use them: Rz @ Ry @ Rx
+    (scipy's extrinsic "xyz")."""
+    return Rotation.from_euler("xyz", [roll, pitch, yaw]).as_matrix()
+
+
+def rpy_from_matrix(rotation: np.ndarray) -> tuple[float, float, float]:
+    """URDF's fixed-axis roll, pitch, yaw of a 3x3 rotation (R = Rz(yaw) Ry(pitch) Rx(roll)), pitch in
+    [-pi/2, pi/2]. At gimbal lock (pitch = +-pi/2) only roll - yaw (or roll + yaw) is defined: yaw is set to 0 and
+    the whole turn folded into roll."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # scipy's "Gimbal lock detected": handled as documented
+        roll, pitch, yaw = Rotation.from_matrix(np.asarray(rotation, float)).as_euler("xyz")
+    return float(roll), float(pitch), float(yaw)
+
+
 def quaternion_from_matrix(r: np.ndarray) -> np.ndarray:
-    """(x, y, z, w) unit quaternion of a 3x3 rotation matrix (ROS order)."""
-    m = np.asarray(r, dtype=float)
-    tr = m[0, 0] + m[1, 1] + m[2, 2]
-    if tr > 0:
-        s = np.sqrt(tr + 1.0) * 2
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    q = np.array(q)
-    return q / np.linalg.norm(q)
+    """(x, y, z, w) unit quaternion of a 3x3 rotation matrix (ROS order), with w >= 0 (of q and -q, the one whose
+    rotation angle is in [0, pi])."""
+    q = Rotation.from_matrix(np.asarray(r, dtype=float)).as_quat()
+    return -q if q[3] < 0 else q
 
 
 def matrix_from_quaternion(q) -> np.ndarray:
-    """3x3 rotation from an (x, y, z, w) quaternion."""
-    x, y, z, w = np.asarray(q, dtype=float) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    """3x3 rotation from an (x, y, z, w) quaternion (normalised first; a zero quaternion raises ValueError)."""
+    return Rotation.from_quat(np.asarray(q, dtype=float)).as_matrix()
+
+
+def interpolate_rotation(r0: np.ndarray, r1: np.ndarray, t: float) -> np.ndarray:
+    """3x3 rotation a fraction ``t`` in [0, 1] of the way from ``r0`` to ``r1`` along the shorter arc (slerp), as
+    tf2 interpolates between two stamped transforms."""
+    start, end = Rotation.from_matrix(np.asarray(r0, float)), Rotation.from_matrix(np.asarray(r1, float))
+    step = end * start.inv()                       # as_rotvec: angle in [0, pi], i.e. the shorter arc
+    return (Rotation.from_rotvec(float(t) * step.as_rotvec()) * start).as_matrix()
 
 
 def invert_transform(transform: np.ndarray) -> np.ndarray:

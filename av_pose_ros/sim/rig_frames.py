@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, make_transform
+from av_pose_ros.primitives.geometry import LINK_FROM_OPTICAL, make_transform, rpy_from_matrix
 from av_pose_ros.sim.rig import Rig, load_rig
 
 
@@ -55,15 +55,6 @@ def rig_static_frames(rig: Rig, names: FrameNames | None = None) -> list[StaticF
     if duplicates:
         raise ValueError(f"rig {rig.name!r} defines frames {duplicates} twice")
     return frames
-
-
-def rpy_from_matrix(rotation: np.ndarray) -> tuple[float, float, float]:
-    """URDF's fixed-axis roll, pitch, yaw (R = Rz(yaw) Ry(pitch) Rx(roll))."""
-    r = np.asarray(rotation, float)
-    pitch = float(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
-    if abs(r[2, 0]) < 1.0 - 1e-9:
-        return float(np.arctan2(r[2, 1], r[2, 2])), pitch, float(np.arctan2(r[1, 0], r[0, 0]))
-    return float(np.arctan2(-r[1, 2], r[1, 1])), pitch, 0.0   # gimbal lock: yaw folded into roll
 
 
 def _num(v: float) -> str:
