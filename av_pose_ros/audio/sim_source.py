@@ -60,7 +60,9 @@ class SimSource:
         if self.config.rig:
             rig = load_rig(self.config.rig)
             gains = np.random.default_rng([self.config.seed, 1]).normal(0.0, 0.5, len(rig.mics))
-            scene = dataclasses.replace(scene, rig=rig)
+            # the scenario's per-speaker calibration errors belong to its own rig
+            truth = dataclasses.replace(scene.truth, speaker_offsets_m=None, mic_offsets_m=None)
+            scene = dataclasses.replace(scene, rig=rig, truth=truth)
             audio = dataclasses.replace(audio, mic_gain_db=tuple(gains.tolist()))
         audio = dataclasses.replace(audio, probe=self.probe.probe_type, fs=int(self.probe.fs),
                                     window_s=self.probe.window_samples / self.probe.fs,
