@@ -13,10 +13,13 @@ Launch arguments (`name:=value` on either command line):
   use_handover  run handover_node (default: true)
   use_sim_time  use /clock (default: false; true for replay)
   publish_rig_tf  robot: publish the rig file's static TF (default: true; false when the URDF has those frames)
+  virtual_room  robot: a simulated room and person behind a virtual sound device instead of hardware (default: false)
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +37,9 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "use_sim_time": ("false", "use /clock instead of the system clock"),
     "publish_rig_tf": ("true", "robot: publish the rig file's frames (camera_link, speaker_<i>, mic_<i>, ...) on "
                                "/tf_static; false when the robot's URDF already has them"),
+    "virtual_room": ("false", "robot: no hardware; virtual_room_node plays the simulated room and person acoustically "
+                              "between audio_io_node's speakers and mics (PulseAudio null sinks) and publishes the "
+                              "simulator's keypoints instead of keypoint_node (scenario:=, rig:=)"),
 }
 
 
@@ -47,6 +53,8 @@ class NodeSpec:
     fixed_params: dict[str, object] = field(default_factory=dict)
     remaps: dict[str, str] = field(default_factory=dict)
     enabled_by: str | None = None
+    disabled_by: str | None = None     # a launch argument that, when true, switches the node off
+    variant_params: dict[str, dict[str, object]] = field(default_factory=dict)  # argument -> params when true
 
     @property
     def config_file(self) -> str:
@@ -57,14 +65,34 @@ _LIFTER = NodeSpec("lifter_node", {"model_path": "model_path"})
 _HANDOVER = NodeSpec("handover_node", enabled_by="use_handover")
 _SLFM = NodeSpec("slfm_node", enabled_by="use_slfm")
 
+# audio_io_node on the virtual room's sound device: PulseAudio's round trip changes at every stream start, so it is
+# measured at start and tracked on the room's loopback channel (input 4 = speaker 0 unfiltered, as a cable would).
+_VIRTUAL_ROOM_AUDIO = {"device": "pulse", "startup_calibration": True, "track_latency": True,
+                       "reference_channels": [4, 0], "reference_delay_samples": 0}
+# Audio frames arrive about 0.45 s after their stamp there (window, the tracker's one-window look-ahead, PulseAudio's
+# round trip of ~0.25 s), fresh keypoints at once; the lifter's pairer gives a keypoint frame up 2 x sync_slop_s
+# after newer keypoints arrived, so the slop is widened until the pairer waits on the audio stream itself.
+_ROBOT_LIFTER = NodeSpec("lifter_node", {"model_path": "model_path"},
+                         variant_params={"virtual_room": {"sync_slop_s": 0.3}})
+
+
+def virtual_room_dir() -> str:
+    """The virtual room's private PulseAudio directory: one per DDS domain, so parallel graphs never share one."""
+    return os.path.join(tempfile.gettempdir(), f"av_pose_room_d{os.environ.get('ROS_DOMAIN_ID', '0') or '0'}")
+
+
 GRAPHS: dict[str, list[NodeSpec]] = {
     # The simulated world publishes what a rig would (audio frames, keypoints, camera info, TF, ground truth).
     "sim": [NodeSpec("sim_node", {"scenario": "scenario", "rig": "rig"}), NodeSpec("pose_kernel_node"), _LIFTER,
             _HANDOVER],
     # A real robot: device audio, camera keypoints, then the same processing chain.
-    "robot": [NodeSpec("audio_io_node", {"rig": "rig"}, {"backend": "device"}), NodeSpec("keypoint_node"),
+    # virtual_room:=true: only the physical world is simulated (see av_pose_ros/audio/virtual_room.py).
+    "robot": [NodeSpec("audio_io_node", {"rig": "rig"}, {"backend": "device"},
+                       variant_params={"virtual_room": _VIRTUAL_ROOM_AUDIO}),
+              NodeSpec("keypoint_node", disabled_by="virtual_room"),
+              NodeSpec("virtual_room_node", {"scenario": "scenario", "rig": "rig"}, enabled_by="virtual_room"),
               NodeSpec("rig_tf_node", {"rig": "rig"}, enabled_by="publish_rig_tf"),
-              NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER, _SLFM],
+              NodeSpec("pose_kernel_node"), _ROBOT_LIFTER, _HANDOVER, _SLFM],
     # Replaying a bag: the recorded audio frames and keypoints feed the processing stages again.
     "replay": [NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER],
 }
@@ -95,6 +123,7 @@ class ResolvedNode:
     param_files: list[Path]
     params: dict[str, object]
     remaps: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)   # environment variables set for this node's process
 
     def ros_args(self) -> list[str]:
         """The `--ros-args ...` part of the command line (what launch_ros passes too)."""
@@ -120,6 +149,8 @@ def resolve(graph: str, arguments: dict[str, str], share: Path | None = None) ->
     for spec in GRAPHS[graph]:
         if spec.enabled_by and not truthy(arguments[spec.enabled_by]):
             continue
+        if spec.disabled_by and truthy(arguments[spec.disabled_by]):
+            continue
         config = share / spec.config_file if share is not None else package_file(spec.config_file)
         files = [config] if config.exists() else []
         if arguments["params_file"]:
@@ -127,6 +158,16 @@ def resolve(graph: str, arguments: dict[str, str], share: Path | None = None) ->
         params: dict[str, object] = dict(spec.fixed_params)
         params.update({p: arguments[a] for p, a in spec.argument_params.items() if arguments[a]})
         params["use_sim_time"] = truthy(arguments["use_sim_time"])
+        for argument, extra in spec.variant_params.items():
+            if truthy(arguments[argument]):
+                params.update(extra)
+        env: dict[str, str] = {}
+        if truthy(arguments["virtual_room"]) and spec.executable in ("audio_io_node", "virtual_room_node"):
+            # both ends of the virtual sound device talk to the room's private PulseAudio
+            room = virtual_room_dir()
+            env = {"PULSE_SERVER": f"unix:{room}/native", "PULSE_RUNTIME_PATH": room}
+            if spec.executable == "virtual_room_node":
+                params["pulse_dir"] = room
         nodes.append(ResolvedNode(spec.executable, spec.executable, arguments["namespace"], files, params,
-                                  dict(spec.remaps)))
+                                  dict(spec.remaps), env))
     return nodes

@@ -47,8 +47,9 @@ class Launch:
 
     def start(self) -> None:
         for node in self.nodes:
+            env = {**(os.environ if self.env is None else self.env), **node.env} if node.env else self.env
             proc = subprocess.Popen(node_command(node), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    env=self.env, start_new_session=True)
+                                    env=env, start_new_session=True)
             self.procs[node.name] = proc
             threading.Thread(target=self._pump, args=(node.name, proc), daemon=True).start()
             print(f"[launch] started {node.name} (pid {proc.pid})", flush=True)

@@ -27,7 +27,7 @@ def generate(graph: str):
             actions.append(Node(package="av_pose_ros", executable=node.executable, name=node.name,
                                 namespace=node.namespace or None, output="screen",
                                 parameters=[str(p) for p in node.param_files] + [node.params],
-                                remappings=list(node.remaps.items())))
+                                remappings=list(node.remaps.items()), additional_env=node.env or None))
         return actions
 
     declared = [DeclareLaunchArgument(name, default_value=defaults[name], description=help_)
