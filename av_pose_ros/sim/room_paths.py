@@ -11,8 +11,9 @@ passing a strip as wide as the capsule (Fresnel diffraction at both edges, Babin
 
 with x the signed distances of the strip's edges from the line (-r - d and r - d for a capsule of radius r whose
 axis lies d from the line) and d1, d2 the unfolded distances to the source and to the mic. Low frequencies bend
-round a torso (a 26 cm torso 2.5 m from the rig passes about half the amplitude at 1.5 kHz), high ones are
-shadowed; lines just outside a limb see the edge's ripple. Successive crossings (out to a wall and back through the
+round a torso, high ones are shadowed (the far-wall echo behind a person 2.5 m away, through the torso and back,
+keeps about half its amplitude at 1-3 kHz and a fifth at 12-18 kHz); lines just outside a limb see the edge's
+ripple. Successive crossings (out to a wall and back through the
 person) multiply. The change to the room response is sum over blocked paths of a (T(f) - 1) e^{-j w tau}, which the
 empty-room capture does not contain: the residual that empty-room subtraction leaves in a real room.
 
