@@ -209,6 +209,15 @@ def test_stage_refuses_unconfident_hands_and_follows_the_reach_frame():
         outs = [stage.on_pose(pose_at(j, int((5 + t) * 1e9), **kwargs), LOOKUP) for t, _, j in offer_sequence()]
         assert not any(o.target.reachable for o in outs if o.target), kwargs
         assert READY not in {o.state for o in outs} and OFFERED in {o.state for o in outs}
+    # an arm without human proportions (the lifter put the wrist 20 cm beyond a plausible forearm) is no target
+    stage = HandoverTracker(params())
+    outs = []
+    for t, _, j in offer_sequence():
+        j = j.copy()
+        e, w = JOINT_INDEX["right_elbow"], JOINT_INDEX["right_wrist"]
+        j[w] = j[e] + (j[w] - j[e]) * 1.8
+        outs.append(stage.on_pose(pose_at(j, int((5 + t) * 1e9)), LOOKUP))
+    assert any(o.target for o in outs) and not any(o.target.reachable for o in outs if o.target)
     # the arm frame 2 m to the side: the same hand is out of reach (and the envelope distance follows the frame)
     far = lookup_with({"camera_link": BASE_FROM_CAM, "arm_base_link": make_transform(None, (0.25, 2.0, 0.95))})
     stage = HandoverTracker(params())

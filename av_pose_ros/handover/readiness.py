@@ -1,7 +1,8 @@
 """When an offered hand may be taken, and the small state a task layer reacts to.
 
 A manipulator should only plan to a hand that is inside its reach envelope, measured confidently and held still:
-a hand on its way out or back is a moving target, and a wrist the lifter is unsure of is a guess. ``Readiness``
+a hand on its way out or back is a moving target, and a wrist the lifter is unsure of (low confidence, wide
+covariance, an arm without human proportions) is a guess. ``Readiness``
 turns those three conditions into one `reachable` flag that needs ``hold_s`` of stillness; ``HandoverState`` keeps
 ``idle`` -> ``offered`` -> ``ready`` -> ``withdrawn`` -> ``idle``.
 """
@@ -30,6 +31,14 @@ class ReadyRule:
     max_speed_mps: float = 0.15       # filtered hand speed below this counts as still
     min_confidence: float = 0.5       # lifter confidence of wrist and elbow
     max_position_std_m: float = 0.08  # largest standard deviation of the wrist's measured covariance
+    forearm_ratio: tuple[float, float] = (0.6, 1.0)   # plausible forearm / upper-arm length (anatomy: about 0.8)
+
+
+def plausible_arm(shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, ratio: tuple[float, float]) -> bool:
+    """Whether the lifted arm has human proportions (forearm / upper arm within ``ratio``): a check that does not
+    rely on the lifter's own confidence, which can stay high where it is wrong (conditions it was not trained on)."""
+    upper = float(np.linalg.norm(elbow - shoulder))
+    return upper > 1e-3 and ratio[0] <= float(np.linalg.norm(wrist - elbow)) / upper <= ratio[1]
 
 
 def position_std(covariance: np.ndarray) -> float:
@@ -47,8 +56,8 @@ class Readiness:
         self.still_since_ns = None
 
     def update(self, stamp_ns: int, inside: bool, confidence: float, std_m: float, speed_mps: float,
-               rule: ReadyRule) -> bool:
-        ok = inside and confidence >= rule.min_confidence and std_m <= rule.max_position_std_m \
+               rule: ReadyRule, plausible: bool = True) -> bool:
+        ok = inside and plausible and confidence >= rule.min_confidence and std_m <= rule.max_position_std_m \
             and speed_mps <= rule.max_speed_mps
         if not ok:
             self.still_since_ns = None

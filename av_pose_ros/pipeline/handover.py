@@ -29,7 +29,7 @@ from av_pose_ros.handover import (
     approach_orientation,
     most_urgent,
 )
-from av_pose_ros.handover.readiness import position_std
+from av_pose_ros.handover.readiness import plausible_arm, position_std
 from av_pose_ros.pipeline.common import Lookup, StageError
 from av_pose_ros.pipeline.params import Param
 from av_pose_ros.primitives.geometry import apply_transform
@@ -57,6 +57,8 @@ PARAMS = [
     Param("min_reach_confidence", 0.5, "Wrist and elbow lifter confidence a reachable target needs.", 0.0, 1.0),
     Param("max_position_std_m", 0.08, "Largest wrist standard deviation (from the pose covariance) a reachable "
           "target may have (m).", 0.0, 5.0),
+    Param("forearm_ratio_range", [0.6, 1.0], "Forearm / upper-arm length ratio a reachable target's lifted arm must "
+          "have (human arms: about 0.8); outside it the arm is implausible whatever the lifter's confidence."),
     Param("withdrawn_s", 1.0, "How long the state says 'withdrawn' after an offered hand went away (s).", 0.0, 60.0),
 ]
 
@@ -96,7 +98,9 @@ class _Track:
 
 
 def _rule(p) -> ReadyRule:
-    return ReadyRule(p.hold_s, p.max_speed_mps, p.min_reach_confidence, p.max_position_std_m)
+    ratio = tuple(float(v) for v in p.forearm_ratio_range)
+    return ReadyRule(p.hold_s, p.max_speed_mps, p.min_reach_confidence, p.max_position_std_m,
+                     ratio if len(ratio) == 2 else (0.0, float("inf")))   # not [low, high]: no proportion check
 
 
 class HandoverTracker:
@@ -184,8 +188,11 @@ class HandoverTracker:
         envelope = ReachEnvelope(tuple(float(v) for v in reach_center), p.reach_min_radius_m, p.reach_max_radius_m,
                                  p.reach_min_z_m, p.reach_max_z_m)
         std = position_std(wrist_cov)
+        rule = _rule(p)
+        shoulder = joints[JOINT_INDEX[f"{choice.hand}_shoulder"]]
         reachable = track.readiness.update(pose.stamp_ns, envelope.contains(position), choice.confidence, std,
-                                           float(np.linalg.norm(velocity)), _rule(p))
+                                           float(np.linalg.norm(velocity)), rule,
+                                           plausible_arm(shoulder, choice.elbow, choice.wrist, rule.forearm_ratio))
         state = track.state.update(pose.stamp_ns, True, reachable, p.withdrawn_s)
         return HandoverResult(choice.hand, position, approach_orientation(choice.elbow, choice.wrist), velocity,
                               choice.score * choice.confidence, reachable, envelope.distance(position), state,
