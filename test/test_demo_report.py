@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from av_pose_ros.app.demo_report import handover_errors, handover_figures, handover_lines, offer_episodes
+from av_pose_ros.app.demo_report import handover_errors, handover_figures, handover_lines, offer_episodes, world_lines
 from av_pose_ros.primitives.skeleton import JOINT_INDEX
 from av_pose_ros.sim.choreography import scene_motion
 from av_pose_ros.sim.render import Simulator
@@ -52,6 +52,9 @@ def test_handover_figures_from_a_scripted_world():
                for s, e, _ in episodes]
     assert f["offers_served"] == sum(held_in) >= 2
     assert {h for _, _, h in episodes} == {"left", "right"}
+    world = world_lines(truth, scene.rig)[0]
+    low, high = (float(v) for v in world.split(": ")[1].split(" m")[0].split("-"))
+    assert 0.4 <= low <= high <= 0.8 and "image in 100 %" in world
     text = "\n".join(handover_lines(rows, truth, {}))
     assert "while that hand was not offered: 1" in text and "median 22 mm" in text
 

@@ -119,7 +119,33 @@ def _rate(messages: list) -> float:
     return (len(messages) - 1) / span if span > 0 else 0.0
 
 
-def write_summary(topics: dict, errors: dict, handover: np.ndarray, path: Path) -> None:
+def world_lines(truth: dict, rig) -> list[str]:
+    """What the simulated person did, from the true joints: where the offered hand was held relative to the
+    manipulator frame, and whether it stayed in the camera image."""
+    from av_pose_ros.primitives.geometry import apply_transform, invert_transform
+    from av_pose_ros.sim.choreography import offered_hands
+
+    distances, inside = [], []
+    previous = None
+    for _, joints in sorted(truth.items()):
+        for hand in offered_hands(joints):
+            wrist = joints[RIGHT_WRIST if hand == "right" else LEFT_WRIST]
+            if previous is not None and np.linalg.norm(previous[RIGHT_WRIST if hand == "right" else LEFT_WRIST]
+                                                       - wrist) < 0.01:   # held (not reaching out or back)
+                distances.append(np.linalg.norm(wrist - rig.manipulator_position()))
+            optical = apply_transform(invert_transform(rig.base_from_optical), wrist[None])
+            uv = rig.intrinsics.camera_model().project(optical)[0]
+            w, h = rig.intrinsics.width, rig.intrinsics.height
+            inside.append(optical[0, 2] > 0 and 0 <= uv[0] < w and 0 <= uv[1] < h)
+        previous = joints
+    if not distances:
+        return []
+    return [f"- the held hand (true wrist, offered and still) to `{rig.manipulator_frame or 'camera_link'}`: "
+            f"{min(distances):.2f}-{max(distances):.2f} m (median {np.median(distances):.2f} m); the offered hand "
+            f"inside the camera image in {np.mean(inside) * 100:.0f} % of the offered frames"]
+
+
+def write_summary(topics: dict, errors: dict, handover: np.ndarray, path: Path, rig=None) -> None:
     rows = errors["rows"]
     lines = ["# av_pose_ros demo", "", "The simulated system ran as separate ROS 2 processes over DDS (sim_node, "
              "pose_kernel_node, lifter_node, handover_node); everything below is read back from the recorded bag.",
@@ -137,6 +163,7 @@ def write_summary(topics: dict, errors: dict, handover: np.ndarray, path: Path) 
     else:
         lines += ["- no pose could be matched to the ground truth (did the lifter publish? see its diagnostics)"]
     lines += ["", "## Handover", ""]
+    lines += world_lines(errors["truth"], rig) if rig is not None else []
     lines += handover_lines(handover, errors["truth"], topics)
     path.write_text("\n".join(lines) + "\n")
 
@@ -209,12 +236,17 @@ def write_figure(topics: dict, errors: dict, handover: np.ndarray, path: Path, s
     plt.close(fig)
 
 
+def _scene(scenario: str, seed: int):
+    """The scene sim_node drew with this seed (its rig: the manipulator frame, the camera)."""
+    from av_pose_ros.sim.scenario import load_scenario
+
+    return load_scenario(scenario).sample(np.random.default_rng(seed))
+
+
 def _top_view(ax, truth: dict, poses: dict, seed: int, scenario: str) -> None:
     from matplotlib.patches import Rectangle
 
-    from av_pose_ros.sim.scenario import load_scenario
-
-    scene = load_scenario(scenario).sample(np.random.default_rng(seed))  # the scene sim_node drew with this seed
+    scene = _scene(scenario, seed)
     size = np.asarray(scene.room.size_m, dtype=float)
     ax.add_patch(Rectangle(-np.asarray(scene.base_in_room, dtype=float)[:2], size[0], size[1], fill=False, lw=2,
                            label="room walls"))
@@ -252,6 +284,6 @@ def write_report(bag: Path, out_dir: Path, seed: int = 0) -> tuple[Path, Path]:
     errors = pose_errors(topics)
     handover = handover_errors(topics, errors["truth"])
     summary, figure = out_dir / "summary.md", out_dir / "demo.png"
-    write_summary(topics, errors, handover, summary)
+    write_summary(topics, errors, handover, summary, _scene("handover", seed).rig)
     write_figure(topics, errors, handover, figure, seed)
     return summary, figure
