@@ -205,19 +205,24 @@ def body_response(surface: BodySurface, speakers: np.ndarray, mics: np.ndarray, 
     if not isinstance(acoustics, BodyAcoustics):
         acoustics = BodyAcoustics(reflectance=float(acoustics))
     n_s, n_m = len(speakers), len(mics)
-    sensors = [speakers]
+    cast = visible_from(surface, speakers)                                     # (S, K)
+    # a mic a few cm from a speaker sees past the same limbs: its occlusion is the nearest speaker's (rays are
+    # the costly part); whether a point faces the mic is exact
+    nearest = np.linalg.norm(mics[:, None] - speakers[None], axis=-1).argmin(axis=1)
+    facing = np.einsum("mkd,kd->mk", mics[:, None] - surface.points[None], surface.normals) > 0
+    visible = np.concatenate([cast, cast[nearest] & facing])                   # (S + M, K)
+    # every echo, ghosts included, has a real speaker or mic at one end: only points those see matter
+    seen = visible.any(axis=0)
+    surface = BodySurface(surface.points[seen], surface.normals[seen], surface.areas[seen], surface.capsules,
+                          None if surface.owner is None else surface.owner[seen])
+    visible = visible[:, seen]
     walls = acoustics.wall_paths and room is not None and base_in_room is not None
     if walls:
         size = np.asarray(room.size_m, float)
         centre = np.concatenate([speakers, mics]).mean(axis=0, keepdims=True)
         # one visibility per wall for the whole rig's images (they lie within the rig's span of each other)
-        sensors.append(mirror_in_walls(centre + base_in_room, size)[:, 0] - base_in_room)
-    cast = visible_from(surface, np.concatenate(sensors))                      # (S [+ 6], K)
-    # a mic a few cm from a speaker sees past the same limbs: its occlusion is the nearest speaker's (rays are
-    # the costly part); whether a point faces the mic is exact
-    nearest = np.linalg.norm(mics[:, None] - speakers[None], axis=-1).argmin(axis=1)
-    facing = np.einsum("mkd,kd->mk", mics[:, None] - surface.points[None], surface.normals) > 0
-    visible = np.concatenate([cast[:n_s], cast[nearest] & facing, cast[n_s:]])   # (S + M [+ 6], K)
+        images = mirror_in_walls(centre + base_in_room, size)[:, 0] - base_in_room
+        visible = np.concatenate([visible, visible_from(surface, images)])    # (S + M + 6, K)
     lift = (rng.normal(0.0, acoustics.roughness_m, len(surface.points)) if acoustics.roughness_m > 0 and rng
             is not None else np.zeros(len(surface.points)))
     combo = np.arange(n_s)[:, None] * n_m + np.arange(n_m)[None, :]
