@@ -14,6 +14,7 @@ from av_pose_ros.pipeline.common import BackwardsTime, StageError
 from av_pose_ros.pipeline.lifter import PARAMS, LifterHandler
 from av_pose_ros.primitives.geometry import make_transform
 from av_pose_ros.primitives.pairing import NearestPairer
+from av_pose_ros.primitives.skeleton import COCO17_JOINTS
 from av_pose_ros.primitives.transform_tree import TransformError, TransformTree
 
 S = 1_000_000_000
@@ -84,7 +85,7 @@ def test_lifter_handler_resets_camera_and_pairing():
     with pytest.raises(StageError, match="camera_info"):
         handler.camera_matrix(60 * S)  # older than camera_info_timeout_s
     kp = SimpleNamespace(stamp_ns=50 * S, undistorted=True, keypoints=np.zeros((1, 17, 3)), frame_id="cam",
-                         body_ids=["a"])
+                         body_ids=["a"], joint_names=list(COCO17_JOINTS))
     handler.on_keypoints(kp)
     handler.reset()
     assert not handler.pairer.leading and handler.pairer.newest_ns == 0
@@ -95,3 +96,5 @@ def test_lifter_handler_resets_camera_and_pairing():
     assert handler.pairer.slop_ns == int(0.01 * S)
     with pytest.raises(StageError, match="distorted"):
         handler.on_keypoints(SimpleNamespace(**{**vars(kp), "undistorted": False}))
+    with pytest.raises(StageError, match="COCO-17"):
+        handler.on_keypoints(SimpleNamespace(**{**vars(kp), "joint_names": list(COCO17_JOINTS)[::-1]}))

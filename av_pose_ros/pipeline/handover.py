@@ -30,10 +30,10 @@ from av_pose_ros.handover import (
     most_urgent,
 )
 from av_pose_ros.handover.readiness import plausible_arm, position_std
-from av_pose_ros.pipeline.common import Lookup, StageError
+from av_pose_ros.pipeline.common import Lookup, StageError, require_coco17
 from av_pose_ros.pipeline.params import Param
 from av_pose_ros.primitives.geometry import apply_transform
-from av_pose_ros.primitives.skeleton import COCO17_JOINTS, JOINT_INDEX
+from av_pose_ros.primitives.skeleton import JOINT_INDEX
 
 # handover_node's parameters (here, next to the handler, so `av-pose reprocess` reads them without the node)
 PARAMS = [
@@ -121,8 +121,7 @@ class HandoverTracker:
         """Handle one HumanPose3D (unpacked). StageError("tf") when the base or reach frame cannot be looked up,
         StageError("input_pose") for joints not in COCO-17."""
         p = self.p
-        if tuple(pose.joint_names) != COCO17_JOINTS:
-            raise StageError("input_pose", "joint_names are not COCO-17 in order")
+        require_coco17(pose.joint_names, "input_pose")
         try:
             base_from_pose = lookup(p.base_frame, pose.frame_id, pose.stamp_ns)
             base_from_reach = lookup(p.base_frame, p.reach_frame, pose.stamp_ns)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from av_pose_ros.pipeline.common import Lookup, Report, StageError
+from av_pose_ros.pipeline.common import Lookup, Report, StageError, require_coco17
 from av_pose_ros.pipeline.params import Param
 from av_pose_ros.primitives.pairing import NearestPairer
 from av_pose_ros.primitives.skeleton import COCO17_JOINTS
@@ -124,6 +124,7 @@ class LifterHandler:
 
     def on_keypoints(self, kp) -> tuple[list, Report]:
         """Add a keypoint frame; returns the (keypoints, kernels) pairs now ready and the pairing report."""
+        require_coco17(kp.joint_names, "input_keypoints")
         if not kp.undistorted:
             raise StageError("input_keypoints", "keypoints are distorted pixels (no camera info upstream)")
         with self._lock:
