@@ -176,10 +176,11 @@ def _in_image(points_base: np.ndarray, rig) -> np.ndarray:
 
 
 def solve_stop(start_xy, yaw: float, stature_m: float, hand: str, hand_distance_m: float, rig,
-               samples: int = 400) -> float:
+               samples: int = 400, offer: BodyPose | None = None, shoulder_width: float = 1.0) -> float:
     """Path length (m) from ``start_xy`` along ``yaw`` at which the fully offered ``hand``'s wrist is closest to
-    ``hand_distance_m`` from the manipulator frame while wrist and elbow stay in the camera image. Falls back to the
-    nearest in-view stop (or no walking at all) when nothing fits."""
+    ``hand_distance_m`` from the manipulator frame while wrist and elbow stay in the camera image. ``offer`` is the
+    pose as rendered (the library's offer pose with the person's jitter); falls back to the nearest in-view stop
+    (or no walking at all) when nothing fits."""
     start = np.asarray(start_xy, float)
     direction = np.array([np.cos(yaw), np.sin(yaw)])
     camera = rig.base_from_camera_link[:2, 3]
@@ -190,8 +191,9 @@ def solve_stop(start_xy, yaw: float, stature_m: float, hand: str, hand_distance_
           & (np.arange(samples) <= np.argmin(np.linalg.norm(body - camera, axis=1)))]
     if len(s) == 0:
         return 0.0
-    offer = place_in_world(body_joints(stature_m, POSE_LIBRARY[f"offer_{hand}"]), (0.0, 0.0), yaw)
-    arm = offer[[JOINT_INDEX[f"{hand}_wrist"], JOINT_INDEX[f"{hand}_elbow"]]]
+    offer = POSE_LIBRARY[f"offer_{hand}"] if offer is None else offer
+    joints = place_in_world(body_joints(stature_m, offer, shoulder_width=shoulder_width), (0.0, 0.0), yaw)
+    arm = joints[[JOINT_INDEX[f"{hand}_wrist"], JOINT_INDEX[f"{hand}_elbow"]]]
     shift = np.zeros((len(s), 3))
     shift[:, :2] = start[None] + s[:, None] * direction[None]
     wrist, elbow = arm[0][None] + shift, arm[1][None] + shift
@@ -214,7 +216,11 @@ def handover_visits(person, rig, count: int = VISITS) -> tuple[Visit, ...]:
                                 0.9, 2.1))
         hand = ("right", "left")[(first + k) % 2]
         target = float(rng.uniform(*HANDOVER_HAND_M))
-        path = solve_stop(person.position_xy, person.yaw, stature, hand, target, rig)
+        offer = POSE_LIBRARY[f"offer_{hand}"]
+        if person.pose_jitter_rad > 0:               # as the renderer jitters it (sim/render.py joints_at)
+            offer = offer.jittered(np.random.default_rng(person.jitter_seed), person.pose_jitter_rad)
+        path = solve_stop(person.position_xy, person.yaw, stature, hand, target, rig, offer=offer,
+                          shoulder_width=float(getattr(person, "shoulder_width", 1.0)))
         visits.append(Visit(stature, hand, path, target))
     return tuple(visits)
 
