@@ -4,6 +4,7 @@ and the robot graph end to end through PulseAudio (audio_io_node's device backen
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,6 +165,8 @@ def test_robot_graph_on_the_virtual_room_end_to_end(ros_domain, ros_context, tmp
     print(f"robot graph on the virtual room: {summary}; audio_io_node: {result['diagnostics'].get('audio_io_node')}; "
           f"virtual_room_node: {result['diagnostics'].get('virtual_room_node')}")
     assert died is None, f"{died} died"
+    room_dir = Path(next(n for n in nodes if n.executable == "virtual_room_node").params["pulse_dir"])
+    assert not room_dir.exists(), f"{room_dir} left behind (its PulseAudio daemon stopped?)"
     assert {"camera_link", "camera_optical_frame", "speaker_0", "mic_3", "arm_base_link"} <= result["static_frames"]
     assert result["rate_hz"] >= 5.0, summary
     assert result["mpjpe_mm"], "no pose matched a ground-truth stamp"

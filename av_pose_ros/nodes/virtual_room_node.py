@@ -13,6 +13,8 @@ processed late) go to /diagnostics.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
@@ -144,7 +146,10 @@ class VirtualRoomNode(Node):
         if self.room is not None:
             self.room.stop()
         if self.device is not None:
+            started = self.device.started_by_us
             self.device.stop()
+            if started:   # the daemon's directory (socket, log) is ours too; one per domain would pile up in /tmp
+                shutil.rmtree(self.device.directory, ignore_errors=True)
         super().destroy_node()
 
 
