@@ -20,7 +20,6 @@ the clock offset; simpler than the simulator: the noise is white only (its babbl
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import os
 import shutil
@@ -341,15 +340,3 @@ def prepare_sinks(device, n_mic_channels: int, fs: int) -> None:
         if result.returncode != 0:
             raise RuntimeError(f"pactl {' '.join(args)}: {result.stderr.strip()}")
 
-
-def room_directory(domain_id: str | int | None = None) -> str:
-    """Where the virtual room's PulseAudio lives: one per DDS domain, so parallel tests do not share a room."""
-    import tempfile
-
-    domain = os.environ.get("ROS_DOMAIN_ID", "0") if domain_id is None else str(domain_id)
-    return os.path.join(tempfile.gettempdir(), f"av_pose_room_d{domain}")
-
-
-def settings_from(**values) -> RoomSettings:
-    """RoomSettings with the given fields replaced (unknown names raise)."""
-    return dataclasses.replace(RoomSettings(), **values)
