@@ -3,7 +3,9 @@ install tree.
 
 colcon comes from the Python package registry (requirements-ros.txt) when no ROS 2 is sourced, and builds against
 the environment's ROS 2 (registry wheels or the sourced installation). The workspace is a temporary directory with
-`src/av_pose_ros` linked to this checkout, so what is tested is what a robot user gets from `colcon build`.
+`src/av_pose_ros` linked to this checkout, so what is tested is what a robot user gets from `colcon build`. The
+registry wheels' CMake files are usable because `make setup` (scripts/bootstrap.py) already rewrote their include
+paths to this interpreter's; nothing here repeats that.
 About 30-60 s on two cores (configure, rosidl generation and C compilation dominate).
 """
 
