@@ -3,7 +3,7 @@
 One scene is drawn from the scenario with ``seed`` (room, rig, person, audio conditions); the probe settings of
 the node replace the scenario's (type, rate, window, band, duration, music file) so that what is published is what
 the node was asked to emit. Window k is ``Simulator.render_capture(scene, k)`` with its own generator seeded by
-``(seed, k)``: the person moves with scene time (``sim.body.Motion``: walking paces, ``offer_*`` reach out and
+``(seed, k)``: the person moves with scene time (``sim.choreography.Motion``: walking paces, ``offer_*`` reach out and
 back), and the same seed gives the same windows whatever the pacing. The first ``empty_room_s`` seconds render the
 room without the person (for the pose-kernel node's empty-room capture). The ground truth of each window (joints
 in ``base_link``, or None while the room is empty) stays available from ``ground_truth(sequence)`` for the last
