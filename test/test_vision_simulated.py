@@ -15,7 +15,8 @@ WORLD_FROM_CAMERA = make_transform(translation=[0.0, 0.0, 1.2]) @ LINK_FROM_OPTI
 CAMERA_FROM_WORLD = np.linalg.inv(WORLD_FROM_CAMERA)
 # the wave-1 error model (Gaussian jitter, nothing else unless asked): the tests of single effects start from it
 PLAIN = dict(tail_dof=0.0, swap_rate=0.0, outlier_rate=0.0, confidence_error_px=0.0, out_of_image_confidence=0.05,
-             frame_miss_rate=0.0)
+             frame_miss_rate=0.0, scale_noise=0.0, occluded_noise_factor=1.0, occluded_miss_rate=0.0,
+             occluded_confidence_factor=1.0)
 
 
 def person(rng):
@@ -102,8 +103,8 @@ def test_from_scenario_reads_the_camera_section():
 
 def test_detector_like_errors_heavy_tails_confidence_falls_with_error():
     rng = np.random.default_rng(11)
-    noise = DetectionNoise(keypoint_noise_px=3.0, miss_rate=0.0, tail_dof=4.0, swap_rate=0.0, outlier_rate=0.05,
-                           outlier_px=40.0, confidence_error_px=15.0, frame_miss_rate=0.0)
+    noise = DetectionNoise(**{**PLAIN, "keypoint_noise_px": 3.0, "miss_rate": 0.0, "tail_dof": 4.0,
+                              "outlier_rate": 0.05, "outlier_px": 40.0, "confidence_error_px": 15.0})
     err, conf = [], []
     for _ in range(400):
         joints = person(rng)
@@ -114,8 +115,7 @@ def test_detector_like_errors_heavy_tails_confidence_falls_with_error():
     err, conf = np.concatenate(err), np.concatenate(conf)
     # oracle: a 2D Gaussian of sigma 3 px puts exp(-8) = 0.03 % of joints beyond 12 px; the jitter alone (no
     # outliers) of a detector puts far more there, with the same standard deviation
-    tails = DetectionNoise(keypoint_noise_px=3.0, miss_rate=0.0, tail_dof=4.0, outlier_rate=0.0, swap_rate=0.0,
-                           frame_miss_rate=0.0)
+    tails = DetectionNoise(**{**PLAIN, "keypoint_noise_px": 3.0, "miss_rate": 0.0, "tail_dof": 4.0})
     jitter = np.concatenate([simulate_detections(j, PINHOLE, WORLD_FROM_CAMERA, tails, rng)[:, :2]
                              - ideal_pixels(PINHOLE, j) for j in (person(rng) for _ in range(400))])
     jitter = jitter[np.isfinite(jitter).all(axis=1)]
@@ -131,12 +131,49 @@ def test_truncated_bodies_lose_the_joints_outside_the_image_and_frames_are_somet
     rng = np.random.default_rng(12)
     joints = np.tile([1.0, 0.0, 1.2], (17, 1))
     joints[15:] = [1.0, 0.0, 0.1]          # ankles of a person 1 m away: below the image (v > 480)
-    noise = DetectionNoise(keypoint_noise_px=0.0, miss_rate=0.0, frame_miss_rate=0.0)
+    noise = DetectionNoise(keypoint_noise_px=0.0, miss_rate=0.0, frame_miss_rate=0.0, scale_noise=0.0)
     d = simulate_detections(joints, PINHOLE, WORLD_FROM_CAMERA, noise, rng)
     v = ideal_pixels(PINHOLE, joints)[15:, 1]
     assert (v > 480).all() and (d[15:, 2] == 0).all() and np.isnan(d[15:, :2]).all()
     assert (d[:15, 2] > 0).all()
-    frames = DetectionNoise(keypoint_noise_px=0.0, miss_rate=0.0, frame_miss_rate=0.3)
+    frames = DetectionNoise(keypoint_noise_px=0.0, miss_rate=0.0, frame_miss_rate=0.3, occluded_miss_rate=0.0)
     empty = [np.all(simulate_detections(person(rng), PINHOLE, WORLD_FROM_CAMERA, frames, rng)[:, 2] == 0)
              for _ in range(400)]
     assert np.mean(empty) == pytest.approx(0.3, abs=0.07)
+
+
+def test_far_side_of_a_turned_body_is_hidden_and_detected_worse():
+    from av_pose_ros.sim.body import body_joints, place_in_world
+    from av_pose_ros.vision.simulated import behind_torso
+
+    # a standing person 3 m ahead, turned so that the left side faces away from the camera
+    joints = place_in_world(body_joints(1.7, "standing"), (3.0, 0.0), -np.pi / 2)
+    hidden = behind_torso(apply_transform(CAMERA_FROM_WORLD, joints))
+    # oracle: the far (left) shoulder and hip lie straight behind the near ones, well within a torso's depth
+    assert hidden[JOINT_INDEX["left_shoulder"]] and hidden[JOINT_INDEX["left_hip"]]
+    assert not hidden[JOINT_INDEX["right_shoulder"]] and not hidden[JOINT_INDEX["right_hip"]]
+    assert not hidden[JOINT_INDEX["nose"]]
+    facing = place_in_world(body_joints(1.7, "standing"), (3.0, 0.0), np.pi)        # square to the camera
+    assert not behind_torso(apply_transform(CAMERA_FROM_WORLD, facing)).any()
+    noise = DetectionNoise(**{**PLAIN, "keypoint_noise_px": 2.0, "miss_rate": 0.0, "occluded_noise_factor": 3.0,
+                              "occluded_confidence_factor": 0.5})
+    rng = np.random.default_rng(13)
+    d = np.stack([simulate_detections(joints, PINHOLE, WORLD_FROM_CAMERA, noise, rng) for _ in range(300)])
+    err = np.linalg.norm(d[..., :2] - ideal_pixels(PINHOLE, joints), axis=-1)
+    assert err[:, hidden].std() > 2 * err[:, ~hidden].std()
+    assert d[:, hidden, 2].mean() < 0.6 * d[:, ~hidden, 2].mean()
+
+
+def test_jitter_grows_with_the_person_in_the_image():
+    rng = np.random.default_rng(14)
+    noise = DetectionNoise(**{**PLAIN, "keypoint_noise_px": 1.0, "miss_rate": 0.0, "scale_noise": 0.02})
+    spread = []
+    for distance in (1.5, 4.5):
+        joints = np.tile([distance, 0.0, 1.2], (17, 1)) + np.linspace(-0.8, 0.8, 17)[:, None] * [0, 0.3, 1]
+        size = np.linalg.norm(np.ptp(ideal_pixels(PINHOLE, joints), axis=0))
+        err = np.stack([simulate_detections(joints, PINHOLE, WORLD_FROM_CAMERA, noise, rng)[:, :2]
+                        - ideal_pixels(PINHOLE, joints) for _ in range(200)])
+        # oracle: per-axis std sqrt(1 + (0.02 size)^2)
+        assert err.std() == pytest.approx(np.hypot(1.0, 0.02 * size), rel=0.1)
+        spread.append(err.std())
+    assert spread[0] > 2 * spread[1]

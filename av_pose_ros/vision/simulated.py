@@ -16,12 +16,14 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from av_pose_ros.primitives.geometry import apply_transform, invert_transform
-from av_pose_ros.primitives.skeleton import LEFT_RIGHT_SWAP
+from av_pose_ros.primitives.skeleton import JOINT_INDEX, LEFT_RIGHT_SWAP
 from av_pose_ros.vision.camera import CameraModel
 
 _SWAP = np.array(LEFT_RIGHT_SWAP)
 _LEFT_OF_PAIR = np.flatnonzero(_SWAP > np.arange(len(_SWAP)))
 _RIGHT_OF_PAIR = _SWAP[_LEFT_OF_PAIR]
+_HIPS = (JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"])
+_SHOULDERS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"])
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class DetectionNoise:
     out_of_image_confidence: joints that land outside the image: 0 = missing (a top-down detector sees only its
         crop), else detected, extrapolated, with this confidence.
     frame_miss_rate: probability that the detector finds nobody in a frame (every joint missing).
+    scale_noise: further jitter as a share of the person's size in the image (bounding-box diagonal), added in
+        quadrature: detector errors grow with the person's scale (COCO's keypoint similarity is scale-relative).
+    occluded_noise_factor, occluded_miss_rate, occluded_confidence_factor: joints hidden behind the torso from the
+        camera (the far arm of a person turned side-on) are located worse, missed more often and less trusted.
     """
 
     keypoint_noise_px: float = 3.0
@@ -52,13 +58,20 @@ class DetectionNoise:
     confidence_error_px: float = 20.0
     out_of_image_confidence: float = 0.0
     frame_miss_rate: float = 0.02
+    scale_noise: float = 0.01
+    occluded_noise_factor: float = 3.0
+    occluded_miss_rate: float = 0.3
+    occluded_confidence_factor: float = 0.5
 
     def __post_init__(self):
-        for name in ("miss_rate", "swap_rate", "outlier_rate", "out_of_image_confidence", "frame_miss_rate"):
+        for name in ("miss_rate", "swap_rate", "outlier_rate", "out_of_image_confidence", "frame_miss_rate",
+                     "occluded_miss_rate", "occluded_confidence_factor"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.keypoint_noise_px < 0 or self.outlier_px < 0 or self.confidence_error_px < 0:
-            raise ValueError("keypoint_noise_px, outlier_px and confidence_error_px must be non-negative")
+        if min(self.keypoint_noise_px, self.outlier_px, self.confidence_error_px, self.scale_noise) < 0:
+            raise ValueError("keypoint_noise_px, outlier_px, confidence_error_px and scale_noise must be non-negative")
+        if self.occluded_noise_factor < 1:
+            raise ValueError(f"occluded_noise_factor must be >= 1, got {self.occluded_noise_factor}")
         if self.tail_dof != 0 and self.tail_dof <= 2:
             raise ValueError(f"tail_dof must be 0 (Gaussian) or > 2 (finite variance), got {self.tail_dof}")
         low, high = self.confidence_range
@@ -84,7 +97,12 @@ def simulate_detections(joints_world: np.ndarray, camera: CameraModel, world_fro
     joints_optical = apply_transform(invert_transform(world_from_camera), joints_world)
     count = len(joints_optical)
     exact = camera.project(joints_optical)
-    raw = exact + _jitter(noise, rng, exact.shape)
+    finite = np.isfinite(exact).all(axis=1)
+    size_px = float(np.linalg.norm(np.ptp(exact[finite], axis=0))) if finite.sum() > 1 else 0.0
+    sigma = np.full(count, np.hypot(noise.keypoint_noise_px, noise.scale_noise * size_px))
+    occluded = behind_torso(joints_optical) if count == len(_SWAP) else np.zeros(count, bool)
+    sigma[occluded] *= noise.occluded_noise_factor
+    raw = exact + _unit_jitter(noise, rng, exact.shape) * sigma[:, None]
     is_outlier = rng.random(count) < noise.outlier_rate
     raw[is_outlier] += rng.normal(0.0, noise.outlier_px, (int(is_outlier.sum()), 2))
 
@@ -95,7 +113,9 @@ def simulate_detections(joints_world: np.ndarray, camera: CameraModel, world_fro
     seen = np.isfinite(raw).all(axis=1)
     in_image = seen & (raw[:, 0] >= 0) & (raw[:, 0] < camera.width) & (raw[:, 1] >= 0) & (raw[:, 1] < camera.height)
     confidence[seen & ~in_image] = noise.out_of_image_confidence
-    missed = ~seen | (rng.random(count) < noise.miss_rate)
+    confidence[occluded] *= noise.occluded_confidence_factor
+    missed = ~seen | (rng.random(count) < np.where(occluded, max(noise.miss_rate, noise.occluded_miss_rate),
+                                                   noise.miss_rate))
     if noise.out_of_image_confidence <= 0:
         missed |= ~in_image
     if rng.random() < noise.frame_miss_rate:
@@ -111,9 +131,35 @@ def simulate_detections(joints_world: np.ndarray, camera: CameraModel, world_fro
     return detections[order]
 
 
-def _jitter(noise: DetectionNoise, rng: np.random.Generator, shape) -> np.ndarray:
-    """Per-axis jitter of standard deviation ``keypoint_noise_px``: Student-t (scaled) or Gaussian."""
+def _unit_jitter(noise: DetectionNoise, rng: np.random.Generator, shape) -> np.ndarray:
+    """Per-axis jitter of unit standard deviation: Student-t with ``tail_dof`` (rescaled) or Gaussian."""
     if noise.tail_dof > 0:
-        return rng.standard_t(noise.tail_dof, shape) * noise.keypoint_noise_px * np.sqrt(
-            (noise.tail_dof - 2) / noise.tail_dof)
-    return rng.normal(0.0, noise.keypoint_noise_px, shape)
+        return rng.standard_t(noise.tail_dof, shape) * np.sqrt((noise.tail_dof - 2) / noise.tail_dof)
+    return rng.normal(0.0, 1.0, shape)
+
+
+def behind_torso(joints_optical: np.ndarray) -> np.ndarray:
+    """(17,) bool: COCO-17 joints the torso hides from the camera (optical frame, camera at the origin).
+
+    The torso is a capsule from mid-hip to mid-shoulder, its radius 0.4 of the shoulder span (a torso's depth);
+    a joint is hidden when the line of sight to it passes through that capsule more than half a radius before it.
+    """
+    j = np.asarray(joints_optical, float)
+    hip = 0.5 * (j[_HIPS[0]] + j[_HIPS[1]])
+    shoulder = 0.5 * (j[_SHOULDERS[0]] + j[_SHOULDERS[1]])
+    radius = 0.4 * np.linalg.norm(j[_SHOULDERS[0]] - j[_SHOULDERS[1]])
+    axis = shoulder - hip
+    out = np.zeros(len(j), bool)
+    for k, p in enumerate(j):
+        if not np.all(np.isfinite(p)) or p[2] <= 0:
+            continue
+        # closest points between the sight line 0 -> p (parameter s) and the axis hip -> shoulder (parameter t)
+        a, b, e = p @ p, p @ axis, axis @ axis
+        c, f = -(p @ hip), -(axis @ hip)
+        denom = a * e - b * b
+        s = np.clip((b * f - c * e) / denom, 0, 1) if denom > 1e-12 else 0.0
+        t = np.clip((b * s + f) / e, 0, 1) if e > 1e-12 else 0.0
+        s = np.clip((b * t - c) / a, 0, 1)
+        gap = np.linalg.norm(s * p - (hip + t * axis))
+        out[k] = gap < radius and (1 - s) * np.linalg.norm(p) > 0.5 * radius
+    return out
