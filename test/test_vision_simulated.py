@@ -152,7 +152,8 @@ def test_far_side_of_a_turned_body_is_hidden_and_detected_worse():
     # oracle: the far (left) shoulder and hip lie straight behind the near ones, well within a torso's depth
     assert hidden[JOINT_INDEX["left_shoulder"]] and hidden[JOINT_INDEX["left_hip"]]
     assert not hidden[JOINT_INDEX["right_shoulder"]] and not hidden[JOINT_INDEX["right_hip"]]
-    assert not hidden[JOINT_INDEX["nose"]]
+    assert not hidden[JOINT_INDEX["nose"]] and not hidden[JOINT_INDEX["right_ear"]]
+    assert hidden[JOINT_INDEX["left_ear"]]                         # behind the head
     facing = place_in_world(body_joints(1.7, "standing"), (3.0, 0.0), np.pi)        # square to the camera
     assert not behind_torso(apply_transform(CAMERA_FROM_WORLD, facing)).any()
     noise = DetectionNoise(**{**PLAIN, "keypoint_noise_px": 2.0, "miss_rate": 0.0, "occluded_noise_factor": 3.0,

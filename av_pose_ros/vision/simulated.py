@@ -24,6 +24,8 @@ _LEFT_OF_PAIR = np.flatnonzero(_SWAP > np.arange(len(_SWAP)))
 _RIGHT_OF_PAIR = _SWAP[_LEFT_OF_PAIR]
 _HIPS = (JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"])
 _SHOULDERS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"])
+_EARS = (JOINT_INDEX["left_ear"], JOINT_INDEX["right_ear"])
+_FACE = tuple(JOINT_INDEX[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"))
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ def behind_torso(joints_optical: np.ndarray) -> np.ndarray:
 
     The torso is a capsule from mid-hip to mid-shoulder, its radius 0.4 of the shoulder span (a torso's depth);
     a joint is hidden when the line of sight to it passes through that capsule more than half a radius before it.
+    The head (a sphere between the ears) hides the far eye and ear the same way.
     """
     j = np.asarray(joints_optical, float)
     hip = 0.5 * (j[_HIPS[0]] + j[_HIPS[1]])
@@ -162,4 +165,13 @@ def behind_torso(joints_optical: np.ndarray) -> np.ndarray:
         s = np.clip((b * t - c) / a, 0, 1)
         gap = np.linalg.norm(s * p - (hip + t * axis))
         out[k] = gap < radius and (1 - s) * np.linalg.norm(p) > 0.5 * radius
+    # the head hides the far eye and ear: a sphere between the ears, as wide as they are apart
+    head = 0.5 * (j[_EARS[0]] + j[_EARS[1]])
+    head_r = 0.5 * np.linalg.norm(j[_EARS[0]] - j[_EARS[1]])
+    for k in _FACE:
+        p = j[k]
+        if not np.all(np.isfinite(p)) or p[2] <= 0:
+            continue
+        s = float(np.clip(p @ head / (p @ p), 0, 1))
+        out[k] |= np.linalg.norm(s * p - head) < head_r and (1 - s) * np.linalg.norm(p) > 0.5 * head_r
     return out
