@@ -1,5 +1,6 @@
-"""slfm_node over real DDS with the shipped models: a turned head camera gives the head rotation (sign and size),
-a binaural clip gives the sound direction; bad images and audio give diagnostics."""
+"""slfm_node over real DDS with the shipped models: a turned head camera gives the head rotation (sign and size)
+and the head's TF (head_base_link -> head_link turned by the integrated yaw, at the image's stamp), a binaural clip
+gives the sound direction; bad images and audio give diagnostics."""
 
 import numpy as np
 import pytest
@@ -13,10 +14,12 @@ pytestmark = pytest.mark.skipif(not (REPO / "models" / "slfm_rotation.pt").exist
 
 def test_slfm_node_estimates_rotation_and_direction(ros_context):
     from sensor_msgs.msg import Image
+    from tf2_msgs.msg import TFMessage
 
     from av_pose_ros.msg import AudioFrame, HeadRotation, SoundDirection
     from av_pose_ros.ros.images import image_from_numpy
     from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
+    from av_pose_ros.ros.tf import TF_QOS, matrix_from_transform_msg
     from av_pose_ros.slfm.images import load_real_photos, sample_pair
     from av_pose_ros.slfm.rooms import render_view, sample_room
     from av_pose_ros.slfm.sources import music_like
@@ -37,6 +40,7 @@ def test_slfm_node_estimates_rotation_and_direction(ros_context):
     audio = probe.publisher(AudioFrame, "binaural/frames", SENSOR_QOS)
     rotations = probe.collect(HeadRotation, "slfm/head_rotation", RESULT_QOS)
     directions = probe.collect(SoundDirection, "slfm/sound_direction", RESULT_QOS)
+    tf = probe.collect(TFMessage, "/tf", TF_QOS)
     with NodeProcess("slfm_node", {"fov_deg": 60.0}) as node:
         try:
             probe.spin_until(lambda: images.get_subscription_count() > 0, 60.0)
@@ -54,6 +58,16 @@ def test_slfm_node_estimates_rotation_and_direction(ros_context):
             assert abs(np.degrees(r.relative_yaw) - expected) < 3.0 and r.integrated_yaw == pytest.approx(
                 r.relative_yaw, abs=1e-5)
             assert 0.0 <= r.confidence <= 1.0 and r.header.frame_id == "head_link"
+
+            def head_tf():  # the head's TF sent with this rotation
+                return [t for m in tf for t in m.transforms
+                        if t.child_frame_id == "head_link" and t.header.stamp == r.header.stamp]
+
+            assert probe.spin_until(lambda: bool(head_tf()), 5.0), node.stop()
+            head = head_tf()[0]
+            m = matrix_from_transform_msg(head)
+            assert head.header.frame_id == "head_base_link"
+            assert np.arctan2(m[1, 0], m[0, 0]) == pytest.approx(r.integrated_yaw, abs=1e-5)
 
             n = clip.shape[1] // 10
             for k in range(10):

@@ -105,3 +105,47 @@ def test_sources_behind_a_spherical_head_in_a_reverberant_room():
         assert still[0].front_back_confidence < 0.7 and abs(still[0].azimuth) <= np.pi / 2  # mirrored, and says so
         assert still[1] > 50.0 and still[2] < 10.0  # the per-window answer is the mirror in front
         assert turned[0].resolved and turned[1] < 10.0, (az_deg, turned)
+
+
+def _handler_params(**over):
+    from types import SimpleNamespace
+
+    from av_pose_ros.pipeline.slfm import PARAMS
+
+    values = {p.name: p.default for p in PARAMS}
+    values.update(over)
+    return SimpleNamespace(**values)
+
+
+def test_handler_reads_the_head_yaw_from_its_rotation_history_or_tf():
+    from av_pose_ros.pipeline.common import StageError
+    from av_pose_ros.pipeline.slfm import SlfmHandler
+    from av_pose_ros.primitives.geometry import make_transform, rot_z
+    from av_pose_ros.primitives.transform_tree import TransformError
+
+    h = SlfmHandler(_handler_params(), None, None)
+    assert h.head_yaw_at(5) == 0.0  # no image yet: the head has not turned
+    for stamp, yaw in ((1_000, 0.0), (2_000, 0.2), (3_000, 0.3)):
+        h.integrated_yaw = yaw
+        h._remember_yaw(stamp)
+    assert h.head_yaw_at(1_500) == pytest.approx(0.1) and h.head_yaw_at(9_000) == pytest.approx(0.3)
+    h.reset()
+    assert h.head_yaw_at(2_000) == 0.0 and h.tracker.updates == 0
+
+    calls = []
+
+    def lookup(target, source, stamp_ns, timeout_s):
+        calls.append((target, source, stamp_ns, timeout_s))
+        if stamp_ns:
+            raise TransformError("extrapolation into the future")
+        return make_transform(rot_z(0.4))
+
+    h = SlfmHandler(_handler_params(head_yaw_source="tf"), None, None, lookup)
+    assert h.head_yaw_at(7) == pytest.approx(0.4)  # not yet at that stamp: the newest
+    assert calls == [("head_base_link", "head_link", 7, 0.0), ("head_base_link", "head_link", 0, 0.0)]
+
+    def missing(*_):
+        raise TransformError("no head_link")
+
+    with pytest.raises(StageError, match="head yaw"):
+        SlfmHandler(_handler_params(head_yaw_source="tf"), None, None, missing).head_yaw_at(7)

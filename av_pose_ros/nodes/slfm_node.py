@@ -3,8 +3,15 @@
 Subscribes `head_camera/image_raw` (Image, sensor-data QoS), `head_camera/camera_info` (for the field of view) and
 `binaural/frames` (AudioFrame with the two ear channels). Publishes `slfm/head_rotation` (HeadRotation: the yaw
 between the previous and the newest processed image, its running sum, a confidence), `slfm/sound_direction`
-(SoundDirection in `head_frame`, front-folded azimuth) and, on TF, `yaw_parent_frame` -> `head_frame` rotated by the
-integrated yaw. `mode` runs vision, audio or both; each half works alone.
+(SoundDirection in `head_frame`: full-circle azimuth with `front_back_confidence` when `track_front_back`, else
+front-folded) and, on TF, `yaw_parent_frame` -> `head_frame` rotated by the integrated yaw, so that frames mounted
+on `head_frame` (a head camera, the lifter's camera pose) follow the turning head. `mode` runs vision, audio or
+both; each half works alone.
+
+Front/back: the head's yaw at each audio window (the integrated rotation, or `yaw_parent_frame` -> `head_frame`
+from TF with `head_yaw_source: tf`, when something else turns the head and publishes it; slfm_node then publishes
+no head TF) feeds `av_pose_ros.slfm.SourceTracker`: a source in front and its mirror behind move oppositely in the
+head frame as the head turns.
 
 Confidence comes from the models' own symmetry, as SLfM trains them: the rotation from b to a must be the negative of
 a to b, and swapping the ears must mirror the azimuth; the disagreement (degrees) sets the confidence. Parameters
@@ -36,7 +43,7 @@ from av_pose_ros.ros.latest_worker import LatestWorker
 from av_pose_ros.ros.parameters import declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
-from av_pose_ros.ros.tf import TfPublisher, transform_msg
+from av_pose_ros.ros.tf import TfBuffer, TfPublisher, transform_msg
 from av_pose_ros.ros.time_jumps import TimeJumps
 
 __all__ = ["PARAMS", "SlfmNode", "main", "symmetry_confidence"]
@@ -49,8 +56,9 @@ class SlfmNode(Node):
         self.health = Health(self)
         rotation = self._load("rotation", self.p.rotation_model_path) if self.p.mode != "audio" else None
         azimuth = self._load("azimuth", self.p.azimuth_model_path) if self.p.mode != "vision" else None
-        self.handler = SlfmHandler(self.p, rotation, azimuth)
-        self.jumps = TimeJumps(self, self.handler.reset)
+        self.tf_buffer = TfBuffer(self) if self.p.head_yaw_source == "tf" else None
+        self.handler = SlfmHandler(self.p, rotation, azimuth, self.tf_buffer.lookup if self.tf_buffer else None)
+        self.jumps = TimeJumps(self, self.reset)
         self.tf = TfPublisher(self)
         self.rotation_pub = self.create_publisher(HeadRotation, "slfm/head_rotation", RESULT_QOS)
         self.direction_pub = self.create_publisher(SoundDirection, "slfm/sound_direction", RESULT_QOS)
@@ -65,6 +73,12 @@ class SlfmNode(Node):
         if self.p.mode != "vision":
             self.create_subscription(AudioFrame, "binaural/frames", self.health.guard("audio", self.on_audio),
                                      SENSOR_QOS)
+
+    def reset(self) -> None:
+        """Time went back: the handler's state and the TF history belong to the old timeline."""
+        self.handler.reset()
+        if self.tf_buffer is not None:
+            self.tf_buffer.clear()
 
     def _load(self, kind: str, path: str):
         from av_pose_ros.slfm import AzimuthEstimator, RotationEstimator, SlfmModelError
@@ -91,7 +105,7 @@ class SlfmNode(Node):
         p = self.p
         self.rotation_pub.publish(head_rotation_to_msg(out.stamp_ns, out.previous_stamp_ns, p.head_frame,
                                                        out.relative_yaw, out.integrated_yaw, out.confidence))
-        if p.publish_tf:
+        if p.publish_tf and p.head_yaw_source == "rotation":
             self.tf.send([transform_msg(p.yaw_parent_frame, p.head_frame, make_transform(rot_z(out.integrated_yaw)),
                                         out.stamp_ns)])
         self.health.good(integrated_yaw_deg=f"{np.degrees(out.integrated_yaw):.1f}")
@@ -110,8 +124,11 @@ class SlfmNode(Node):
         if out is None:
             return
         self.direction_pub.publish(sound_direction_to_msg(out.stamp_ns, self.p.head_frame, out.azimuth,
-                                                          out.confidence))
-        self.health.good(azimuth_deg=f"{np.degrees(out.azimuth):.1f}")
+                                                          out.confidence, front_back_folded=out.folded,
+                                                          front_back_confidence=out.front_back_confidence))
+        self.health.good(azimuth_deg=f"{np.degrees(out.azimuth):.1f}",
+                         front_back_confidence=f"{out.front_back_confidence:.2f}",
+                         head_yaw_deg=f"{np.degrees(out.head_yaw):.1f}")
 
     def destroy_node(self) -> None:
         if self.worker is not None:

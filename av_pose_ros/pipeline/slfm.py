@@ -3,10 +3,16 @@
 `SlfmHandler` keeps the previous image (the rotation is between two views), the integrated yaw, the camera's field
 of view and the rolling binaural buffer the azimuth model reads; slfm_node drives it. Confidence comes from the
 models' own symmetry, as SLfM trains them: the rotation from b to a must be the negative of a to b, and swapping the
-ears must mirror the azimuth; the disagreement (degrees) sets the confidence."""
+ears must mirror the azimuth; the disagreement (degrees) sets the confidence.
+
+Front/back: the azimuth model hears only the lateral angle; a `SourceTracker` combines successive windows with the
+head's yaw at each window (integrated from the rotation model, or read from TF) into a full-circle azimuth and a
+front/back confidence (`slfm.tracking`)."""
 
 from __future__ import annotations
 
+import math
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -28,6 +34,17 @@ PARAMS = [
     Param("audio_window_s", 1.0, "Audio used for one azimuth estimate (s).", 0.25, 10.0),
     Param("audio_hop_s", 0.5, "Time between azimuth estimates (s).", 0.05, 10.0),
     Param("symmetry_scale_deg", 3.0, "Symmetry disagreement (deg) at which confidence falls to 1/e.", 0.1, 90.0),
+    Param("track_front_back", True, "Full-circle azimuth: combine successive windows with the head's yaw to tell a "
+                                    "source in front from its mirror behind (SourceTracker); false = front-folded."),
+    Param("head_yaw_source", "rotation", "Head yaw the tracker reads: rotation = integrated from the rotation model "
+                                         "(and published on TF when publish_tf), tf = yaw_parent_frame -> head_frame "
+                                         "from TF (nothing published).", choices=("rotation", "tf"), read_only=True),
+    Param("tracker_measurement_std_deg", 5.0, "Tracker: lateral error of a good per-window estimate (deg).", 0.5, 45.0,
+          read_only=True),
+    Param("tracker_drift_std_deg", 1.5, "Tracker: random-walk step of the source direction per estimate (deg).",
+          0.0, 45.0, read_only=True),
+    Param("front_back_resolved", 0.9, "front_back_confidence from which front_back_folded is false.", 0.5, 1.0,
+          read_only=True),
 ]
 
 
@@ -48,8 +65,11 @@ class RotationOutput:
 @dataclass
 class DirectionOutput:
     stamp_ns: int        # start of the audio the estimate used
-    azimuth: float
+    azimuth: float       # head frame; full circle when tracked, else front-folded
     confidence: float
+    front_back_confidence: float = 0.5
+    folded: bool = True  # front/back not resolved: the source may be at the mirrored azimuth
+    head_yaw: float = 0.0
 
 
 class BinauralBuffer:
@@ -79,14 +99,22 @@ class BinauralBuffer:
 
 class SlfmHandler:
     """Rotation and direction estimates with the slfm_node parameters `p`; `rotation` / `azimuth` are the loaded
-    estimators (None: that half is off)."""
+    estimators (None: that half is off); `lookup(target, source, stamp_ns, timeout_s) -> 4x4` reads the head yaw
+    from TF when `head_yaw_source` is tf."""
 
-    def __init__(self, p, rotation, azimuth):
+    def __init__(self, p, rotation, azimuth, lookup=None):
+        from av_pose_ros.slfm import SourceTracker, TrackerConfig
+
         self.p = p
         self.rotation = rotation
         self.azimuth = azimuth
+        self.lookup = lookup
         self.fov_from_info: float | None = None
         self.buffer = BinauralBuffer()
+        config = TrackerConfig(measurement_std_deg=p.tracker_measurement_std_deg,
+                               drift_std_deg=p.tracker_drift_std_deg, resolved_threshold=p.front_back_resolved)
+        self.tracker = SourceTracker(lambda clip, fs: 0.0, config)  # fed the handler's own estimates
+        self._yaw_lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
@@ -94,7 +122,10 @@ class SlfmHandler:
         timeline."""
         self.previous: tuple[int, np.ndarray] | None = None
         self.integrated_yaw = 0.0
+        with self._yaw_lock:
+            self.yaw_history: deque = deque(maxlen=512)  # (stamp_ns, integrated yaw) of the processed images
         self.buffer.clear()
+        self.tracker.reset()
         self.last_estimate_ns = 0
 
     def on_camera_info(self, width: int, k) -> None:
@@ -113,12 +144,14 @@ class SlfmHandler:
             raise StageError("input_fov", "no field of view: set fov_deg or publish head_camera/camera_info")
         previous, self.previous = self.previous, (stamp_ns, rgb)
         if previous is None or previous[0] >= stamp_ns:
+            self._remember_yaw(stamp_ns)
             return None
         try:
             forward, backward = self.rotation.estimate_batch([previous[1], rgb], [rgb, previous[1]], fov)
         except SlfmInputError as err:
             raise StageError("input_image", str(err)) from err
         self.integrated_yaw += float(forward)
+        self._remember_yaw(stamp_ns)
         return RotationOutput(stamp_ns, previous[0], float(forward), self.integrated_yaw,
                               symmetry_confidence(forward, backward, self.p.symmetry_scale_deg))
 
@@ -144,5 +177,41 @@ class SlfmHandler:
             raise StageError("input_audio", str(err)) from err
         self.last_estimate_ns = audio.stamp_ns
         start_ns = audio.stamp_ns + int(audio.audio.shape[1] / fs * 1e9) - int(window / fs * 1e9)
-        return DirectionOutput(start_ns, float(forward),
-                               symmetry_confidence(forward, mirrored, self.p.symmetry_scale_deg))
+        out = DirectionOutput(start_ns, float(forward),
+                              symmetry_confidence(forward, mirrored, self.p.symmetry_scale_deg))
+        if self.p.track_front_back:
+            out.head_yaw = self.head_yaw_at(start_ns + int(window / fs * 5e8))  # the middle of the window
+            self.tracker.update_lateral(float(forward), out.head_yaw)
+            state = self.tracker.state
+            out.azimuth, out.front_back_confidence, out.folded = state.azimuth, state.front_back_confidence, \
+                not state.resolved
+        return out
+
+    # --------------------------------------------------------------------------------------------- head yaw
+    def _remember_yaw(self, stamp_ns: int) -> None:
+        with self._yaw_lock:
+            if self.yaw_history and self.yaw_history[-1][0] >= stamp_ns:
+                return
+            self.yaw_history.append((stamp_ns, self.integrated_yaw))
+
+    def head_yaw_at(self, stamp_ns: int) -> float:
+        """The head's yaw (rad, + left) at `stamp_ns` in the frame it turns in: from TF (head_yaw_source tf), or the
+        rotation model's integrated yaw interpolated between images (0 before the first image, the newest after)."""
+        if self.p.head_yaw_source == "tf":
+            if self.lookup is None:
+                raise StageError("input_head_yaw", "head_yaw_source is tf but no TF lookup was given")
+            try:  # no waiting: this runs on the executor that feeds the TF buffer
+                m = self.lookup(self.p.yaw_parent_frame, self.p.head_frame, stamp_ns, 0.0)
+            except LookupError:  # TransformError: not yet at that stamp; the newest will do
+                try:
+                    m = self.lookup(self.p.yaw_parent_frame, self.p.head_frame, 0, 0.0)
+                except LookupError as err:
+                    raise StageError("input_head_yaw", f"no head yaw {self.p.yaw_parent_frame} -> "
+                                                    f"{self.p.head_frame} on TF: {err}") from err
+            return math.atan2(float(m[1, 0]), float(m[0, 0]))
+        with self._yaw_lock:
+            history = list(self.yaw_history)
+        if not history:
+            return 0.0
+        stamps, yaws = np.array([h[0] for h in history], float), np.array([h[1] for h in history])
+        return float(np.interp(float(stamp_ns), stamps, yaws))

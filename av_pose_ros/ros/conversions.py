@@ -276,13 +276,15 @@ def handover_from_msg(msg: HandoverTarget) -> Handover:
 # -- SoundDirection and HeadRotation ------------------------------------------------------------------------------
 
 def sound_direction_to_msg(stamp_ns: int, frame_id: str, azimuth: float, confidence: float,
-                           elevation: float = 0.0, front_back_folded: bool = True) -> SoundDirection:
+                           elevation: float = 0.0, front_back_folded: bool = True,
+                           front_back_confidence: float = 0.5) -> SoundDirection:
     direction = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
                           np.sin(elevation)])
     return SoundDirection(header=make_header(stamp_ns, frame_id), azimuth=_f32_scalar(azimuth),
                           elevation=_f32_scalar(elevation),
                           direction=Vector3(x=float(direction[0]), y=float(direction[1]), z=float(direction[2])),
-                          front_back_folded=bool(front_back_folded), confidence=_f32_scalar(confidence))
+                          front_back_folded=bool(front_back_folded), confidence=_f32_scalar(confidence),
+                          front_back_confidence=_f32_scalar(front_back_confidence))
 
 
 def sound_direction_from_msg(msg: SoundDirection) -> tuple[float, float, float]:
