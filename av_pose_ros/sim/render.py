@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.fft import next_fast_len
 from scipy.signal import fftconvolve
 
@@ -40,7 +41,7 @@ from .choreography import scene_motion
 from .noise import room_noise
 from .room import RirCache
 from .room_paths import image_paths, mirror_in_walls, shadow_response
-from .surface import BodySurface, body_capsules, is_skin, sample_surface, visible_from
+from .surface import BodySurface, body_capsules, is_skin, raycaster, sample_surface, visible_from
 
 _FD_HALF = 16        # half length of the fractional-delay (differentiated sinc) filter
 _CLOCK_HALF = 32     # half length of the clock-offset fractional-delay filter
@@ -166,7 +167,7 @@ def render_derivative_echoes(delays: np.ndarray, amplitudes: np.ndarray, rows: n
     grid = np.bincount(np.concatenate([idx + base, idx + base + 1]),
                        weights=np.concatenate([amplitudes * (1 - frac), amplitudes * frac]),
                        minlength=n_rows * fine)[: n_rows * fine].reshape(n_rows, fine)
-    spectrum = np.fft.rfft(grid, axis=1)[:, : n_fft // 2 + 1]
+    spectrum = sp_fft.rfft(grid, axis=1)[:, : n_fft // 2 + 1]
     k = np.arange(n_fft // 2 + 1)
     omega = 2 * np.pi * k / n_fft
     droop = np.sinc(k / fine) ** 2
@@ -205,7 +206,8 @@ def body_response(surface: BodySurface, speakers: np.ndarray, mics: np.ndarray, 
     if not isinstance(acoustics, BodyAcoustics):
         acoustics = BodyAcoustics(reflectance=float(acoustics))
     n_s, n_m = len(speakers), len(mics)
-    cast = visible_from(surface, speakers)                                     # (S, K)
+    rays = raycaster(surface.capsules)
+    cast = visible_from(surface, speakers, scene=rays)                         # (S, K)
     # a mic a few cm from a speaker sees past the same limbs: its occlusion is the nearest speaker's (rays are
     # the costly part); whether a point faces the mic is exact
     nearest = np.linalg.norm(mics[:, None] - speakers[None], axis=-1).argmin(axis=1)
@@ -222,7 +224,7 @@ def body_response(surface: BodySurface, speakers: np.ndarray, mics: np.ndarray, 
         centre = np.concatenate([speakers, mics]).mean(axis=0, keepdims=True)
         # one visibility per wall for the whole rig's images (they lie within the rig's span of each other)
         images = mirror_in_walls(centre + base_in_room, size)[:, 0] - base_in_room
-        visible = np.concatenate([visible, visible_from(surface, images)])    # (S + M + 6, K)
+        visible = np.concatenate([visible, visible_from(surface, images, scene=rays)])   # (S + M + 6, K)
     lift = (rng.normal(0.0, acoustics.roughness_m, len(surface.points)) if acoustics.roughness_m > 0 and rng
             is not None else np.zeros(len(surface.points)))
     combo = np.arange(n_s)[:, None] * n_m + np.arange(n_m)[None, :]
@@ -255,7 +257,7 @@ def body_response(surface: BodySurface, speakers: np.ndarray, mics: np.ndarray, 
     f = np.fft.rfftfreq(n_fft, 1 / fs)
     spectrum = (spectrum[: n_s * n_m] * reflectance_spectrum(f, acoustics, skin=False)
                 + spectrum[n_s * n_m:] * reflectance_spectrum(f, acoustics, skin=True))
-    return np.fft.irfft(spectrum, n_fft)[:, :length].reshape(n_s, n_m, length)
+    return sp_fft.irfft(spectrum, n_fft)[:, :length].reshape(n_s, n_m, length)
 
 
 class Simulator:
@@ -398,21 +400,21 @@ class Simulator:
             mask[list(speakers_on)] = True
             signal[~mask] = 0.0
         n_fft = next_fast_len(history + n)
-        signal_spectrum = np.fft.rfft(signal, n_fft)
-        response_spectrum = np.fft.rfft(response, n_fft)
+        signal_spectrum = sp_fft.rfft(signal, n_fft)
+        response_spectrum = sp_fft.rfft(response, n_fft)
         gain = _LEVEL / (np.abs(rirs).max() * max(np.abs(emission.window(0)).max(), 1e-9))
         gain = gain * 10 ** (np.asarray(audio.mic_gain_db)[:, None] / 20)
 
         def record(spectra):
             mixed = np.einsum("smf,sf->mf", spectra, signal_spectrum)
-            return gain * np.fft.irfft(mixed, n_fft)[:, history: history + n]
+            return gain * sp_fft.irfft(mixed, n_fft)[:, history: history + n]
 
         recording = record(response_spectrum)
         direct = np.zeros_like(response)
         ends = np.ceil(np.linalg.norm(speakers[:, None] - mics[None], axis=-1) / c * audio.fs).astype(int) + 41
         for s, m in np.ndindex(ends.shape):
             direct[s, m, : ends[s, m]] = response[s, m, : ends[s, m]]
-        echoes = recording - record(np.fft.rfft(direct, n_fft))
+        echoes = recording - record(sp_fft.rfft(direct, n_fft))
         noise_rms = np.sqrt(np.mean(echoes ** 2)) * 10 ** (-audio.snr_db / 20)
         recording += room_noise(recording.shape[1], mics, audio.fs, c, noise_rms, audio.noise_mix,
                                 audio.impulse_rate_hz, rng, audio.noise_seed)

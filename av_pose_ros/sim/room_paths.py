@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sp_fft
 
 from .room import Room
 
@@ -198,4 +199,4 @@ def shadow_response(paths: ImagePaths, capsules_room: np.ndarray, n_combos: int,
     one_hot[paths.combo[hit], np.arange(len(hit))] = 1.0
     out = one_hot @ spectra
     taper = np.clip((0.97 * fs / 2 - f) / (0.07 * fs / 2), 0, 1)                       # no ringing at Nyquist
-    return np.fft.irfft(out * taper, n_fft)[:, :length]
+    return sp_fft.irfft(out * taper, n_fft)[:, :length]

@@ -168,11 +168,19 @@ def capsule_mesh(capsules: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(verts).astype(np.float32), np.concatenate(tris).astype(np.uint32)
 
 
-def visible_from(surface: BodySurface, sensors: np.ndarray, offset_m: float = 1e-3) -> np.ndarray:
-    """(sensors, K) bool: the sensor is in front of the point's surface and no capsule blocks the line between."""
-    verts, tris = capsule_mesh(surface.capsules)
+def raycaster(capsules: np.ndarray):
+    """An open3d ray-casting scene of the capsules (build once, cast many times)."""
+    verts, tris = capsule_mesh(capsules)
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(o3d.core.Tensor(verts), o3d.core.Tensor(tris))
+    return scene
+
+
+def visible_from(surface: BodySurface, sensors: np.ndarray, offset_m: float = 1e-3, scene=None) -> np.ndarray:
+    """(sensors, K) bool: the sensor is in front of the point's surface and no capsule blocks the line between.
+
+    ``scene``: a ``raycaster(surface.capsules)`` to reuse."""
+    scene = scene if scene is not None else raycaster(surface.capsules)
     sensors = np.asarray(sensors, float).reshape(-1, 3)
     to_sensor = sensors[:, None, :] - surface.points[None, :, :]           # (S, K, 3)
     dist = np.linalg.norm(to_sensor, axis=-1)
