@@ -20,12 +20,14 @@ RIG_FRAME = "camera_link"
 def world():
     from av_pose_ros.sim.body import facing_yaw
     from av_pose_ros.sim.render import Simulator
-    from av_pose_ros.sim.scenario import load_scenario
+    from av_pose_ros.sim.scenario import RoomPhysics, load_scenario
 
     scene = load_scenario("default").sample(np.random.default_rng(4))
     person = dataclasses.replace(scene.person, pose="offer_left", stature_m=1.75, position_xy=(2.0, 0.1),
                                  yaw=facing_yaw((2.0, 0.1), (0.0, 0.0)))
-    scene = dataclasses.replace(scene, audio=dataclasses.replace(scene.audio, snr_db=40.0), person=person)
+    # body-wall ghosts and the body's shadow off: the oracle below is the body's own echoes (test_sim_physics.py)
+    scene = dataclasses.replace(scene, audio=dataclasses.replace(scene.audio, snr_db=40.0), person=person,
+                                physics=RoomPhysics())
     sim = Simulator()
     rng = np.random.default_rng(0)
     empty = [sim.render_capture(scene, k, person=False, rng=rng) for k in range(3)]
