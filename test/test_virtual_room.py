@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from scipy.signal import fftconvolve
 
 from av_pose_ros.app.launch_graphs import parse_arguments, resolve
@@ -103,15 +104,18 @@ def test_virtual_room_switch_replaces_the_camera_and_points_audio_at_the_room():
     assert "keypoint_node" not in nodes and "virtual_room_node" in nodes and "rig_tf_node" in nodes
     room, audio = nodes["virtual_room_node"], nodes["audio_io_node"]
     assert room.params["scenario"] == "offers" and room.params["rig"] == "compact"
-    assert audio.params["device"] == "pulse" and audio.params["track_latency"] is True
-    assert audio.params["reference_channels"] == [4, 0]
+    overlay = yaml.safe_load(audio.param_files[1].read_text())["audio_io_node"]["ros__parameters"]
+    assert audio.param_files[1].parent.name == "virtual_room" and overlay["device"] == "pulse"
+    assert overlay["track_latency"] is True and overlay["reference_channels"] == [4, 0]
+    assert isinstance(overlay["device_latency"], str)
     assert audio.env["PULSE_SERVER"] == f"unix:{room.params['pulse_dir']}/native" == room.env["PULSE_SERVER"]
+    assert [f.parent.name for f in nodes["lifter_node"].param_files] == ["config", "virtual_room"]
     plain = {n.executable: n for n in resolve("robot", parse_arguments([], "robot"))}
     assert "keypoint_node" in plain and "virtual_room_node" not in plain and not plain["audio_io_node"].env
-    assert "device" not in plain["audio_io_node"].params
+    assert len(plain["audio_io_node"].param_files) == 1 and len(plain["lifter_node"].param_files) == 1
 
 
-def _watch(ros_context, seconds: float) -> dict:
+def _watch(ros_context, seconds: float, launch) -> dict:
     from tf2_msgs.msg import TFMessage
 
     from av_pose_ros.msg import HumanPose3D
@@ -129,8 +133,9 @@ def _watch(ros_context, seconds: float) -> dict:
                                    lambda m: (poses.append(m), arrivals.append(time.time_ns())), RESULT_QOS)
     try:
         started = time.monotonic()
-        assert probe.spin_until(lambda: len(poses) >= 5, 150.0), (
-            f"no poses from the robot graph on the virtual room: {dict(probe.diagnostics)}")
+        probe.spin_until(lambda: len(poses) >= 5 or launch.dead() is not None, 150.0)
+        assert launch.dead() is None, f"{launch.dead()} died before the first poses"
+        assert len(poses) >= 5, f"no poses from the robot graph on the virtual room: {dict(probe.diagnostics)}"
         first_s = time.monotonic() - started
         poses.clear(), arrivals.clear()
         probe.spin_for(seconds)
@@ -156,7 +161,7 @@ def test_robot_graph_on_the_virtual_room_end_to_end(ros_domain, ros_context, tmp
     launch = Launch(nodes, quiet=True, env=child_env())
     launch.start()
     try:
-        result = _watch(ros_context, 20.0)
+        result = _watch(ros_context, 20.0, launch)
         died = launch.dead()
     finally:
         launch.stop()

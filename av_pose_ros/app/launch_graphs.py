@@ -54,7 +54,6 @@ class NodeSpec:
     remaps: dict[str, str] = field(default_factory=dict)
     enabled_by: str | None = None
     disabled_by: str | None = None     # a launch argument that, when true, switches the node off
-    variant_params: dict[str, dict[str, object]] = field(default_factory=dict)  # argument -> params when true
 
     @property
     def config_file(self) -> str:
@@ -65,15 +64,9 @@ _LIFTER = NodeSpec("lifter_node", {"model_path": "model_path"})
 _HANDOVER = NodeSpec("handover_node", enabled_by="use_handover")
 _SLFM = NodeSpec("slfm_node", enabled_by="use_slfm")
 
-# audio_io_node on the virtual room's sound device: PulseAudio's round trip changes at every stream start, so it is
-# measured at start and tracked on the room's loopback channel (input 4 = speaker 0 unfiltered, as a cable would).
-_VIRTUAL_ROOM_AUDIO = {"device": "pulse", "startup_calibration": True, "track_latency": True,
-                       "reference_channels": [4, 0], "reference_delay_samples": 0}
-# Audio frames arrive about 0.45 s after their stamp there (window, the tracker's one-window look-ahead, PulseAudio's
-# round trip of ~0.25 s), fresh keypoints at once; the lifter's pairer gives a keypoint frame up 2 x sync_slop_s
-# after newer keypoints arrived, so the slop is widened until the pairer waits on the audio stream itself.
-_ROBOT_LIFTER = NodeSpec("lifter_node", {"model_path": "model_path"},
-                         variant_params={"virtual_room": {"sync_slop_s": 0.3}})
+# Switches whose nodes get an overlay parameter file when true: config/<switch>/<node>.yaml, applied after
+# config/<node>.yaml (virtual_room: audio_io_node on the room's PulseAudio device, the lifter's wider pairing).
+OVERLAYS = ("virtual_room",)
 
 
 def virtual_room_dir() -> str:
@@ -87,12 +80,11 @@ GRAPHS: dict[str, list[NodeSpec]] = {
             _HANDOVER],
     # A real robot: device audio, camera keypoints, then the same processing chain.
     # virtual_room:=true: only the physical world is simulated (see av_pose_ros/audio/virtual_room.py).
-    "robot": [NodeSpec("audio_io_node", {"rig": "rig"}, {"backend": "device"},
-                       variant_params={"virtual_room": _VIRTUAL_ROOM_AUDIO}),
+    "robot": [NodeSpec("audio_io_node", {"rig": "rig"}, {"backend": "device"}),
               NodeSpec("keypoint_node", disabled_by="virtual_room"),
               NodeSpec("virtual_room_node", {"scenario": "scenario", "rig": "rig"}, enabled_by="virtual_room"),
               NodeSpec("rig_tf_node", {"rig": "rig"}, enabled_by="publish_rig_tf"),
-              NodeSpec("pose_kernel_node"), _ROBOT_LIFTER, _HANDOVER, _SLFM],
+              NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER, _SLFM],
     # Replaying a bag: the recorded audio frames and keypoints feed the processing stages again.
     "replay": [NodeSpec("pose_kernel_node"), _LIFTER, _HANDOVER],
 }
@@ -151,16 +143,14 @@ def resolve(graph: str, arguments: dict[str, str], share: Path | None = None) ->
             continue
         if spec.disabled_by and truthy(arguments[spec.disabled_by]):
             continue
-        config = share / spec.config_file if share is not None else package_file(spec.config_file)
-        files = [config] if config.exists() else []
+        configs = [spec.config_file] + [f"config/{o}/{spec.executable}.yaml" for o in OVERLAYS if truthy(arguments[o])]
+        configs = [share / c if share is not None else package_file(c) for c in configs]
+        files = [c for c in configs if c.exists()]
         if arguments["params_file"]:
             files.append(Path(arguments["params_file"]))
         params: dict[str, object] = dict(spec.fixed_params)
         params.update({p: arguments[a] for p, a in spec.argument_params.items() if arguments[a]})
         params["use_sim_time"] = truthy(arguments["use_sim_time"])
-        for argument, extra in spec.variant_params.items():
-            if truthy(arguments[argument]):
-                params.update(extra)
         env: dict[str, str] = {}
         if truthy(arguments["virtual_room"]) and spec.executable in ("audio_io_node", "virtual_room_node"):
             # both ends of the virtual sound device talk to the room's private PulseAudio
