@@ -1,4 +1,4 @@
-"""Command line for SLfM: ``av-pose train-slfm`` and ``av-pose eval-slfm``.
+"""Command line for SLfM: ``av-pose train-slfm``, ``av-pose eval-slfm`` and ``av-pose eval-slfm-tracking``.
 
 ``register(subparsers)`` is wired into the top-level ``av-pose`` command; ``python -m av_pose_ros.slfm.cli ...``
 runs the same subcommands on their own.
@@ -57,7 +57,7 @@ def _eval(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``train-slfm`` and ``eval-slfm`` to an argparse subparsers object."""
+    """Add ``train-slfm``, ``eval-slfm`` and ``eval-slfm-tracking`` to an argparse subparsers object."""
     t = subparsers.add_parser("train-slfm", help="self-supervised SLfM training (rotation + sound direction)",
                               description="Train the SLfM rotation and azimuth models without labels.")
     t.add_argument("--out-dir", default="models", help="where slfm_rotation.pt / slfm_azimuth.pt are written")
@@ -93,6 +93,14 @@ def register(subparsers) -> None:
     e.add_argument("--cache-dir", default="data_cache/slfm", help="where the held-out speech is cached")
     e.add_argument("--threads", type=int, default=None)
     e.set_defaults(func=_eval)
+
+    from .tracking_eval import add_arguments, run
+
+    f = subparsers.add_parser("eval-slfm-tracking", help="front/back from head motion: SourceTracker vs the "
+                                                         "per-window model on turning-head scenarios",
+                              description="Full-circle azimuth error and front/back accuracy after head turns.")
+    add_arguments(f)
+    f.set_defaults(func=run)
 
 
 def main(argv=None) -> int:
