@@ -85,3 +85,21 @@ def test_data_parallel_two_cpu_processes(cache, tmp_path):
     assert payload["train"]["world_size"] == 2
     assert proc.stdout.count("best validation MPJPE") == 1      # only rank 0 reports and writes
     json.dumps(payload["metrics"])
+
+
+def test_training_mixes_are_servable_and_not_evaluation_families():
+    """The training mixes (config/scenarios/train_*.yaml) load, the generator can serve them, and none of them is
+    an evaluation family (the families stay the yardstick; mixes are read through train/val streams only)."""
+    from av_pose_ros.lifting import dataset as ds
+    from av_pose_ros.lifting.evaluate import FAMILIES
+    from av_pose_ros.sim.scenario import load_scenario
+
+    mixes = sorted((REPO / "config" / "scenarios").glob("train_*.yaml"))
+    assert mixes, "no training mix shipped"
+    for path in mixes:
+        scenario = load_scenario(str(path))
+        ds.check_servable(scenario)
+        assert path.stem not in FAMILIES
+        # a walker needs room to walk: its path is 2 x (distance - 0.8) m (sim/choreography.py), none below 0.8 m
+        if "walking" in scenario.poses:
+            assert scenario.distance[0] > 0.8, (path.name, scenario.distance)
