@@ -79,7 +79,7 @@ def test_install_tree_has_messages_python_executables_and_share_files(workspace)
     assert "extend_path" in (site / "__init__.py").read_text(), "the generated empty __init__.py won"
     share = prefix / "share" / "av_pose_ros"
     for rel in ("package.xml", "launch/robot.launch.py", "launch/sim.launch.py", "config/lifter_node.yaml",
-                "config/rigs/default.yaml", "models/lifter.pt"):
+                "config/rigs/default.yaml", "config/virtual_room/audio_io_node.yaml", "models/lifter.pt"):
         assert (share / rel).is_file(), f"share/av_pose_ros/{rel} not installed"
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "av_pose_ros").exists()
 
