@@ -149,3 +149,11 @@ def test_handler_reads_the_head_yaw_from_its_rotation_history_or_tf():
 
     with pytest.raises(StageError, match="head yaw"):
         SlfmHandler(_handler_params(head_yaw_source="tf"), None, None, missing).head_yaw_at(7)
+
+
+def test_overlapping_windows_weigh_less():
+    yaws = turn_profile(8, np.deg2rad(10.0))
+    full = _run(SourceTracker("gcc_phat"), np.deg2rad(140.0), yaws)
+    half = _run(SourceTracker("gcc_phat", TrackerConfig(evidence_weight=0.5)), np.deg2rad(140.0), yaws)
+    assert 0.5 < half.front_back_confidence < full.front_back_confidence
+    assert abs(np.degrees(wrap_angle(half.azimuth - full.azimuth))) < 2.0

@@ -11,6 +11,7 @@ front/back confidence (`slfm.tracking`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import deque
@@ -111,8 +112,10 @@ class SlfmHandler:
         self.lookup = lookup
         self.fov_from_info: float | None = None
         self.buffer = BinauralBuffer()
+        # overlapping windows (hop < window) hear the same samples again: each window's evidence is weighted down
         config = TrackerConfig(measurement_std_deg=p.tracker_measurement_std_deg,
-                               drift_std_deg=p.tracker_drift_std_deg, resolved_threshold=p.front_back_resolved)
+                               drift_std_deg=p.tracker_drift_std_deg, resolved_threshold=p.front_back_resolved,
+                               evidence_weight=min(1.0, p.audio_hop_s / p.audio_window_s))
         self.tracker = SourceTracker(lambda clip, fs: 0.0, config)  # fed the handler's own estimates
         self._yaw_lock = threading.Lock()
         self.reset()
@@ -181,6 +184,9 @@ class SlfmHandler:
                               symmetry_confidence(forward, mirrored, self.p.symmetry_scale_deg))
         if self.p.track_front_back:
             out.head_yaw = self.head_yaw_at(start_ns + int(window / fs * 5e8))  # the middle of the window
+            weight = min(1.0, self.p.audio_hop_s / self.p.audio_window_s)  # both are live parameters
+            if weight != self.tracker.config.evidence_weight:
+                self.tracker.config = dataclasses.replace(self.tracker.config, evidence_weight=weight)
             self.tracker.update_lateral(float(forward), out.head_yaw)
             state = self.tracker.state
             out.azimuth, out.front_back_confidence, out.folded = state.azimuth, state.front_back_confidence, \

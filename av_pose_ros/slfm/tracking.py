@@ -46,13 +46,16 @@ class TrackerConfig:
     resolved_threshold: float = 0.9          # front/back confidence at which `resolved` turns true
     tie_margin: float = 0.02                 # back mass must exceed front mass by 2x this to answer behind
     side_band_deg: float = 10.0              # directions this close to the interaural axis weigh for neither side
+    evidence_weight: float = 1.0             # exponent on each window's likelihood: hop / window when windows
+                                             # overlap, so that every sample counts about once
 
     def __post_init__(self):
         checks = {"n_hypotheses": self.n_hypotheses >= 36, "measurement_std_deg": self.measurement_std_deg > 0,
                   "outlier_fraction": 0.0 <= self.outlier_fraction < 1.0, "drift_std_deg": self.drift_std_deg >= 0,
                   "jump_probability": 0.0 <= self.jump_probability < 1.0,
                   "resolved_threshold": 0.5 <= self.resolved_threshold <= 1.0,
-                  "tie_margin": 0.0 <= self.tie_margin < 0.5, "side_band_deg": 0.0 <= self.side_band_deg < 45.0}
+                  "tie_margin": 0.0 <= self.tie_margin < 0.5, "side_band_deg": 0.0 <= self.side_band_deg < 45.0,
+                  "evidence_weight": 0.0 < self.evidence_weight <= 1.0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"TrackerConfig: out of range: {', '.join(bad)}")
@@ -177,7 +180,8 @@ class SourceTracker:
         predicted = np.arcsin(np.clip(np.sin(self.grid - yaw), -1.0, 1.0))
         sigma = math.radians(cfg.measurement_std_deg)
         good = np.exp(-0.5 * ((lateral - predicted) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
-        return (1.0 - cfg.outlier_fraction) * good + cfg.outlier_fraction / math.pi
+        like = (1.0 - cfg.outlier_fraction) * good + cfg.outlier_fraction / math.pi
+        return like if cfg.evidence_weight == 1.0 else like ** cfg.evidence_weight
 
     def _summarise(self, lateral: float, yaw: float) -> TrackerState:
         head = wrap_angle(self.grid - yaw)
