@@ -69,6 +69,8 @@ def test_slfm_node_tells_front_from_back_as_the_head_turns(ros_context):
         finally:
             probe.close()
     first, last = directions[0], directions[-1]
+    print("azimuth deg", [round(float(np.degrees(d.azimuth)), 1) for d in directions],
+          "confidence", [round(d.front_back_confidence, 3) for d in directions])
     assert ns_from_time(last.header.stamp) == t0 + (WINDOWS - 1) * 1_000_000_000
     # head still: unresolved, the mirror in front
     assert first.front_back_folded and first.front_back_confidence < 0.7 and abs(first.azimuth) <= np.pi / 2
@@ -78,3 +80,54 @@ def test_slfm_node_tells_front_from_back_as_the_head_turns(ros_context):
     assert abs(np.degrees(wrap_angle(last.azimuth - truth))) < 12.0, (np.degrees(last.azimuth), np.degrees(truth))
     np.testing.assert_allclose([last.direction.x, last.direction.y], [np.cos(last.azimuth), np.sin(last.azimuth)],
                                atol=1e-5)
+
+
+def test_slfm_node_turns_its_own_head_yaw_into_front_back(ros_context):
+    """mode both, head_yaw_source rotation: the head camera turns with the head (views of one scene 0 -> 25 deg),
+    the node integrates the rotation, publishes it as head_link and uses it to place the source behind the head."""
+    from sensor_msgs.msg import Image
+
+    from av_pose_ros.msg import AudioFrame, HeadRotation, SoundDirection
+    from av_pose_ros.ros.images import image_from_numpy
+    from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
+    from av_pose_ros.slfm.images import intrinsics, procedural_scene, render_view
+    from av_pose_ros.slfm.tracking import wrap_angle
+
+    sc, yaws, clips = _scenario()
+    scene = procedural_scene(np.random.default_rng(2))
+    k_src = intrinsics(scene.shape[1], scene.shape[0], 120.0)
+    views = [render_view(scene, k_src, float(y), 0.0, 256, 192, 60.0) for y in yaws]
+    t0 = 2_000_000_000
+    probe = Probe(ros_context)
+    images = probe.publisher(Image, "head_camera/image_raw", SENSOR_QOS)
+    audio = probe.publisher(AudioFrame, "binaural/frames", SENSOR_QOS)
+    rotations = probe.collect(HeadRotation, "slfm/head_rotation", RESULT_QOS)
+    directions = probe.collect(SoundDirection, "slfm/sound_direction", RESULT_QOS)
+    params = {"fov_deg": 60.0, "audio_window_s": 1.0, "audio_hop_s": 1.0}
+    with NodeProcess("slfm_node", params) as node:
+        try:
+            assert probe.spin_until(lambda: images.get_subscription_count() > 0 and audio.get_subscription_count()
+                                    > 0, 60.0), node.stop()
+            for k in range(WINDOWS):
+                # the view at the middle of window k, then window k (heard at the same yaw)
+                img = image_from_numpy(views[k], "rgb8", t0 + k * 1_000_000_000 + 500_000_000, "head_camera")
+                if k == 0:
+                    images.publish(img)
+                    probe.spin_for(1.0)
+                else:
+                    assert probe.publish_until(images, img, lambda k=k: len(rotations) >= k, 20.0), node.stop()
+                audio.publish(audio_to_msg(Audio(t0 + k * 1_000_000_000, "head_link", np.ascontiguousarray(clips[k]),
+                                                 16000, ["left_ear", "right_ear"], np.zeros((0, 0)), [])))
+                assert probe.spin_until(lambda k=k: len(directions) >= k + 1, 30.0), (k, node.stop())
+            assert node.alive(), node.stop()
+        finally:
+            probe.close()
+    integrated = rotations[-1].integrated_yaw
+    print("integrated yaw deg", np.degrees(integrated), "last azimuth deg", np.degrees(directions[-1].azimuth),
+          "confidence", directions[-1].front_back_confidence)
+    assert abs(np.degrees(integrated) - TURN_DEG) < 3.0, np.degrees(integrated)
+    first, last = directions[0], directions[-1]
+    assert first.front_back_folded and first.front_back_confidence < 0.7
+    truth = wrap_angle(sc.source_azimuth - yaws[-1])
+    assert not last.front_back_folded and last.front_back_confidence > 0.9
+    assert abs(np.degrees(wrap_angle(last.azimuth - truth))) < 15.0, (np.degrees(last.azimuth), np.degrees(truth))
