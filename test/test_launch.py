@@ -27,6 +27,28 @@ def test_graph_resolves_to_existing_config_and_launch_file(graph):
     assert any(isinstance(n, ast.Constant) and n.value == graph for n in ast.walk(tree))
 
 
+def test_command_line_parameters_keep_their_types(ros_domain):
+    """rcl reads `-p name:=value` as YAML: a string that looks like a number or a bool must stay a string."""
+    import rclpy
+    from rclpy.context import Context
+
+    from av_pose_ros.app.launch_graphs import ResolvedNode
+
+    values = {"latency": "0.15", "flag_text": "true", "device": "pulse", "quote": "it's", "on": True, "n": 3,
+              "rate": 0.5}
+    node_args = ResolvedNode(executable="x", name="typed", namespace="", param_files=[], params=values,
+                             remaps={}).ros_args()
+    context = Context()
+    rclpy.init(args=["prog", *node_args], context=context, domain_id=ros_domain)
+    try:
+        node = rclpy.create_node("typed", context=context, automatically_declare_parameters_from_overrides=True)
+        got = {name: node.get_parameter(name).value for name in values}
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
+    assert got == values and all(type(got[k]) is type(v) for k, v in values.items())
+
+
 def test_every_node_the_graphs_name_has_an_executable_and_config():
     named = {spec.executable for specs in GRAPHS.values() for spec in specs}
     for exe in sorted(named):

@@ -87,3 +87,12 @@ def test_unexpected_exception_is_error_with_one_traceback(node):
     assert guarded(2) == 0.5
     guarded(0)  # raises inside: reported, not propagated
     assert "detector" in health.codes() and "ZeroDivisionError" in health.status().message
+
+
+def test_warnings_and_errors_both_reach_the_log(node):
+    """rclpy fixes a call site's severity at its first call; Health logs WARN and ERROR problems alike."""
+    health = Health(node, throttle_s=0.0)
+    health.problem("input_a", "a warning first", WARN)
+    health.problem("input_b", "then an error", ERROR)   # raised "Logger severity cannot be changed" before
+    health.problem("input_a", "and a warning again", WARN)
+    assert health.status().level == bytes([ERROR])

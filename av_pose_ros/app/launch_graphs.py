@@ -125,11 +125,20 @@ class ResolvedNode:
         for path in self.param_files:
             args += ["--params-file", str(path)]
         for key, value in self.params.items():
-            value = str(value).lower() if isinstance(value, bool) else value
-            args += ["-p", f"{key}:={value}"]
+            args += ["-p", f"{key}:={_param_text(value)}"]
         for src, dst in self.remaps.items():
             args += ["-r", f"{src}:={dst}"]
         return args
+
+
+def _param_text(value) -> str:
+    """A parameter value as `-p name:=value` text. ROS reads that text as YAML, so strings go single-quoted: "0.15"
+    or "true" would otherwise arrive as a number or a bool."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
 
 
 def resolve(graph: str, arguments: dict[str, str], share: Path | None = None) -> list[ResolvedNode]:

@@ -24,6 +24,9 @@ PARAMS = [
     Param("output_frame", "base_link", "Frame the 3D pose, markers and joint TF are published in."),
     Param("sync_slop_s", 0.06, "Largest stamp difference between keypoints and pose kernel that still pair (s).",
           0.001, 1.0),
+    Param("audio_wait_s", 0.5, "How long a keypoint frame waits for its pose kernel before it counts as unmatched "
+          "(s): a kernel arrives a capture window plus the sound device's latency after the image of the same "
+          "instant (0.15-0.45 s on a robot).", 0.0, 5.0),
     Param("min_joint_confidence", 0.0, "Joints below this confidence are left out of TF and markers.", 0.0, 1.0),
     Param("position_std_m", 0.05, "Position standard deviation of a joint with confidence 1 (covariance scale, m).",
           0.001, 1.0),
@@ -99,7 +102,7 @@ class LifterHandler:
         self.p = p
         self.lookup = lookup
         self.lifter = lifter
-        self.pairer = NearestPairer(self._slop_ns())
+        self.pairer = NearestPairer(self._slop_ns(), self._wait_ns())
         self._camera: tuple[object, int] | None = None   # (CameraInfo.k, arrival time ns)
         self._lock = threading.Lock()
         self.published = 0
@@ -107,10 +110,14 @@ class LifterHandler:
     def _slop_ns(self) -> int:
         return int(self.p.sync_slop_s * 1e9)
 
+    def _wait_ns(self) -> int:
+        return int(max(self.p.audio_wait_s, self.p.sync_slop_s) * 1e9)
+
     def configure(self) -> None:
-        """Parameters changed: the pairing window follows `sync_slop_s` (every other parameter is read per lift)."""
+        """Parameters changed: the pairing window follows `sync_slop_s` and `audio_wait_s` (every other parameter
+        is read per lift)."""
         with self._lock:
-            self.pairer.set_slop(self._slop_ns())
+            self.pairer.set_slop(self._slop_ns(), self._wait_ns())
 
     def reset(self) -> None:
         """Time went back: waiting pairs and the camera model belong to the old timeline."""

@@ -55,8 +55,12 @@ class Health:
         if new:
             self.publish()
         if log:
+            # rclpy fixes a call site's severity at its first call: one call site per severity
             logger = self._node.get_logger()
-            (logger.error if level >= ERROR else logger.warning)(f"[{code}] {text}")
+            if level >= ERROR:
+                logger.error(f"[{code}] {text}")
+            else:
+                logger.warning(f"[{code}] {text}")
 
     def exception(self, code: str, err: BaseException) -> None:
         """An unexpected exception in a stage: ERROR diagnostic, traceback in the log the first time per code."""
