@@ -23,6 +23,7 @@ from av_pose_ros.ros.parameters import Param
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfPublisher, transform_msg
+from av_pose_ros.sim.render import Simulator
 from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
 
 SIM_DEFAULTS = {"backend": "sim", "scenario": "handover", "sim_pose": "handover", "sim_empty_room_s": 2.0}
@@ -43,6 +44,8 @@ class SimNode(AudioIONode):
         self.rig = scene.rig
         self.camera = self.rig.intrinsics.camera_model()
         self.noise = DetectionNoise.from_scenario(scene.camera)
+        # the camera as it really is (the scenario's calibration errors); TF below publishes the nominal rig
+        self.true_base_from_optical = Simulator.true_geometry(scene)[2]
         self.keypoint_pub = self.create_publisher(Keypoints2D, "human/keypoints_2d", SENSOR_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", SENSOR_QOS)
         self.truth_pub = self.create_publisher(HumanPose3D, "sim/ground_truth", RESULT_QOS)
@@ -68,7 +71,8 @@ class SimNode(AudioIONode):
         people = np.zeros((0, 17, 3))
         if truth is not None and truth.joints is not None:
             rng = np.random.default_rng([int(self.p.seed), 7, window.sequence])
-            detections = simulate_detections(truth.joints, self.camera, self.rig.base_from_optical, self.noise, rng)
+            detections = simulate_detections(truth.joints, self.camera, self.true_base_from_optical, self.noise,
+                                             rng)
             people = detections[None]
             self.truth_pub.publish(pose3d_to_msg(Pose3D(stamp, self.p.base_frame, self.p.body_id, truth.joints,
                                                         np.ones(17), source="ground_truth")))

@@ -16,22 +16,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from av_pose_ros.primitives.geometry import matrix_from_quaternion, quaternion_from_matrix
+from av_pose_ros.primitives.geometry import interpolate_rotation
 
 
 class TransformError(LookupError):
     """A transform that cannot be looked up: unknown frame, no common root, or stamp outside the history."""
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
-    dot = float(np.dot(q0, q1))
-    if dot < 0.0:
-        q1, dot = -q1, -dot
-    if dot > 0.9995:
-        q = q0 + t * (q1 - q0)
-        return q / np.linalg.norm(q)
-    theta = np.arccos(dot)
-    return (np.sin((1 - t) * theta) * q0 + np.sin(t * theta) * q1) / np.sin(theta)
 
 
 class _Link:
@@ -70,8 +59,7 @@ class _Link:
         w = (stamp_ns - t0) / (t1 - t0)
         out = np.eye(4)
         out[:3, 3] = (1 - w) * a[:3, 3] + w * b[:3, 3]
-        out[:3, :3] = matrix_from_quaternion(_slerp(quaternion_from_matrix(a[:3, :3]),
-                                                    quaternion_from_matrix(b[:3, :3]), w))
+        out[:3, :3] = interpolate_rotation(a[:3, :3], b[:3, :3], w)
         return out
 
 
