@@ -24,6 +24,7 @@ from av_pose_ros.ros.parameters import declare_parameters
 from av_pose_ros.ros.qos import RESULT_QOS, STATIC_QOS
 from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer
+from av_pose_ros.ros.time_jumps import TimeJumps
 
 
 class HandoverNode(Node):
@@ -37,8 +38,15 @@ class HandoverNode(Node):
         self.info_pub = self.create_publisher(HandoverTarget, "handover/target_info", RESULT_QOS)
         self.state_pub = self.create_publisher(String, "handover/state", STATIC_QOS)
         self.state_pub.publish(String(data=self.tracker.state))
+        self.jumps = TimeJumps(self, self.on_time_jump)
         self.create_subscription(HumanPose3D, "human/pose_3d", self.on_pose, RESULT_QOS)
         self.create_timer(0.1, self.on_timer)
+
+    def on_time_jump(self) -> None:
+        """The clock or the pose stamps went back: tracks, state and TF history belong to the old timeline."""
+        self.tracker.reset()
+        self.tf.clear()
+        self.state_pub.publish(String(data=self.tracker.state))
 
     def on_pose(self, msg: HumanPose3D) -> None:
         try:
@@ -46,6 +54,7 @@ class HandoverNode(Node):
         except MessageError as err:
             self.health.problem("input_pose", str(err))
             return
+        self.jumps.stamp("human/pose_3d", pose.stamp_ns)
         try:
             out = self.tracker.on_pose(pose, self.tf.lookup)
         except StageError as err:
