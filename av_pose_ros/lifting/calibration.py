@@ -1,89 +1,395 @@
-"""Calibrates the lifter's per-joint confidence so it means what consumers read it as: the chance that the joint is
-within `radius_m` of the truth.
+"""Calibrated per-joint confidence and position covariance, and the refusal thresholds, fitted on ``val`` only.
 
-The network's confidence is exp(-spread / scale), spread being the RMS width of the joint's heatmap. Training
-leaves `scale` at a default that ranks joints but is not a probability; this fits `scale` on validation samples
-(minimum Brier score against the indicator "error < radius") and stores it in the model file.
+What consumers read (handover_node: ``min_reach_confidence``, ``max_position_std_m``, its Kalman filter):
 
-    python -m av_pose_ros.lifting.calibration --model models/lifter.pt --scenario config/scenarios/default.yaml
+* **confidence** = the probability that the joint is within ``radius_m`` (0.1 m) of the truth. A logistic model
+  (Platt scaling with a few inputs) of per-joint evidence the lifter has anyway: the heatmap spread, whether the
+  joint has a keypoint (and its detector confidence), its distance from its keypoint ray before snapping, its
+  depth, and the frame's CNN/time-of-flight disagreement (``refusal.Evidence``).
+* **covariance** (m^2, in the pose's frame): a Gaussian elongated along the camera ray through the joint (depth is
+  what sound measures, and what it gets wrong) and round across it (the keypoint fixes direction). Both standard
+  deviations are log-linear in the same inputs (least squares on log |error| per axis), then one scale makes the
+  *1-sigma coverage* on ``val`` what a 3-D Gaussian gives: the share of joints whose Mahalanobis distance is at
+  most ``R1 = 1.88`` (sqrt of the 68.3 % quantile of chi-square with 3 degrees of freedom) is 68.3 %. The
+  *2-sigma coverage* is the share within ``R2 = 2.83`` (95.4 %). These are the definitions every report uses.
+* **flagged frames** (``refusal``): every joint gets the hit rate of flagged ``val`` joints as its confidence and
+  the flagged joints' 68th-percentile errors (along / across) as its standard deviations.
+
+The command fits everything on ``val`` samples, writes it into the model file (``metrics.calibration``, read
+back by ``calibration_of``) and draws a reliability diagram::
+
+    python -m av_pose_ros.lifting.calibration --model models/lifter.pt --num 200 --plot models/lifter_reliability.png
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .features import closest_on_rays, keypoint_rays, valid_keypoints
+from .refusal import RefusalRule, Verdict, fit_rule, gather, judge
 
-def fit_confidence_scale(spreads: np.ndarray, errors: np.ndarray, radius_m: float = 0.1) -> tuple[float, float]:
-    """(scale, Brier score) minimising mean((exp(-spread / scale) - [error < radius])^2) over a log grid."""
-    hit = (np.asarray(errors) < radius_m).astype(float)
-    spreads = np.asarray(spreads, dtype=float)
-    scales = np.geomspace(1e-3, 10.0, 400)
-    brier = [np.mean((np.exp(-spreads / s) - hit) ** 2) for s in scales]
-    best = int(np.argmin(brier))
-    return float(scales[best]), float(brier[best])
+R1 = math.sqrt(3.5267)     # chi2(3) quantile 0.683
+R2 = math.sqrt(8.0249)     # chi2(3) quantile 0.954
+FEATURES = ("bias", "log_spread", "has_keypoint", "keypoint_confidence", "log_depth", "log_ray_gap", "log_tof_gap")
+DEFAULT_FAMILIES = ("default", "far", "close")
 
 
-def collect(model: str, scenario: str, num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmap spreads and errors (m) of every joint on `num` validation samples."""
-    from tqdm import tqdm
+# -- per-joint inputs and the models ------------------------------------------------------------------------------
+def joint_features(keypoints, K, world_from_camera, raw_joints, joints, spread, evidence) -> np.ndarray:
+    """(17, len(FEATURES)) inputs of the confidence and covariance models for one frame."""
+    keypoints = np.asarray(keypoints, float)
+    origin, dirs = keypoint_rays(keypoints, np.asarray(K, float), np.asarray(world_from_camera, float))
+    has = valid_keypoints(keypoints)
+    gap = np.zeros(17)
+    raw = np.asarray(raw_joints, float)
+    if has.any():
+        gap[has] = np.linalg.norm(closest_on_rays(raw[has], origin, dirs[has]) - raw[has], axis=1)
+    depth = np.linalg.norm(np.asarray(joints, float) - origin, axis=1)
+    return np.column_stack([np.ones(17), np.log(np.maximum(spread, 1e-3)), has.astype(float),
+                            np.where(has, np.nan_to_num(keypoints[:, 2]), 0.0), np.log(np.maximum(depth, 0.1)),
+                            np.where(has, np.log(gap + 0.01), 0.0),
+                            np.full(17, np.log(np.nan_to_num(evidence.tof_gap_m, nan=0.0) + 0.01))])
 
+
+def ray_axes(joints, origin) -> np.ndarray:
+    """(17, 3, 3) rotations whose first column is the camera ray through each joint (then two across it)."""
+    u = np.asarray(joints, float) - np.asarray(origin, float)
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
+    helper = np.where(np.abs(u[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
+    v = np.cross(u, helper)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return np.stack([u, v, np.cross(u, v)], axis=2)
+
+
+@dataclass
+class Calibration:
+    """Fitted models (coefficients over ``FEATURES``) and the flagged frames' figures; ``as_dict`` is stored."""
+
+    radius_m: float
+    confidence_coef: list[float]
+    log_std_along_coef: list[float]
+    log_std_across_coef: list[float]
+    flagged_confidence: float
+    flagged_std_along_m: float
+    flagged_std_across_m: float
+    refusal: dict
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+    def apply(self, x: np.ndarray, axes: np.ndarray, flagged: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence (17,), covariance (17, 3, 3) m^2) from features ``x`` and ray ``axes`` of one frame."""
+        if flagged:
+            conf = np.full(len(x), self.flagged_confidence)
+            along, across = np.full(len(x), self.flagged_std_along_m), np.full(len(x), self.flagged_std_across_m)
+        else:
+            conf = 1.0 / (1.0 + np.exp(-np.clip(x @ np.asarray(self.confidence_coef), -30, 30)))
+            along = np.exp(np.clip(x @ np.asarray(self.log_std_along_coef), -8, 2))
+            across = np.exp(np.clip(x @ np.asarray(self.log_std_across_coef), -8, 2))
+        var = np.stack([along**2, across**2, across**2], axis=1)
+        return conf, np.einsum("jab,jb,jcb->jac", axes, var, axes)
+
+
+def calibration_of(info: dict | None) -> dict | None:
+    """The calibration dict stored in a lifter's metadata (``Lifter.info`` or a model file's metadata)."""
+    if not info:
+        return None
+    cal = (info.get("metrics") or {}).get("calibration") or info.get("calibration")
+    return cal if isinstance(cal, dict) and "confidence_coef" in cal else None
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1.0, iterations: int = 50) -> np.ndarray:
+    """Coefficients of P(y=1) = sigmoid(x @ w), Newton's method with a small ridge (bias not penalised; it keeps
+    inputs that never vary, e.g. no joint without a keypoint, from diverging)."""
+    w = np.zeros(x.shape[1])
+    pen = np.full(x.shape[1], float(ridge))
+    pen[0] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
+        grad = x.T @ (p - y) + pen * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(pen + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w
+
+
+def mahalanobis(err: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """(N,) Mahalanobis distances of (N, 3) errors under (N, 3, 3) covariances."""
+    return np.sqrt(np.einsum("na,na->n", err, np.linalg.solve(cov, err[..., None])[..., 0]))
+
+
+def brier(p: np.ndarray, hit: np.ndarray) -> tuple[float, float]:
+    """(Brier score of ``p``, Brier score of always saying the base rate) against the 0/1 outcomes ``hit``."""
+    hit = np.asarray(hit, float)
+    return float(np.mean((p - hit) ** 2)), float(np.mean((hit.mean() - hit) ** 2))
+
+
+# -- per frame (node and evaluation) ----------------------------------------------------------------------------
+@dataclass
+class Assessed:
+    """One frame through the lifter, the refusal rule and the calibration."""
+
+    joints: np.ndarray          # (17, 3) snapped joints
+    raw_joints: np.ndarray      # (17, 3) before snapping
+    confidence: np.ndarray      # (17,) calibrated (P(error < radius)); the network's own when uncalibrated
+    covariance: np.ndarray | None   # (17, 3, 3) m^2 (None when the model carries no calibration)
+    verdict: Verdict
+    features: np.ndarray        # (17, len(FEATURES))
+    axes: np.ndarray            # (17, 3, 3)
+
+
+def assess_outputs(lifter, args: tuple, c: float, grid, raw_joints, joints, spread, network_confidence) -> Assessed:
+    """Refusal verdict, calibrated confidence and covariance of a frame the lifter already ran on (``args`` as
+    given to ``Lifter.predict``, ``grid`` from ``Lifter.prepare``)."""
+    from .refusal import rule_of
+
+    evidence = gather(*args, c, grid_centre=grid.centre, raw_joints=raw_joints, joints=joints, spread=spread)
+    verdict = judge(evidence, rule_of(lifter.info))
+    x = joint_features(args[0], args[1], args[2], raw_joints, joints, spread, evidence)
+    axes = ray_axes(joints, np.asarray(args[2], float)[:3, 3])
+    cal = calibration_of(lifter.info)
+    if cal is None:
+        conf = np.asarray(network_confidence, float)
+        if verdict.flagged:
+            conf = np.minimum(conf, 0.05)
+        return Assessed(joints, raw_joints, conf, None, verdict, x, axes)
+    conf, cov = Calibration.from_dict(cal).apply(x, axes, verdict.flagged)
+    return Assessed(joints, raw_joints, conf, cov, verdict, x, axes)
+
+
+def assess(lifter, keypoints, K, world_from_camera, kernels, speakers, mics, fs, *,
+           speed_of_sound: float = 343.0) -> Assessed:
+    """``Lifter.predict`` plus the refusal rule and the calibration (what lifter_node publishes).
+    Raises ``LiftingInputError`` for unusable inputs."""
+    from .lifter import snap
+
+    args = (keypoints, K, world_from_camera, kernels, speakers, mics, fs)
+    grid, rays, audio = lifter.prepare(*args, speed_of_sound)
+    local, net_conf = lifter.run_network(rays, audio)
+    raw = grid.to_world(local)
+    joints = snap(raw, keypoints, K, world_from_camera) if lifter.snap_to_rays else raw
+    spread = spread_of(lifter, net_conf)
+    return assess_outputs(lifter, args, float(speed_of_sound), grid, raw, joints, spread, net_conf)
+
+
+def spread_of(lifter, network_confidence) -> np.ndarray:
+    """Heatmap spreads (m) back from the network's confidence exp(-spread / confidence_scale_m)."""
+    return -lifter.config.confidence_scale_m * np.log(np.clip(np.asarray(network_confidence, float), 1e-12, 1.0))
+
+
+# -- fitting -------------------------------------------------------------------------------------------------------
+def collect(lifter, family: str, num: int, seed: int, workers: int | None = None) -> dict:
+    """Every frame of ``num`` val samples of ``family`` through the lifter: evidence, features, errors."""
     from . import dataset as ds
+    from .evaluate import family_path
     from .features import LiftingInputError
-    from .lifter import Lifter, snap
+    from .lifter import snap
 
-    lifter = Lifter.load(model)
-    data = ds.generate(scenario, "val", seed, num)
-    spreads, errors = [], []
-    for i in tqdm(range(num), desc="calibrating"):
+    data = ds.generate(family_path(family), "val", seed, num, workers=workers, progress=False)
+    out = {"evidence": [], "x": [], "axes": [], "err": [], "conf": [], "distance": [], "frame": []}
+    for i in range(num):
         s = ds.sample_at(data, i)
         args = (s["keypoints"].astype(float), s["K"].astype(float), s["world_from_camera"].astype(float),
                 s["kernels"], s["speakers"].astype(float), s["mics"].astype(float), float(s["fs"]))
+        c = float(s["c"])
+        if not np.any(s["kernels"]):
+            continue
         try:
-            grid, rays, audio = lifter.prepare(*args, speed_of_sound=float(s["c"]))
+            grid, rays, audio = lifter.prepare(*args, speed_of_sound=c)
         except LiftingInputError:
             continue
-        local, conf = lifter.run_network(rays, audio)
-        joints = grid.to_world(local)
-        if lifter.snap_to_rays:
-            joints = snap(joints, *args[:3])
-        spreads.append(-lifter.config.confidence_scale_m * np.log(np.clip(conf, 1e-12, 1.0)))
-        errors.append(np.linalg.norm(joints - s["joints"], axis=1))
-    return np.concatenate(spreads), np.concatenate(errors)
+        local, net_conf = lifter.run_network(rays, audio)
+        raw = grid.to_world(local)
+        joints = snap(raw, *args[:3]) if lifter.snap_to_rays else raw
+        spread = spread_of(lifter, net_conf)
+        ev = gather(*args, c, grid_centre=grid.centre, raw_joints=raw, joints=joints, spread=spread)
+        out["evidence"].append(ev)
+        out["x"].append(joint_features(*args[:3], raw, joints, spread, ev))
+        out["axes"].append(ray_axes(joints, args[2][:3, 3]))
+        out["err"].append(joints - s["joints"].astype(float))
+        out["conf"].append(net_conf)
+        out["distance"].append(float(s["distance"]))
+        out["frame"].append(i)
+    out["num"] = num
+    return out
 
 
-def write_scale(model: str | Path, scale: float, brier: float, radius_m: float) -> None:
+def fit(runs: dict[str, dict], radius_m: float = 0.1, quantile: float = 0.99, good_mm: float = 100.0,
+        base: RefusalRule | None = None) -> tuple[Calibration, np.ndarray]:
+    """Fit the refusal rule on the frames the lifter gets right (MPJPE <= ``good_mm``), then the calibration on
+    every frame the rule keeps (and the flagged figures on the frames it flags). Returns it and the flags."""
+    evidence = [e for r in runs.values() for e in r["evidence"]]
+    err = np.concatenate([np.stack(r["err"]) for r in runs.values() if r["err"]])          # (F, 17, 3)
+    x = np.concatenate([np.stack(r["x"]) for r in runs.values() if r["x"]])
+    axes = np.concatenate([np.stack(r["axes"]) for r in runs.values() if r["axes"]])
+    norm = np.linalg.norm(err, axis=-1)
+    good = norm.mean(axis=1) <= good_mm / 1000
+    if good.sum() < 10:     # a model that is rarely right: take its better half as the envelope
+        good = norm.mean(axis=1) <= np.median(norm.mean(axis=1))
+    rule = fit_rule(evidence, good, quantile, base)
+    flagged = np.array([judge(e, rule).flagged for e in evidence])
+    keep = ~flagged
+    xk, ek, ak = x[keep].reshape(-1, x.shape[-1]), err[keep].reshape(-1, 3), axes[keep].reshape(-1, 3, 3)
+    hit = (np.linalg.norm(ek, axis=1) < radius_m).astype(float)
+    conf_coef = fit_logistic(xk, hit)
+    local = np.einsum("nab,na->nb", ak, ek)                 # error in (along, across, across) of each joint
+    along = np.linalg.lstsq(xk, np.log(np.abs(local[:, 0]) + 1e-3), rcond=None)[0]
+    across = np.linalg.lstsq(xk, np.log(np.linalg.norm(local[:, 1:], axis=1) / math.sqrt(2) + 1e-3), rcond=None)[0]
+    cal = Calibration(radius_m, conf_coef.tolist(), along.tolist(), across.tolist(), 0.0, 1.0, 1.0,
+                      rule.to_dict())
+    _, cov = cal.apply(xk, ak, False)
+    scale = float(np.quantile(mahalanobis(ek, cov), 0.683) / R1)   # one factor for both axes: coverage 68.3 %
+    along[0] += math.log(scale)
+    across[0] += math.log(scale)
+    cal.log_std_along_coef, cal.log_std_across_coef = along.tolist(), across.tolist()
+    if flagged.any():
+        ef = np.einsum("nab,na->nb", axes[flagged].reshape(-1, 3, 3), err[flagged].reshape(-1, 3))
+        cal.flagged_confidence = float(np.mean(np.linalg.norm(ef, axis=1) < radius_m))
+        cal.flagged_std_along_m = float(np.quantile(np.abs(ef[:, 0]), 0.683))
+        cal.flagged_std_across_m = float(np.quantile(np.linalg.norm(ef[:, 1:], axis=1) / math.sqrt(2), 0.683))
+    return cal, flagged
+
+
+def score(cal: Calibration, x, axes, err, flagged) -> dict:
+    """Brier (and the base rate's), 1- and 2-sigma coverage (module docstring) over every joint of the frames."""
+    conf, cov = zip(*(cal.apply(xi, ai, bool(f)) for xi, ai, f in zip(x, axes, flagged)))
+    conf, cov = np.concatenate(conf), np.concatenate(cov)
+    e = np.asarray(err).reshape(-1, 3)
+    hit = np.linalg.norm(e, axis=1) < cal.radius_m
+    b, base = brier(conf, hit)
+    d = mahalanobis(e, cov)
+    return {"brier": b, "brier_base_rate": base, "hit_rate": float(hit.mean()), "mean_confidence":
+            float(conf.mean()), "coverage_1sigma": float(np.mean(d <= R1)), "coverage_2sigma": float(np.mean(d <= R2)),
+            "joints": int(len(e))}
+
+
+def reliability_plot(conf: np.ndarray, hit: np.ndarray, path: str, title: str) -> None:
+    """Reliability diagram: observed share of joints within the radius per confidence bin, with counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges = np.linspace(0, 1, 11)
+    idx = np.clip(np.digitize(conf, edges) - 1, 0, 9)
+    centres, observed, counts = [], [], []
+    for b in range(10):
+        sel = idx == b
+        if sel.any():
+            centres.append(conf[sel].mean())
+            observed.append(hit[sel].mean())
+            counts.append(int(sel.sum()))
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(5.5, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    ax.plot(centres, observed, "o-", color="tab:blue", label="lifter")
+    ax.set_ylabel("observed share of joints within radius")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    bx.bar(edges[:-1] + 0.05, np.bincount(idx, minlength=10), width=0.09, color="tab:gray")
+    bx.set_yscale("log")
+    bx.set_xlabel("calibrated confidence")
+    bx.set_ylabel("joints")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_calibration(model: str | Path, cal: Calibration, report: dict) -> None:
+    """Store the calibration in the model file's metadata (legacy lifter files: ``metrics.calibration``; files of
+    ``primitives.model_files``: ``metadata.calibration``), atomically."""
     import torch
 
     payload = torch.load(model, map_location="cpu", weights_only=True)
-    payload["config"]["confidence_scale_m"] = scale
-    payload.setdefault("metrics", {})["confidence_calibration"] = {"radius_m": radius_m, "brier": brier,
-                                                                   "scale_m": scale}
-    torch.save(payload, model)
+    entry = {**cal.as_dict(), "report": report}
+    if "metadata" in payload and isinstance(payload["metadata"], dict):
+        payload["metadata"]["calibration"] = entry
+    else:
+        payload.setdefault("metrics", {})["calibration"] = entry
+    tmp = Path(str(model) + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, model)
+
+
+def family_report(run: dict, flagged: np.ndarray, max_range_m: float = 4.2) -> dict:
+    norm = np.linalg.norm(np.stack(run["err"]), axis=-1) if run["err"] else np.zeros((0, 17))
+    keep = ~flagged
+    dist = np.asarray(run["distance"])
+    beyond = dist > max_range_m
+    refused = run["num"] - len(run["err"])
+    return {"frames": run["num"], "not_lifted": int(refused),
+            "flagged_fraction": float((flagged.sum() + refused) / max(run["num"], 1)),
+            "mpjpe_mm": float(1000 * norm.mean()) if len(norm) else float("nan"),
+            "mpjpe_unflagged_mm": float(1000 * norm[keep].mean()) if keep.any() else float("nan"),
+            "beyond_range_frames": int(beyond.sum()),
+            "beyond_range_flagged": float(flagged[beyond].mean()) if beyond.any() else float("nan")}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/lifter.pt")
-    parser.add_argument("--scenario", default="config/scenarios/default.yaml")
-    parser.add_argument("--num", type=int, default=200, help="validation samples (default 200)")
+    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES),
+                        help="evaluation families whose val samples are used (default: default far close)")
+    parser.add_argument("--num", type=int, default=200, help="val samples per family (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--radius-m", type=float, default=0.1, help="a joint counts as right within this (m)")
+    parser.add_argument("--quantile", type=float, default=0.99,
+                        help="share of the right frames each refusal check keeps (default 0.99)")
+    parser.add_argument("--workers", type=int, default=1, help="simulation processes for missing val samples")
+    parser.add_argument("--plot", default="models/lifter_reliability.png", help="reliability diagram PNG")
+    parser.add_argument("--dry-run", action="store_true", help="print, do not write the model file")
     args = parser.parse_args(argv)
-    spreads, errors = collect(args.model, args.scenario, args.num, args.seed)
-    scale, brier = fit_confidence_scale(spreads, errors, args.radius_m)
-    confidence = np.exp(-spreads / scale)
-    print(f"scale {scale:.4f} m, Brier {brier:.4f}; mean confidence {confidence.mean():.3f} vs share of joints "
-          f"within {args.radius_m * 100:.0f} cm {np.mean(errors < args.radius_m):.3f}")
-    for lo, hi in ((0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.01)):
-        sel = (confidence >= lo) & (confidence < hi)
-        if sel.any():
-            print(f"  confidence {lo:.2f}-{min(hi, 1):.2f}: {sel.sum():5d} joints, "
-                  f"{np.mean(errors[sel] < args.radius_m):.2f} within {args.radius_m * 100:.0f} cm")
-    write_scale(args.model, scale, brier, args.radius_m)
-    print(f"wrote confidence_scale_m={scale:.4f} into {args.model}")
+    import torch
+
+    from .lifter import Lifter
+
+    torch.set_num_threads(1)
+    lifter = Lifter.load(args.model, threads=1)
+    runs = {f: collect(lifter, f, args.num, args.seed, args.workers) for f in args.families}
+    cal, flagged = fit(runs, args.radius_m, args.quantile)
+    report, start = {"families": {}}, 0
+    for name, run in runs.items():
+        n = len(run["err"])
+        report["families"][name] = family_report(run, flagged[start:start + n])
+        start += n
+    x = np.concatenate([np.stack(r["x"]) for r in runs.values()])
+    axes = np.concatenate([np.stack(r["axes"]) for r in runs.values()])
+    err = np.concatenate([np.stack(r["err"]) for r in runs.values()])
+    report["val"] = score(cal, x, axes, err, flagged)
+    report["val_unflagged"] = score(cal, x[~flagged], axes[~flagged], err[~flagged], flagged[~flagged])
+    report.update(num=args.num, seed=args.seed, quantile=args.quantile, split="val")
+    print(f"refusal rule (val, quantile {args.quantile}): {cal.refusal}")
+    for name, r in report["families"].items():
+        print(f"  {name:10s} flagged {r['flagged_fraction']:.2f}  MPJPE {r['mpjpe_mm']:.1f} -> unflagged "
+              f"{r['mpjpe_unflagged_mm']:.1f} mm; beyond range {r['beyond_range_frames']} frames, flagged "
+              f"{r['beyond_range_flagged']:.2f}")
+    for key in ("val", "val_unflagged"):
+        v = report[key]
+        print(f"  {key}: Brier {v['brier']:.4f} (base rate {v['brier_base_rate']:.4f}); mean confidence "
+              f"{v['mean_confidence']:.3f} vs hit rate {v['hit_rate']:.3f}; coverage 1-sigma "
+              f"{v['coverage_1sigma']:.3f}, 2-sigma {v['coverage_2sigma']:.3f} ({v['joints']} joints)")
+    conf = np.concatenate([cal.apply(xi, ai, bool(f))[0] for xi, ai, f in zip(x, axes, flagged)])
+    hit = np.linalg.norm(err.reshape(-1, 3), axis=1) < args.radius_m
+    if args.plot:
+        reliability_plot(conf, hit.astype(float), args.plot,
+                         f"lifter confidence on val ({', '.join(args.families)}; {args.num} samples each)\n"
+                         f"Brier {report['val']['brier']:.3f} vs base rate {report['val']['brier_base_rate']:.3f}")
+        print(f"reliability diagram written to {args.plot}")
+    if not args.dry_run:
+        write_calibration(args.model, cal, report)
+        print(f"calibration written into {args.model}")
     return 0
 
 

@@ -1,0 +1,92 @@
+"""The refusal rule: the kernel window's reach, each check on evidence built from geometry, fitted thresholds."""
+
+import math
+
+import numpy as np
+
+from av_pose_ros.lifting.features import BODY_HALF_DEPTH_M
+from av_pose_ros.lifting.refusal import Evidence, RefusalRule, fit_rule, gather, judge, measurable_range_m
+from av_pose_ros.primitives.geometry import apply_transform, invert_transform
+from av_pose_ros.sim.body import body_joints, facing_yaw, place_in_world
+from av_pose_ros.sim.rig import load_rig
+
+FS, C = 48000, 343.0
+
+
+def _evidence(**kw) -> Evidence:
+    base = dict(keypoints=15, range_m=2.5, measurable_m=4.2, stature_m=1.7, tof_gap_m=0.1, ray_gap_m=0.05,
+                spread_m=0.5)
+    return Evidence(**{**base, **kw})
+
+
+def test_measurable_range_is_half_the_window_for_a_colocated_pair():
+    here = np.zeros((1, 3))
+    r = measurable_range_m(np.zeros(3), np.array([1.0, 0, 0]), here, here, 1200, FS, C)
+    assert abs(r - 1200 / FS * C / 2) < 0.011
+    # a pair 1 m apart loses reach: the bistatic path to a point straight ahead is longer
+    apart = measurable_range_m(np.zeros(3), np.array([1.0, 0, 0]), np.array([[0, 0.5, 0]]),
+                               np.array([[0, -0.5, 0]]), 1200, FS, C)
+    assert abs(apart - math.sqrt((1200 / FS * C / 2) ** 2 - 0.25)) < 0.011
+
+
+def test_each_check_flags_only_its_own_failure():
+    rule = RefusalRule(max_tof_gap_m=0.3, max_ray_gap_m=0.1, max_spread_m=0.7)
+    assert not judge(_evidence(), rule).flagged
+    cases = {"keypoints": dict(keypoints=3), "range": dict(range_m=4.1), "scale": dict(stature_m=0.3),
+             "tof": dict(tof_gap_m=0.5), "rays": dict(ray_gap_m=0.2), "spread": dict(spread_m=0.9)}
+    for reason, kw in cases.items():
+        verdict = judge(_evidence(**kw), rule)
+        assert verdict.flagged and verdict.reasons == (reason,), (reason, verdict.reasons)
+        assert verdict.message()
+    # a check that cannot be made (no vision range) fails nothing; inf thresholds disable a check
+    assert not judge(_evidence(stature_m=float("nan")), rule).flagged
+    assert not judge(_evidence(tof_gap_m=5.0), RefusalRule()).flagged
+
+
+def test_rule_round_trips_through_plain_data():
+    rule = RefusalRule(min_keypoints=5, max_tof_gap_m=0.25)
+    back = RefusalRule.from_dict(rule.to_dict())
+    assert back == rule and math.isinf(back.max_spread_m)
+    assert RefusalRule.from_dict(None) == RefusalRule()
+
+
+def test_fitted_thresholds_keep_the_good_frames_and_flag_the_outliers():
+    rng = np.random.default_rng(0)
+    good = [_evidence(tof_gap_m=abs(rng.normal(0, 0.1)), ray_gap_m=abs(rng.normal(0, 0.03)),
+                      stature_m=rng.uniform(1.0, 2.0), spread_m=rng.uniform(0.4, 0.6)) for _ in range(400)]
+    bad = [_evidence(tof_gap_m=1.0), _evidence(ray_gap_m=0.4), _evidence(stature_m=0.3)]
+    rule = fit_rule(good + bad, np.r_[np.ones(400, bool), np.zeros(3, bool)], quantile=0.99)
+    kept = np.mean([not judge(e, rule).flagged for e in good])
+    assert 0.93 <= kept < 1.0, kept
+    assert all(judge(e, rule).flagged for e in bad)
+    assert 0.95 < rule.min_stature_m < 1.1 and 1.9 < rule.max_stature_m < 2.05
+
+
+def test_evidence_of_a_person_seen_and_heard_in_the_same_place():
+    """A 1.7 m person at 2.5 m whose coarse echo is at their torso implies a 1.7 m person; the same keypoints with
+    the echo at 0.6 m (noise near the rig, what a person beyond the window leaves) imply an impossible one."""
+    rig = load_rig("default")
+    speakers, mics = rig.pair_positions("base_link")
+    cam_xy = rig.base_from_camera_link[:2, 3]
+    position = (2.5, 0.2)
+    joints = place_in_world(body_joints(1.7, "standing"), position, facing_yaw(position, cam_xy))
+    camera = rig.intrinsics.camera_model()
+    uv = camera.project_ideal(apply_transform(invert_transform(rig.base_from_optical), joints))
+    keypoints = np.column_stack([uv, np.ones(17)])
+    origin = rig.base_from_optical[:3, 3]
+    kernels = np.random.default_rng(1).uniform(0, 1, (len(speakers), 1200)).astype(np.float32)
+    torso = 0.5 * (joints[5] + joints[12])
+    central = (torso - origin) / np.linalg.norm(torso - origin)
+    args = (keypoints, camera.K, rig.base_from_optical, kernels, speakers, mics, FS, C)
+    spread = np.full(17, 0.5)
+    for echo_m, expect in ((np.linalg.norm(torso - origin) - 0.1, False), (0.6, True)):
+        ev = gather(*args, grid_centre=origin + (echo_m + BODY_HALF_DEPTH_M) * central, raw_joints=joints,
+                    joints=joints, spread=spread)
+        assert ev.keypoints == 17 and ev.ray_gap_m < 1e-6 and abs(ev.spread_m - 0.5) < 1e-9
+        assert 4.0 < ev.measurable_m < 4.3
+        verdict = judge(ev, RefusalRule())
+        assert verdict.flagged == expect, (echo_m, ev)
+        if expect:
+            assert verdict.reasons == ("scale",) and ev.stature_m < 0.6
+        else:
+            assert abs(ev.stature_m - 1.7) < 0.25
