@@ -1,6 +1,7 @@
 """The refusal rule: the kernel window's reach, each check on evidence built from geometry, fitted thresholds."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -90,3 +91,49 @@ def test_evidence_of_a_person_seen_and_heard_in_the_same_place():
             assert verdict.reasons == ("scale",) and ev.stature_m < 0.6
         else:
             assert abs(ev.stature_m - 1.7) < 0.25
+
+
+def test_lifter_handler_publishes_a_flagged_frame_marked(tmp_path):
+    """Through `LifterHandler.lift` (what lifter_node and reprocess run): a model whose stored rule cannot be met
+    publishes the pose as "cnn_flagged" with the flagged confidence and covariance; a passable rule gives "cnn" and
+    the calibrated figures."""
+    import shutil
+    from types import SimpleNamespace
+
+    from av_pose_ros.lifting import Lifter
+    from av_pose_ros.lifting.calibration import FEATURES, Calibration, write_calibration
+    from av_pose_ros.lifting.dataset import simulate_sample
+    from av_pose_ros.pipeline.lifter import PARAMS, LifterHandler
+    from av_pose_ros.primitives.skeleton import COCO17_JOINTS
+    from av_pose_ros.sim.render import Simulator
+    from av_pose_ros.sim.scenario import load_scenario
+
+    s = simulate_sample(load_scenario("default"), Simulator(), "test", 777, 0)
+    frames = {"cam": s["world_from_camera"].astype(float)}
+    for k, (spk, mic) in enumerate(zip(s["speakers"], s["mics"])):
+        frames[f"spk{k}"], frames[f"mic{k}"] = np.eye(4), np.eye(4)
+        frames[f"spk{k}"][:3, 3], frames[f"mic{k}"][:3, 3] = spk, mic
+    kp = SimpleNamespace(stamp_ns=10**9, undistorted=True, keypoints=s["keypoints"][None].astype(float),
+                         frame_id="cam", body_ids=["p0"], joint_names=list(COCO17_JOINTS))
+    kernels = SimpleNamespace(stamp_ns=10**9, kernels=s["kernels"], sample_rate=int(s["fs"]),
+                              speaker_frames=[f"spk{k}" for k in range(len(s["speakers"]))],
+                              mic_frames=[f"mic{k}" for k in range(len(s["mics"]))], speed_of_sound=float(s["c"]))
+    p = SimpleNamespace(**{q.name: q.default for q in PARAMS})
+    zero = [0.0] * len(FEATURES)
+    for min_keypoints, source in ((99, "cnn_flagged"), (1, "cnn")):
+        model = tmp_path / f"lifter{min_keypoints}.pt"
+        shutil.copy(Path(__file__).resolve().parent.parent / "models" / "lifter.pt", model)
+        rule = RefusalRule(min_keypoints=min_keypoints, range_margin_m=-99.0, min_stature_m=0.0,
+                           max_stature_m=99.0)
+        write_calibration(model, Calibration(0.1, [2.0] + zero[1:], [math.log(0.05)] + zero[1:],
+                                             [math.log(0.01)] + zero[1:], 0.03, 0.7, 0.2, rule.to_dict()), {})
+        handler = LifterHandler(p, lambda target, src, stamp, wait: frames[src], Lifter.load(model))
+        handler.on_camera_info(s["K"].reshape(-1).tolist(), now_ns=10**9)
+        pose = handler.lift(kp, kernels, now_ns=10**9)
+        assert pose.source == source and pose.flagged == (source == "cnn_flagged")
+        std = np.sqrt(np.linalg.eigvalsh(pose.covariance[0]))
+        if pose.flagged:
+            assert pose.flag_reasons == ("keypoints",) and "usable keypoints" in pose.flag_message
+            assert np.allclose(pose.confidence, 0.03) and np.allclose(std, [0.2, 0.2, 0.7])
+        else:
+            assert np.allclose(pose.confidence, 1 / (1 + math.exp(-2.0))) and np.allclose(std, [0.01, 0.01, 0.05])

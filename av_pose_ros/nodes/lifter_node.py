@@ -8,7 +8,11 @@ stamp, expressed in `output_frame`. Publishes `human/pose_3d` (stamp = image acq
 (MarkerArray, joints coloured by confidence) and TF frames `body_<id>` (mid-hip) and `<joint>_<id>` (REP-155) under
 `output_frame`. Lifting runs in its own thread on the newest pair only: when it falls behind, older pairs are
 dropped (counted in diagnostics), never queued; it waits up to `tf_timeout_s` for transforms at the keypoints'
-stamp. Without audio it publishes nothing metric and says so. Parameters are live except the model, its device and
+stamp. Without audio it publishes nothing metric and says so. A frame outside what the lifter can measure (the
+refusal rule of `av_pose_ros.lifting.refusal`, the one `eval-lifter` applies: beyond the kernel window's range,
+audio and vision disagreeing, too few keypoints, ...) is still published but marked: `source` "cnn_flagged", low
+calibrated confidence, wide covariance, a WARN diagnostic `outside_measurable` naming the failed checks and a
+throttled log line; it clears on the next frame that passes. Parameters are live except the model, its device and
 threads (read-only). When time goes back (a looped bag, a restarted simulator) pairing, the camera model and the TF
 buffer start over. The per-message work is `av_pose_ros.pipeline.lifter.LifterHandler`, which `av-pose reprocess`
 runs too.
@@ -45,6 +49,7 @@ class LifterNode(Node):
         self.tf = TfBuffer(self)
         self.tf_out = TfPublisher(self)
         self.handler = LifterHandler(self.p, self.tf.lookup, self._load_lifter())
+        self.flagged = 0     # poses published flagged (outside what the lifter can measure)
         self.jumps = TimeJumps(self, self.on_time_jump)
         self.pose_pub = self.create_publisher(HumanPose3D, "human/pose_3d", RESULT_QOS)
         self.marker_pub = self.create_publisher(MarkerArray, "human/markers", RESULT_QOS)
@@ -117,12 +122,18 @@ class LifterNode(Node):
         self.health.clear("tf", "no_camera_info")
         if pose is None:
             return
+        if pose.flagged:
+            self.flagged += 1
+            self.health.problem("outside_measurable", f"pose published flagged ({', '.join(pose.flag_reasons)}): "
+                                                      f"{pose.flag_message}")
+        else:
+            self.health.clear("outside_measurable")
         pose_msg, markers, transforms = pose_messages(pose, self.p.min_joint_confidence, self.p.publish_tf)
         self.pose_pub.publish(pose_msg)
         self.marker_pub.publish(markers)
         if transforms:
             self.tf_out.send(transforms)
-        self.health.good(published=self.handler.published, dropped_pairs=self.worker.dropped,
+        self.health.good(published=self.handler.published, dropped_pairs=self.worker.dropped, flagged=self.flagged,
                          mean_confidence=f"{float(pose.confidence.mean()):.2f}")
 
     def destroy_node(self) -> None:

@@ -4,7 +4,14 @@
 camera matrix and when it arrived, and lifts one pair at a time. lifter_node and `av-pose reprocess` call the same
 methods; the node lifts only the newest ready pair on its worker thread, reprocess every pair. Time comes in as
 `now_ns` from the driver (the node's clock at arrival; in a bag, the time the message was recorded), so camera-info
-freshness is judged the same way in both."""
+freshness is judged the same way in both.
+
+Every lift goes through the lifter's refusal rule and calibration (`av_pose_ros.lifting.calibration.assess`, the
+rule `eval-lifter` applies): confidence is the calibrated chance that a joint is within 10 cm, covariance the
+calibrated ray-aligned Gaussian (m^2, in `output_frame`). A frame outside what the lifter can measure (range, audio
+and vision disagreeing, too few keypoints, ...) is still published, *marked*: `source` "cnn_flagged", every joint
+at the flagged frames' low confidence and wide covariance, and `PoseOutput.flag_reasons` say why (the node turns
+them into a diagnostic and a throttled log line)."""
 
 from __future__ import annotations
 
@@ -28,8 +35,8 @@ PARAMS = [
           "(s): a kernel arrives a capture window plus the sound device's latency after the image of the same "
           "instant (0.15-0.45 s on a robot).", 0.0, 5.0),
     Param("min_joint_confidence", 0.0, "Joints below this confidence are left out of TF and markers.", 0.0, 1.0),
-    Param("position_std_m", 0.05, "Position standard deviation of a joint with confidence 1 (covariance scale, m).",
-          0.001, 1.0),
+    Param("position_std_m", 0.05, "Only for a model without a stored calibration: position standard deviation of a "
+          "joint with confidence 1 (m; the covariance is this / confidence, round).", 0.001, 1.0),
     Param("publish_tf", True, "Publish REP-155 body and joint frames."),
     Param("camera_info_timeout_s", 5.0, "Camera info older than this counts as missing (s).", 0.0, 3600.0),
     Param("tf_timeout_s", 0.05, "How long a lift waits for a transform at the keypoints' stamp (s; on the lifting "
@@ -68,13 +75,22 @@ class PoseOutput:
     joints: np.ndarray
     confidence: np.ndarray
     covariance: np.ndarray
-    source: str = "cnn"
+    source: str = "cnn"                  # "cnn_flagged": outside what the lifter can measure (flag_reasons)
     joint_names: list[str] = field(default_factory=lambda: list(COCO17_JOINTS))
+    flag_reasons: tuple[str, ...] = ()   # failed refusal checks (av_pose_ros.lifting.refusal.CHECKS)
+    flag_message: str = ""               # the evidence behind them, for the diagnostic
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flag_reasons)
 
 
 def lift_pose(lifter, kp, kernels, K: np.ndarray, lookup: Lookup, output_frame: str, position_std_m: float):
-    """Metric joints of the first person of `kp` with `kernels`: (joints (17, 3), confidence (17,),
-    covariance (17, 3, 3)) in `output_frame`. StageError with the diagnostic code when it cannot."""
+    """Metric joints of the first person of `kp` with `kernels`, through the refusal rule and the calibration:
+    `lifting.calibration.Assessed` (joints (17, 3), confidence (17,), covariance (17, 3, 3) m^2 in
+    `output_frame`, verdict). StageError with the diagnostic code when it cannot lift at all."""
+    from av_pose_ros.lifting.calibration import assess  # deferred: torch import
+
     try:
         world_from_camera = lookup(output_frame, kp.frame_id, kp.stamp_ns)
         speakers = np.array([lookup(output_frame, f, kernels.stamp_ns)[:3, 3] for f in kernels.speaker_frames])
@@ -82,15 +98,16 @@ def lift_pose(lifter, kp, kernels, K: np.ndarray, lookup: Lookup, output_frame: 
     except LookupError as err:
         raise StageError("tf", str(err)) from err
     try:
-        joints, confidence = lifter.predict(kp.keypoints[0], K, world_from_camera, kernels.kernels, speakers, mics,
-                                            kernels.sample_rate, speed_of_sound=kernels.speed_of_sound)
+        out = assess(lifter, kp.keypoints[0], K, world_from_camera, kernels.kernels, speakers, mics,
+                     kernels.sample_rate, speed_of_sound=kernels.speed_of_sound)
     except ValueError as err:
         raise StageError("input_lifting", str(err)) from err
-    if not np.all(np.isfinite(joints)):
+    if not np.all(np.isfinite(out.joints)):
         raise StageError("lifting", "the lifter returned non-finite joints; not published")
-    std = position_std_m / np.maximum(confidence, 0.05)
-    covariance = np.eye(3)[None] * (std**2)[:, None, None]
-    return joints, confidence, covariance
+    if out.covariance is None:       # a model without calibration: the old round covariance from the confidence
+        std = position_std_m / np.maximum(out.confidence, 0.05)
+        out.covariance = np.eye(3)[None] * (std**2)[:, None, None]
+    return out
 
 
 class LifterHandler:
@@ -184,8 +201,10 @@ class LifterHandler:
             return None
         p = self.p
         wait = p.tf_timeout_s if timeout_s is None else timeout_s
-        joints, confidence, covariance = lift_pose(self.lifter, kp, kernels, K,
-                                                   lambda t, s, stamp: self.lookup(t, s, stamp, wait),
-                                                   p.output_frame, p.position_std_m)
+        out = lift_pose(self.lifter, kp, kernels, K, lambda t, s, stamp: self.lookup(t, s, stamp, wait),
+                        p.output_frame, p.position_std_m)
         self.published += 1
-        return PoseOutput(kp.stamp_ns, p.output_frame, kp.body_ids[0], joints, confidence, covariance)
+        v = out.verdict
+        return PoseOutput(kp.stamp_ns, p.output_frame, kp.body_ids[0], out.joints, out.confidence, out.covariance,
+                          source="cnn_flagged" if v.flagged else "cnn", flag_reasons=v.reasons,
+                          flag_message=v.message() if v.flagged else "")
