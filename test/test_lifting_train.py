@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from av_pose_ros.lifting.train import LifterTrainConfig, train_lifter
 
@@ -20,11 +21,22 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("lifting_cache")
 
 
-def test_tiny_model_validation_error_falls(cache, tmp_path):
+@pytest.fixture(scope="module")
+def plain_world(tmp_path_factory):
+    """The default scenario without body-wall paths and shadowing: a trainer check, not a physics one, that a
+    few minutes of CPU can pass (the full world needs far more data than a test can afford)."""
+    data = yaml.safe_load((REPO / "config" / "scenarios" / "default.yaml").read_text())
+    data["room"].update(body_wall_paths=False, body_shadowing=False)
+    path = tmp_path_factory.mktemp("scenarios") / "plain.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_tiny_model_validation_error_falls(cache, plain_world, tmp_path):
     torch.set_num_threads(2)
-    summary = train_lifter(LifterTrainConfig(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5,
-                                             batch_size=8, lr=3e-3, seed=0, net_config=TINY, cache_root=cache,
-                                             gen_workers=2, progress=False), log=lambda *a: None)
+    common = dict(scenario=plain_world, out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5,
+                  batch_size=8, seed=0, net_config=TINY, cache_root=cache, gen_workers=2, progress=False)
+    summary = train_lifter(LifterTrainConfig(**common, lr=3e-3), log=lambda *a: None)
     start = summary["history"][0]["val_mpjpe_mm"]
     best = summary["best_val_mpjpe_mm"]
     print("validation MPJPE", [round(h["val_mpjpe_mm"]) for h in summary["history"]])
@@ -32,18 +44,16 @@ def test_tiny_model_validation_error_falls(cache, tmp_path):
     payload = torch.load(tmp_path / "tiny.pt", weights_only=True)
     assert payload["format"] == "av_pose_ros.lifter" and payload["config"]["grid_n"] == 16
     # resuming a finished run continues from the checkpoint and does not start over
-    again = train_lifter(LifterTrainConfig(out=tmp_path / "tiny.pt", num_train=120, num_val=24, epochs=5,
-                                           batch_size=8, seed=0, net_config=TINY, cache_root=cache, gen_workers=2,
-                                           progress=False, resume=True), log=lambda *a: None)
+    again = train_lifter(LifterTrainConfig(**common, resume=True), log=lambda *a: None)
     assert len(again["history"]) == len(summary["history"])
     # fine-tuning on two scenarios starts from the trained weights, not from scratch
-    tuned = train_lifter(LifterTrainConfig(scenario=["default", "offers"], out=tmp_path / "tuned.pt",
+    tuned = train_lifter(LifterTrainConfig(scenario=[plain_world, "offers"], out=tmp_path / "tuned.pt",
                                            num_train=[120, 24], num_val=[24, 8], epochs=1, batch_size=8, lr=1e-3,
                                            seed=0, init=tmp_path / "tiny.pt", cache_root=cache, gen_workers=2,
                                            progress=False), log=lambda *a: None)
     assert tuned["history"][0]["val_mpjpe_mm"] < 0.8 * start
     info = torch.load(tmp_path / "tuned.pt", weights_only=True)["train"]
-    assert info["scenario"] == ["default", "offers"] and info["num_train"] == [120, 24]
+    assert info["scenario"] == [plain_world, "offers"] and info["num_train"] == [120, 24]
 
 
 def test_vision_only_model_trains_without_sound(cache, tmp_path):
