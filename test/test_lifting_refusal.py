@@ -137,3 +137,30 @@ def test_lifter_handler_publishes_a_flagged_frame_marked(tmp_path):
             assert np.allclose(pose.confidence, 0.03) and np.allclose(std, [0.2, 0.2, 0.7])
         else:
             assert np.allclose(pose.confidence, 1 / (1 + math.exp(-2.0))) and np.allclose(std, [0.01, 0.01, 0.05])
+
+
+def test_eval_lifter_applies_the_stored_rule_and_reports_calibration(tmp_path):
+    """eval-lifter's CNN row uses the model's stored rule (here one no frame passes) and reports the calibration,
+    the checks that fired and the beyond-range share."""
+    import json
+    import shutil
+
+    from av_pose_ros.lifting import Lifter
+    from av_pose_ros.lifting.calibration import FEATURES, Calibration, write_calibration
+    from av_pose_ros.lifting.evaluate import evaluate
+
+    model = tmp_path / "lifter.pt"
+    shutil.copy(Path(__file__).resolve().parent.parent / "models" / "lifter.pt", model)
+    zero = [0.0] * len(FEATURES)
+    write_calibration(model, Calibration(0.1, zero, [math.log(0.05)] + zero[1:], [math.log(0.01)] + zero[1:], 0.03,
+                                         0.7, 0.2, RefusalRule(min_keypoints=99).to_dict()), {})
+    s = evaluate("default", 2, 0, workers=1, progress=False, lifter=Lifter.load(model), vision_model=None)["summary"]
+    cnn = s["methods"]["cnn"]
+    assert cnn["flagged_fraction"] == 1.0 and math.isnan(cnn["mpjpe_unflagged_mm"])
+    assert cnn["failures"] == 2 and set(cnn["beyond_range"]) == {"frames", "flagged_fraction"}
+    if "calibration" in cnn:         # some frame was lifted (then refused by the rule)
+        assert cnn["refusal_reasons"]["keypoints"] >= 1
+        cal = cnn["calibration"]
+        assert 0 <= cal["brier"] <= 1 and 0 <= cal["coverage_1sigma"] <= cal["coverage_2sigma"] <= 1
+        assert abs(cal["mean_confidence"] - 0.03) < 1e-6          # every frame flagged: the flagged confidence
+    json.dumps(s)

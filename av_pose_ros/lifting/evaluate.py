@@ -14,8 +14,14 @@ are used. Decisions (architecture, hyper-parameters, checkpoints, calibration, t
 
 A frame a method cannot lift (too few keypoints; no kernel for the audio methods) is *flagged*: it still counts in
 the errors, with every joint at the box-centre ray at 2.5 m (a deliberately poor guess), so refusals raise the
-errors instead of vanishing from them; ``flagged_fraction`` and the errors over the unflagged frames
-(``mpjpe_unflagged_mm``, ``wrist_unflagged_mm``) are reported beside them.
+errors instead of vanishing from them. The CNN's frames are also flagged when its refusal rule (``refusal``,
+thresholds stored in the model by ``calibration``; the rule lifter_node applies) puts them outside what it can
+measure; they keep the CNN's pose in the errors. ``flagged_fraction`` and the errors over the unflagged frames
+(``mpjpe_unflagged_mm``, ``wrist_unflagged_mm``) are reported beside them. ``methods.cnn`` also reports its
+calibration on these frames (``calibration``: Brier score of the confidence against "joint error < 0.1 m" and the
+base rate's, 1- and 2-sigma coverage of the covariance as defined in ``calibration``), the refusal checks that
+fired (``refusal_reasons``) and ``beyond_range`` (frames whose person stands beyond the kernel window's reach,
+and the share of them flagged).
 
 ``--suite`` runs every family of ``FAMILIES`` (one scenario file each, ``config/scenarios/``), each on its own
 frames with every method, and prints one table, a bar chart and ``{"families": {name: summary}}``.
@@ -32,6 +38,7 @@ from av_pose_ros.primitives.skeleton import BONE_INDICES, LEFT_HIP, LEFT_WRIST, 
 
 from . import dataset as ds
 from .baselines import tof, vision_only
+from .calibration import R1, R2, assess_outputs, brier, mahalanobis, spread_of
 from .features import LiftingInputError, audio_encoding, box_centre_ray
 from .lifter import snap
 
@@ -96,11 +103,13 @@ def _cnn_family(lifter, s: dict, other_kernels: np.ndarray) -> dict:
     grid, rays, audio = lifter.prepare(*args, speed_of_sound=c)
 
     def run(a):
-        raw = grid.to_world(lifter.run_network(rays, a)[0])
-        return raw, (snap(raw, *args[:3]) if lifter.snap_to_rays else raw)
+        local, conf = lifter.run_network(rays, a)
+        raw = grid.to_world(local)
+        return raw, (snap(raw, *args[:3]) if lifter.snap_to_rays else raw), conf
 
-    raw, cnn = run(audio)
-    out = {"cnn": cnn, "cnn_no_snap": raw, "_seconds": time.perf_counter() - t0}
+    raw, cnn, conf = run(audio)
+    assessed = assess_outputs(lifter, args, c, grid, raw, cnn, spread_of(lifter, conf), conf)   # as the node does
+    out = {"cnn": cnn, "cnn_no_snap": raw, "_seconds": time.perf_counter() - t0, "_assessed": assessed}
     shuffled = audio_encoding(grid, other_kernels, args[4], args[5], args[6], c)
     out["audio_shuffled"] = run(shuffled)[1]
     out["audio_zero"] = run(np.zeros_like(audio))[1]
@@ -120,8 +129,9 @@ def _vision_learned(vision_lifter, s: dict) -> np.ndarray:
     return snap(raw, *args[:3]) if vision_lifter.snap_to_rays else raw
 
 
-def _predict_frame(s: dict, other_kernels, lifter, vision_lifter) -> tuple[dict, dict]:
-    """{name: (17, 3) joints or None (refused)} and {method: seconds} for one frame, every method."""
+def _predict_frame(s: dict, other_kernels, lifter, vision_lifter) -> tuple[dict, dict, object]:
+    """{name: (17, 3) joints or None (refused)}, {method: seconds} and the CNN's ``calibration.Assessed`` (None
+    when it could not lift) for one frame, every method."""
     args, c = _args(s), float(s["c"])
     preds, times = {}, {}
     t0 = time.perf_counter()
@@ -130,6 +140,7 @@ def _predict_frame(s: dict, other_kernels, lifter, vision_lifter) -> tuple[dict,
     except LiftingInputError:
         pass
     times["cnn"] = preds.pop("_seconds", time.perf_counter() - t0)      # the lifter alone, not its ablations
+    assessed = preds.pop("_assessed", None)
     calls = {"tof": lambda: tof(*args, speed_of_sound=c) if _has_kernels(s) else None,
              "vision_only": lambda: vision_only(*args[:3])}
     if vision_lifter is not None:
@@ -141,7 +152,7 @@ def _predict_frame(s: dict, other_kernels, lifter, vision_lifter) -> tuple[dict,
         except LiftingInputError:
             preds[name] = None
         times[name] = time.perf_counter() - t0
-    return {k: (v if v is not None and np.all(np.isfinite(v)) else None) for k, v in preds.items()}, times
+    return {k: (v if v is not None and np.all(np.isfinite(v)) else None) for k, v in preds.items()}, times, assessed
 
 
 def _load_vision(vision_model, vision_lifter):
@@ -168,10 +179,12 @@ def evaluate(scenario: str, num: int, seed: int, model: str = "models/lifter.pt"
     preds = {m: np.zeros((num, 17, 3)) for m in names}
     flagged = {m: np.zeros(num, bool) for m in names}
     times = {m: [] for m in names if m in METHODS}
+    assessed = [None] * num
     step = max(1, num // 2)       # audio_shuffled reads the kernels of the frame half a run away
     for i in tqdm(range(num), desc=f"evaluating {Path(str(scenario)).stem}", disable=not progress, leave=False):
         s = ds.sample_at(data, i)
-        out, took = _predict_frame(s, data["kernels"][(i + step) % num], lifter, vision_lifter)
+        out, took, assessed[i] = _predict_frame(s, data["kernels"][(i + step) % num], lifter, vision_lifter)
+        flagged["cnn"][i] = assessed[i] is not None and assessed[i].verdict.flagged
         guess = _default_guess(*_args(s)[:3])
         for m in names:
             if out.get(m) is None:
@@ -182,8 +195,38 @@ def evaluate(scenario: str, num: int, seed: int, model: str = "models/lifter.pt"
             times[m].append(took[m])
     truth = data["joints"].astype(float)
     summary = _summary(scenario, num, seed, split, preds, flagged, times, truth, data)
+    summary["methods"]["cnn"].update(refusal_summary(assessed, preds["cnn"], truth, flagged["cnn"],
+                                                     data["distance"].astype(float)))
     return {"summary": summary, "preds": preds, "truth": truth, "stature": data["stature"].astype(float),
             "distance": data["distance"].astype(float), "data": data}
+
+
+def refusal_summary(assessed: list, pred: np.ndarray, truth: np.ndarray, flagged: np.ndarray,
+                    distance: np.ndarray, radius_m: float = 0.1) -> dict:
+    """The CNN's calibration (every lifted frame, flagged ones with their flagged figures), the refusal checks that
+    fired and the beyond-range frames' flagged share (module docstring)."""
+    lifted = [i for i, a in enumerate(assessed) if a is not None]
+    reasons: dict[str, int] = {}
+    for i in lifted:
+        for r in assessed[i].verdict.reasons:
+            reasons[r] = reasons.get(r, 0) + 1
+    reach = np.array([assessed[i].verdict.evidence.measurable_m if assessed[i] is not None else np.nan
+                      for i in range(len(assessed))])
+    beyond = distance > np.where(np.isfinite(reach), reach, np.nanmedian(reach) if lifted else 4.2)
+    out = {"refusal_reasons": reasons, "beyond_range": {
+        "frames": int(beyond.sum()), "flagged_fraction": float(flagged[beyond].mean()) if beyond.any() else None}}
+    with_cov = [i for i in lifted if assessed[i].covariance is not None]
+    if with_cov:
+        err = (pred[with_cov] - truth[with_cov]).reshape(-1, 3)
+        conf = np.concatenate([assessed[i].confidence for i in with_cov])
+        cov = np.concatenate([assessed[i].covariance for i in with_cov])
+        hit = np.linalg.norm(err, axis=1) < radius_m
+        b, base = brier(conf, hit)
+        d = mahalanobis(err, cov)
+        out["calibration"] = {"brier": b, "brier_base_rate": base, "hit_rate": float(hit.mean()),
+                              "mean_confidence": float(conf.mean()), "coverage_1sigma": float(np.mean(d <= R1)),
+                              "coverage_2sigma": float(np.mean(d <= R2)), "joints": int(len(err))}
+    return out
 
 
 def _summary(scenario, num, seed, split, preds, flagged, times, truth, data) -> dict:
