@@ -13,7 +13,8 @@ What consumers read (handover_node: ``min_reach_confidence``, ``max_position_std
   most ``R1 = 1.88`` (sqrt of the 68.3 % quantile of chi-square with 3 degrees of freedom) is 68.3 %. The
   *2-sigma coverage* is the share within ``R2 = 2.83`` (95.4 %). These are the definitions every report uses.
 * **flagged frames** (``refusal``): every joint gets the hit rate of flagged ``val`` joints as its confidence and
-  the flagged joints' 68th-percentile errors (along / across) as its standard deviations.
+  the flagged joints' 68th-percentile errors (along / across) as its standard deviations, scaled together to the
+  same 68.3 % 1-sigma coverage.
 
 The command fits everything on ``val`` samples, writes it into the model file (``metrics.calibration``, read
 back by ``calibration_of``) and draws a reliability diagram::
@@ -257,8 +258,11 @@ def fit(runs: dict[str, dict], radius_m: float = 0.1, quantile: float = 0.99, go
     if flagged.any():
         ef = np.einsum("nab,na->nb", axes[flagged].reshape(-1, 3, 3), err[flagged].reshape(-1, 3))
         cal.flagged_confidence = float(np.mean(np.linalg.norm(ef, axis=1) < radius_m))
-        cal.flagged_std_along_m = float(np.quantile(np.abs(ef[:, 0]), 0.683))
-        cal.flagged_std_across_m = float(np.quantile(np.linalg.norm(ef[:, 1:], axis=1) / math.sqrt(2), 0.683))
+        along_f = float(np.quantile(np.abs(ef[:, 0]), 0.683))
+        across_f = float(np.quantile(np.linalg.norm(ef[:, 1:], axis=1) / math.sqrt(2), 0.683))
+        d = np.sqrt((ef[:, 0] / along_f) ** 2 + np.sum(ef[:, 1:] ** 2, axis=1) / across_f**2)
+        k = float(np.quantile(d, 0.683) / R1)            # the same 1-sigma coverage definition as the rest
+        cal.flagged_std_along_m, cal.flagged_std_across_m = along_f * k, across_f * k
     return cal, flagged
 
 
