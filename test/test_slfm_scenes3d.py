@@ -67,3 +67,22 @@ def test_translation_changes_the_view_without_turning(room):
     left = eye + r @ np.array([-0.1, 0.0, 0.0])  # 10 cm to the camera's left (optical -x)
     b = render(room, lens, left, r).astype(np.float32)
     assert np.abs(a - b).mean() > 2.0  # the view changed although the camera did not turn
+
+
+def test_wide_sweep_reads_a_45_degree_turn(room):
+    """The shipped rotation weights with the wide sweep (90-deg camera, +-90 deg) on a 45-deg turn, beyond the
+    file's own +-34 deg sweep."""
+    from av_pose_ros.slfm import SlfmInputError
+    from av_pose_ros.slfm.estimators import WIDE_SWEEP, RotationEstimator, model_path
+
+    path = model_path("slfm_rotation.pt")
+    if not __import__("os").path.exists(path):
+        pytest.skip("no shipped rotation model")
+    lens = Lens(width=320, height=240, hfov_deg=90.0)
+    a = render(room, lens, _centre(room), camera_rotation(1.0))
+    b = render(room, lens, _centre(room) + np.array([0.02, -0.01, 0.0]), camera_rotation(1.0 + np.radians(45.0)))
+    wide = RotationEstimator.load(path, sweep=WIDE_SWEEP)
+    assert abs(np.degrees(wide.estimate(a, b, fov_deg=90.0)) - 45.0) < 2.0
+    assert abs(np.degrees(wide.estimate(b, a, fov_deg=90.0)) + 45.0) < 2.0
+    with pytest.raises(SlfmInputError):
+        RotationEstimator.load(path, sweep={"channels": [8, 8, 8]})

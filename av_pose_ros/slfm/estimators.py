@@ -27,6 +27,12 @@ MIN_AUDIO_SECONDS = 0.25
 MAX_AUDIO_SECONDS = 30.0
 MIN_IMAGE_SIDE = 32
 SILENCE_RMS = 1e-5
+# The rotation model's answer comes from the camera geometry (a sweep over candidate yaws); its learned parts (the
+# features, the per-position weights) do not depend on the sweep, so the same weights run a wider one: a 90-deg
+# camera, +-90 deg of relative yaw, the whole feature width as displacement range (chosen on dev 3D-room pairs,
+# models/slfm.md).
+WIDE_SWEEP = {"fov_deg": 90.0, "yaw_range_deg": 90.0, "max_dx": 31, "max_dy": 1}
+SWEEP_KEYS = ("fov_deg", "yaw_range_deg", "yaw_step_deg", "max_dx", "max_dy")
 
 
 def _load(path, kind: str, model_cls):
@@ -56,8 +62,17 @@ class RotationEstimator:
         self.fov_deg = float(model.config.get("fov_deg", CAMERA_FOV_DEG))
 
     @classmethod
-    def load(cls, path, device=None) -> RotationEstimator:
+    def load(cls, path, device=None, sweep: dict | None = None) -> RotationEstimator:
+        """``sweep``: geometry of the yaw sweep to run the learned weights with instead of the file's (keys
+        fov_deg, yaw_range_deg, yaw_step_deg, max_dx, max_dy), e.g. `WIDE_SWEEP` for a wide camera and +-90 deg."""
         model, metadata = _load(path, cls.kind, RotationNet)
+        if sweep:
+            unknown = set(sweep) - set(SWEEP_KEYS)
+            if unknown:
+                raise SlfmInputError(f"sweep keys must be among {SWEEP_KEYS}; got {sorted(unknown)}")
+            wide = RotationNet({**model.config, **sweep})
+            wide.load_state_dict(model.state_dict())
+            model = wide
         return cls(model, float(metadata.get("output_sign", 1.0)), _default_device(device), str(path))
 
     # ----------------------------------------------------------------------------------------------- inputs

@@ -192,20 +192,22 @@ __all__ = ["Lens", "Room3D", "Surface", "camera_rotation", "evaluate_rotation_3d
 
 def evaluate_rotation_3d(num: int = 60, seed: int = 0, lens_kw: dict | None = None, max_yaw_deg: float = 90.0,
                          max_translation_m: float = 0.05, rotation_model: str | None = None) -> dict:
-    """The shipped rotation model and SIFT + RANSAC on the same 3D-room pairs at the same resolution: held-out
+    """The shipped rotation model (its own sweep, and `WIDE_SWEEP`) and SIFT + RANSAC on the same 3D-room pairs at
+    the same resolution: held-out
     photographs (`images.load_real_photos("eval")`) and procedural scenes as textures, relative yaw uniform in
     +-``max_yaw_deg``, up to ``max_translation_m`` of camera translation, radial distortion k1 in [-0.06, 0.04]
     unless ``lens_kw`` fixes it. Errors (deg) by |relative yaw| band."""
     import time
 
     from .baselines import feature_yaw
-    from .estimators import RotationEstimator, model_path
+    from .estimators import WIDE_SWEEP, RotationEstimator, model_path
     from .images import ImageBank, load_real_photos
 
-    est = RotationEstimator.load(rotation_model or model_path("slfm_rotation.pt"))
+    path = rotation_model or model_path("slfm_rotation.pt")
+    est, wide = RotationEstimator.load(path), RotationEstimator.load(path, sweep=WIDE_SWEEP)
     bank = ImageBank(load_real_photos("eval"), n_procedural=20, seed=seed + 777, p_real=0.5)
     rng = np.random.default_rng([seed, 4243])
-    truth, model, sift, ok = [], [], [], []
+    truth, model, model_wide, sift, ok = [], [], [], [], []
     t_model = t_sift = 0.0
     lens = None
     for _ in range(num):
@@ -223,23 +225,23 @@ def evaluate_rotation_3d(num: int = 60, seed: int = 0, lens_kw: dict | None = No
         t = time.perf_counter()
         model.append(est.estimate(a, b, fov_deg=lens.hfov_deg))
         t_model += time.perf_counter() - t
+        model_wide.append(wide.estimate(a, b, fov_deg=lens.hfov_deg))
         t = time.perf_counter()
         y, good = feature_yaw(a, b, fov_deg=lens.hfov_deg)
         t_sift += time.perf_counter() - t
         sift.append(y)
         ok.append(good)
         truth.append(yaw)
-    truth, model, sift, ok = map(np.asarray, (truth, model, sift, ok))
+    truth, model, model_wide, sift, ok = map(np.asarray, (truth, model, model_wide, sift, ok))
     bands = {}
     for lo, hi in ((0, 30), (30, 60), (60, 90.01)):
         m = (np.abs(np.degrees(truth)) >= lo) & (np.abs(np.degrees(truth)) < hi)
         if m.any():
-            bands[f"{lo}-{int(hi)}"] = {
-                "n": int(m.sum()), "model_mae_deg": float(np.degrees(np.abs(model[m] - truth[m])).mean()),
-                "model_median_deg": float(np.median(np.degrees(np.abs(model[m] - truth[m])))),
-                "sift_mae_deg": float(np.degrees(np.abs(sift[m] - truth[m])).mean()),
-                "sift_median_deg": float(np.median(np.degrees(np.abs(sift[m] - truth[m])))),
-                "sift_failures": float(1.0 - ok[m].mean())}
+            row = {"n": int(m.sum()), "sift_failures": float(1.0 - ok[m].mean())}
+            for name, pred in (("model", model), ("model_wide", model_wide), ("sift", sift)):
+                err = np.degrees(np.abs(pred[m] - truth[m]))
+                row[f"{name}_mae_deg"], row[f"{name}_median_deg"] = float(err.mean()), float(np.median(err))
+            bands[f"{lo}-{int(hi)}"] = row
     return {"num": num, "seed": seed, "size": [lens.width, lens.height], "hfov_deg": lens.hfov_deg,
             "max_translation_m": max_translation_m, "bands": bands,
             "model_ms": 1000 * t_model / num, "sift_ms": 1000 * t_sift / num}
