@@ -33,7 +33,7 @@ def test_measurable_range_is_half_the_window_for_a_colocated_pair():
 def test_each_check_flags_only_its_own_failure():
     rule = RefusalRule(max_tof_gap_m=0.3, max_ray_gap_m=0.1, max_spread_m=0.7)
     assert not judge(_evidence(), rule).flagged
-    cases = {"keypoints": dict(keypoints=3), "range": dict(range_m=4.1), "scale": dict(stature_m=0.3),
+    cases = {"keypoints": dict(keypoints=2), "range": dict(range_m=4.1), "scale": dict(stature_m=0.3),
              "tof": dict(tof_gap_m=0.5), "rays": dict(ray_gap_m=0.2), "spread": dict(spread_m=0.9)}
     for reason, kw in cases.items():
         verdict = judge(_evidence(**kw), rule)

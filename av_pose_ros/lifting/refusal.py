@@ -46,7 +46,7 @@ CHECKS = ("keypoints", "range", "scale", "tof", "rays", "spread")
 class RefusalRule:
     """Thresholds of the rule (module docstring). ``inf`` disables a check."""
 
-    min_keypoints: int = 4
+    min_keypoints: int = 3          # what the lifter needs; at close range 3 (shoulder, elbow, wrist) is normal
     range_margin_m: float = 0.15
     min_stature_m: float = 0.6
     max_stature_m: float = 2.8
