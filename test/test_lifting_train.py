@@ -113,3 +113,39 @@ def test_training_mixes_are_servable_and_not_evaluation_families():
         # a walker needs room to walk: its path is 2 x (distance - 0.8) m (sim/choreography.py), none below 0.8 m
         if "walking" in scenario.poses:
             assert scenario.distance[0] > 0.8, (path.name, scenario.distance)
+
+
+def test_coarse_locator_range_prior_rejects_an_echo_near_the_rig():
+    """Oracle: kernels with the body's echo at the torso's round-trip delay and a three times stronger residual at
+    0.6 m (what imperfect direct-path removal leaves). Without the apparent-size prior the locator takes the
+    residual; with it, the body (the prior only down-weights ranges far from what a person of that image size has)."""
+    import numpy as np
+
+    from av_pose_ros.lifting import features as F
+    from av_pose_ros.primitives.geometry import invert_transform
+    from av_pose_ros.sim.body import body_joints
+    from av_pose_ros.sim.rig import load_rig
+
+    rig = load_rig("default")
+    speakers, mics = rig.pair_positions("base_link")
+    world_from_camera = rig.base_from_optical
+    camera = rig.intrinsics.camera_model()
+    joints = body_joints(1.7, "standing") + np.array([2.5, 0.0, 0.0])     # facing the camera along base_link x
+    optical = joints @ invert_transform(world_from_camera)[:3, :3].T + invert_transform(world_from_camera)[:3, 3]
+    keypoints = np.column_stack([camera.project_ideal(optical), np.full(17, 0.9)])
+    fs, c, taps = 48000.0, 343.0, 1200
+    torso_front = 0.5 * (joints[5] + joints[12]) - np.array([0.12, 0.0, 0.0])
+    near = world_from_camera[:3, 3] + 0.6 * (torso_front - world_from_camera[:3, 3]) / np.linalg.norm(
+        torso_front - world_from_camera[:3, 3])
+    t = np.arange(taps)
+    kernels = np.zeros((len(speakers), taps), np.float32)
+    for p, (s, m) in enumerate(zip(speakers, mics)):
+        for point, amp in ((torso_front, 1.0), (near, 3.0)):
+            delay = (np.linalg.norm(point - s) + np.linalg.norm(point - m)) / c * fs
+            kernels[p] += amp * np.exp(-0.5 * ((t - delay) / 3.0) ** 2)
+    args = (keypoints, camera.K, world_from_camera, kernels, speakers, mics, fs, c)
+    truth = float(np.linalg.norm(torso_front - world_from_camera[:3, 3]))
+    without = F.coarse_locate(*args, range_prior_sigma=0.0)
+    with_prior = F.coarse_locate(*args)
+    assert without.range_m < 1.0, without.range_m
+    assert abs(with_prior.range_m - truth) < 0.25, (with_prior.range_m, truth)
