@@ -164,3 +164,23 @@ def test_eval_lifter_applies_the_stored_rule_and_reports_calibration(tmp_path):
         assert 0 <= cal["brier"] <= 1 and 0 <= cal["coverage_1sigma"] <= cal["coverage_2sigma"] <= 1
         assert abs(cal["mean_confidence"] - 0.03) < 1e-6          # every frame flagged: the flagged confidence
     json.dumps(s)
+
+
+def test_risk_model_flags_what_no_single_check_sees():
+    """A ghost echo: every single check passes, but the echo is weak and a 1.7 m person would stand beyond the
+    window; a risk model fitted on such frames flags it and keeps the frames like the good ones."""
+    from av_pose_ros.lifting.refusal import fit_risk, risk_features
+
+    rng = np.random.default_rng(3)
+    good = [_evidence(echo=rng.uniform(0.5, 1.0), vision_range_m=rng.uniform(1.5, 3.5)) for _ in range(300)]
+    ghost = [_evidence(range_m=3.9, echo=rng.uniform(0.05, 0.3), vision_range_m=rng.uniform(4.4, 5.5))
+             for _ in range(100)]
+    rule = RefusalRule()
+    assert not any(judge(e, rule).flagged for e in ghost)
+    rule.risk_coef = fit_risk(good + ghost, np.r_[np.zeros(300), np.ones(100)])
+    rule.max_risk = 0.5
+    assert len(rule.risk_coef) == len(risk_features(good[0]))
+    assert np.mean([judge(e, rule).reasons == ("risk",) for e in ghost]) > 0.95
+    assert np.mean([judge(e, rule).flagged for e in good]) < 0.05
+    assert "p = " in judge(ghost[0], rule).message()
+    assert RefusalRule.from_dict(rule.to_dict()) == rule

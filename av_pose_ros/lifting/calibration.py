@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import closest_on_rays, keypoint_rays, valid_keypoints
-from .refusal import RefusalRule, Verdict, fit_rule, gather, judge
+from .refusal import RefusalRule, Verdict, fit_risk, fit_rule, gather, judge
 
 R1 = math.sqrt(3.5267)     # chi2(3) quantile 0.683
 R2 = math.sqrt(8.0249)     # chi2(3) quantile 0.954
@@ -228,18 +228,24 @@ def collect(lifter, family: str, num: int, seed: int, workers: int | None = None
 
 
 def fit(runs: dict[str, dict], radius_m: float = 0.1, quantile: float = 0.99, good_mm: float = 100.0,
-        base: RefusalRule | None = None) -> tuple[Calibration, np.ndarray]:
-    """Fit the refusal rule on the frames the lifter gets right (MPJPE <= ``good_mm``), then the calibration on
-    every frame the rule keeps (and the flagged figures on the frames it flags). Returns it and the flags."""
+        base: RefusalRule | None = None, max_risk: float = float("inf"),
+        wrong_mm: float = 250.0) -> tuple[Calibration, np.ndarray]:
+    """Fit the refusal rule (its envelope on the frames the lifter gets right, MPJPE <= ``good_mm``; its risk
+    model on the frames it gets badly wrong, MPJPE > ``wrong_mm``, flagging above ``max_risk``), then the
+    calibration on every frame the rule keeps (and the flagged figures on the frames it flags). Returns it and the
+    flags."""
     evidence = [e for r in runs.values() for e in r["evidence"]]
     err = np.concatenate([np.stack(r["err"]) for r in runs.values() if r["err"]])          # (F, 17, 3)
     x = np.concatenate([np.stack(r["x"]) for r in runs.values() if r["x"]])
     axes = np.concatenate([np.stack(r["axes"]) for r in runs.values() if r["axes"]])
     norm = np.linalg.norm(err, axis=-1)
     good = norm.mean(axis=1) <= good_mm / 1000
+    wrong = norm.mean(axis=1) > wrong_mm / 1000
     if good.sum() < 10:     # a model that is rarely right: take its better half as the envelope
         good = norm.mean(axis=1) <= np.median(norm.mean(axis=1))
     rule = fit_rule(evidence, good, quantile, base)
+    if np.isfinite(max_risk) and 0 < wrong.sum() < len(wrong):
+        rule.risk_coef, rule.max_risk = fit_risk(evidence, wrong), float(max_risk)
     flagged = np.array([judge(e, rule).flagged for e in evidence])
     keep = ~flagged
     xk, ek, ak = x[keep].reshape(-1, x.shape[-1]), err[keep].reshape(-1, 3), axes[keep].reshape(-1, 3, 3)
@@ -342,6 +348,9 @@ def family_report(run: dict, flagged: np.ndarray, max_range_m: float = 4.2) -> d
 
 
 QUANTILES = (0.999, 0.995, 0.99, 0.98, 0.95)
+# (envelope quantile, risk threshold) candidates, fewest flags first
+CANDIDATES = ((0.999, float("inf")), (0.995, float("inf")), (0.995, 0.9), (0.995, 0.8), (0.995, 0.7),
+              (0.995, 0.6), (0.995, 0.5), (0.99, 0.5), (0.99, 0.4), (0.98, 0.4), (0.98, 0.3), (0.95, 0.3))
 
 
 def _reports(runs: dict, flagged: np.ndarray) -> dict:
@@ -360,15 +369,20 @@ def meets_range_target(families: dict) -> bool:
     return all(r["beyond_range_flagged"] >= 0.9 or r["mpjpe_unflagged_mm"] <= 100 for r in rows)
 
 
-def choose_quantile(runs: dict, radius_m: float, quantile="auto"):
-    """(quantile, calibration, flags, per-family report): a given quantile, or with "auto" the largest of
-    ``QUANTILES`` (fewest frames flagged) that meets ``meets_range_target`` on val (else the smallest). Prints the
-    trade-off table either way."""
+def choose_quantile(runs: dict, radius_m: float, quantile="auto", max_risk="auto"):
+    """(quantile, calibration, flags, per-family report): given settings, or with "auto" the first of
+    ``CANDIDATES`` (fewest frames flagged first) that meets ``meets_range_target`` on val (else the last). Prints
+    the trade-off table either way."""
     chosen = None
-    for q in QUANTILES if quantile == "auto" else (float(quantile),):
-        cal, flagged = fit(runs, radius_m, q)
+    if quantile == "auto":
+        candidates = CANDIDATES if max_risk == "auto" else [(q, float(max_risk)) for q in QUANTILES]
+    else:
+        candidates = ([(float(quantile), t) for t in (float("inf"), 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)]
+                      if max_risk == "auto" else [(float(quantile), float(max_risk))])
+    for q, t in candidates:
+        cal, flagged = fit(runs, radius_m, q, max_risk=t)
         families = _reports(runs, flagged)
-        print(f"  quantile {q}: " + "; ".join(
+        print(f"  quantile {q}, max risk {t}: " + "; ".join(
             f"{n} flagged {r['flagged_fraction']:.2f}, unflagged {r['mpjpe_unflagged_mm']:.0f} mm"
             + (f", beyond range flagged {r['beyond_range_flagged']:.2f}" if r["beyond_range_frames"] else "")
             for n, r in families.items()))
@@ -389,6 +403,9 @@ def main(argv=None) -> int:
                         help="share of the right frames each refusal check keeps, or 'auto' (default): the largest of "
                              f"{QUANTILES} meeting the issue's range target on val (beyond-range frames >= 90 %% "
                              "flagged, or their family's unflagged MPJPE <= 100 mm)")
+    parser.add_argument("--max-risk", default="auto",
+                        help="flag when the risk model's P(wrong) exceeds this ('inf': no risk check), or 'auto' "
+                             "(default: chosen with --quantile, see CANDIDATES)")
     parser.add_argument("--workers", type=int, default=1, help="simulation processes for missing val samples")
     parser.add_argument("--plot", default="models/lifter_reliability.png", help="reliability diagram PNG")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the model file")
@@ -400,7 +417,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     lifter = Lifter.load(args.model, threads=1)
     runs = {f: collect(lifter, f, args.num, args.seed, args.workers) for f in args.families}
-    quantile, cal, flagged, families = choose_quantile(runs, args.radius_m, args.quantile)
+    quantile, cal, flagged, families = choose_quantile(runs, args.radius_m, args.quantile, args.max_risk)
     report = {"families": families}
     x = np.concatenate([np.stack(r["x"]) for r in runs.values()])
     axes = np.concatenate([np.stack(r["axes"]) for r in runs.values()])

@@ -17,6 +17,11 @@ outside what the lifter can measure:
 * ``rays``: the network's joints (before ray snapping) sit far from their keypoint rays (median over joints above
   ``max_ray_gap_m``): the network did not find the person the camera sees.
 * ``spread``: the network's heatmaps are wider than ``max_spread_m`` on average (it is unsure).
+* ``risk``: the checks above look at one number each; a person beyond the window whose echo is replaced by a
+  ghost inside it can pass every one (a smaller person nearer). ``risk`` is a logistic model of all the evidence
+  together, plus the echo's strength where the locator put it (a ghost is weaker than a body) and the range a
+  1.7 m person would stand at, fitted on ``val`` to the frames the lifter gets wrong; the frame is flagged when
+  that probability exceeds ``max_risk``.
 
 Thresholds are decided on the ``val`` stream only (``python -m av_pose_ros.lifting.calibration``, which stores
 them in the model file next to the confidence calibration); ``RefusalRule()`` (no calibration) applies only the
@@ -25,7 +30,7 @@ physical checks (keypoints, range, a generous stature band).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -39,7 +44,8 @@ from .features import (
 )
 
 ASSUMED_STATURE_M = 1.7      # the vision-only baseline's person (baselines.ASSUMED_STATURE_M)
-CHECKS = ("keypoints", "range", "scale", "tof", "rays", "spread")
+CHECKS = ("keypoints", "range", "scale", "tof", "rays", "spread", "risk")
+ECHO_HALF_WINDOW_M = 0.1     # the echo is read within a coarse voxel's range of where the locator put it
 
 
 @dataclass
@@ -53,6 +59,8 @@ class RefusalRule:
     max_tof_gap_m: float = float("inf")
     max_ray_gap_m: float = float("inf")
     max_spread_m: float = float("inf")
+    risk_coef: list = field(default_factory=list)   # logistic coefficients over risk_features (empty: no check)
+    max_risk: float = float("inf")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,7 +68,8 @@ class RefusalRule:
     @classmethod
     def from_dict(cls, d: dict | None) -> RefusalRule:
         d = d or {}
-        return cls(**{f.name: type(getattr(cls(), f.name))(d[f.name]) for f in fields(cls) if f.name in d})
+        default = cls()
+        return cls(**{f.name: type(getattr(default, f.name))(d[f.name]) for f in fields(cls) if f.name in d})
 
 
 @dataclass
@@ -74,6 +83,8 @@ class Evidence:
     tof_gap_m: float                # median |CNN depth - time-of-flight depth| over the keypoint joints
     ray_gap_m: float                # median distance of the network's joints from their keypoint rays
     spread_m: float                 # mean heatmap spread
+    vision_range_m: float = float("nan")  # where a 1.7 m person with these keypoints would stand
+    echo: float = float("nan")      # geometric mean over pairs of the normalised kernel at the coarse echo
 
 
 @dataclass
@@ -81,6 +92,7 @@ class Verdict:
     flagged: bool
     reasons: tuple[str, ...]        # the failed checks (CHECKS), empty when not flagged
     evidence: Evidence
+    risk: float = float("nan")      # the risk model's probability that the lift is wrong (NaN: no model)
 
     def message(self) -> str:
         e = self.evidence
@@ -89,7 +101,8 @@ class Verdict:
                   "scale": f"audio range implies a {e.stature_m:.2f} m person",
                   "tof": f"CNN and time-of-flight depths differ by {e.tof_gap_m:.2f} m",
                   "rays": f"joints {e.ray_gap_m:.2f} m from their keypoint rays",
-                  "spread": f"heatmap spread {e.spread_m:.2f} m"}
+                  "spread": f"heatmap spread {e.spread_m:.2f} m",
+                  "risk": f"evidence together says wrong with p = {self.risk:.2f}"}
         return "; ".join(detail[r] for r in self.reasons)
 
 
@@ -139,7 +152,40 @@ def gather(keypoints, K, world_from_camera, kernels, speakers, mics, fs: float, 
     depth = np.linalg.norm(np.asarray(joints, float)[ok] - origin, axis=1)
     tof_gap = float(np.median(np.abs(depth - np.linalg.norm(tj[ok] - origin, axis=1))))
     return Evidence(keypoints=int(ok.sum()), range_m=range_m, measurable_m=measurable, stature_m=float(stature),
-                    tof_gap_m=tof_gap, ray_gap_m=ray_gap, spread_m=float(np.mean(spread)))
+                    tof_gap_m=tof_gap, ray_gap_m=ray_gap, spread_m=float(np.mean(spread)), vision_range_m=vision,
+                    echo=echo_strength(origin + range_m * central, kernels, speakers, mics, fs, c))
+
+
+def echo_strength(point, kernels, speakers, mics, fs: float, c: float) -> float:
+    """Geometric mean over pairs of the largest normalised kernel value within ``ECHO_HALF_WINDOW_M`` of the
+    round-trip delay of ``point`` (1: every pair's strongest echo is there; small: the pairs do not agree)."""
+    from .features import normalise_kernels
+
+    k = normalise_kernels(kernels)
+    point = np.asarray(point, float)
+    delay = (np.linalg.norm(point - np.asarray(speakers, float), axis=1)
+             + np.linalg.norm(point - np.asarray(mics, float), axis=1)) / c * fs
+    half = max(1, int(round(2 * ECHO_HALF_WINDOW_M / c * fs)))
+    peaks = [float(k[q, max(0, int(d) - half):max(0, int(d) + half + 1)].max(initial=0.0)) for q, d in
+             enumerate(delay)]
+    return float(np.exp(np.mean(np.log(np.maximum(peaks, 1e-4)))))
+
+
+def risk_features(e: Evidence) -> np.ndarray:
+    """Inputs of the risk model (a check that cannot be made gives a neutral value)."""
+    stature = e.stature_m if np.isfinite(e.stature_m) and e.stature_m > 0 else ASSUMED_STATURE_M
+    vision = e.vision_range_m if np.isfinite(e.vision_range_m) else e.range_m
+    measurable = max(e.measurable_m, 0.5)
+    echo = e.echo if np.isfinite(e.echo) else 0.5
+    return np.array([1.0, np.log(stature), e.range_m / measurable, vision / measurable, np.log(e.tof_gap_m + 0.01),
+                     np.log(e.ray_gap_m + 0.005), e.spread_m, np.log(echo + 0.01), e.keypoints / 17.0])
+
+
+def risk_of(e: Evidence, rule: RefusalRule) -> float:
+    if not rule.risk_coef:
+        return float("nan")
+    z = float(np.clip(risk_features(e) @ np.asarray(rule.risk_coef, float), -30, 30))
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def judge(evidence: Evidence, rule: RefusalRule) -> Verdict:
@@ -152,8 +198,10 @@ def judge(evidence: Evidence, rule: RefusalRule) -> Verdict:
               "tof": e.tof_gap_m > rule.max_tof_gap_m,
               "rays": e.ray_gap_m > rule.max_ray_gap_m,
               "spread": e.spread_m > rule.max_spread_m}
+    risk = risk_of(e, rule)
+    failed["risk"] = bool(risk > rule.max_risk)
     reasons = tuple(name for name in CHECKS if failed[name])
-    return Verdict(flagged=bool(reasons), reasons=reasons, evidence=e)
+    return Verdict(flagged=bool(reasons), reasons=reasons, evidence=e, risk=risk)
 
 
 def fit_rule(evidence: list[Evidence], good: np.ndarray, quantile: float = 0.99,
@@ -189,5 +237,13 @@ def rule_of(info: dict | None) -> RefusalRule:
     return RefusalRule.from_dict(cal.get("refusal")) if cal else RefusalRule()
 
 
-__all__ = ["CHECKS", "Evidence", "RefusalRule", "Verdict", "fit_rule", "gather", "judge", "measurable_range_m",
-           "rule_of"]
+def fit_risk(evidence: list[Evidence], wrong: np.ndarray) -> list[float]:
+    """Coefficients of the risk model: P(the lift is wrong | evidence), logistic (``calibration.fit_logistic``)."""
+    from .calibration import fit_logistic
+
+    x = np.stack([risk_features(e) for e in evidence])
+    return fit_logistic(x, np.asarray(wrong, float)).tolist()
+
+
+__all__ = ["CHECKS", "Evidence", "RefusalRule", "Verdict", "echo_strength", "fit_risk", "fit_rule", "gather",
+           "judge", "measurable_range_m", "risk_features", "rule_of"]
