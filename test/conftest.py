@@ -13,6 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
+from av_pose_ros.ros.dds import use_large_data_profile  # noqa: E402 - the probes carry images as the nodes do
+
+use_large_data_profile()
+
 
 @pytest.fixture
 def ros_domain(monkeypatch) -> int:
