@@ -50,7 +50,7 @@ def test_keypoint_node_end_to_end(ros_context, photo):
             def send(pixels, encoding, stamp_ns, with_info=True):
                 """Publish until keypoints with this stamp arrive (best effort may drop the first ones)."""
                 msg = image_from_numpy(pixels, encoding, stamp_ns, frame)
-                for _ in range(30):  # the first keypoints sometimes take ~52 s (cause not found; see the notes)
+                for _ in range(30):  # best effort; before config/fastdds_large_data.xml this took up to 2 min
                     if with_info:
                         infos.publish(camera_info(msg.width, msg.height, msg.header.stamp, frame))
                         probe.spin_for(0.1)
