@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from av_pose_ros.lifting.calibration import (
+    BASE_FEATURES,
     FEATURES,
     R1,
     R2,
@@ -42,7 +43,7 @@ def _synthetic_runs(rng, frames=300):
     run = {"evidence": [], "x": [], "axes": [], "err": [], "distance": [], "num": frames}
     for _ in range(frames):
         spread = rng.uniform(0.2, 1.0, 17)
-        x = np.zeros((17, len(FEATURES)))
+        x = np.zeros((17, len(BASE_FEATURES)))
         x[:, 0], x[:, 1] = 1.0, np.log(spread)
         joints = rng.normal([2.5, 0, 1], 0.3, (17, 3))
         axes = ray_axes(joints, np.zeros(3))
@@ -57,7 +58,7 @@ def _synthetic_runs(rng, frames=300):
 
 def test_fitted_confidence_and_covariance_mean_what_they_say_on_fresh_frames():
     rng = np.random.default_rng(2)
-    cal, flagged = fit(_synthetic_runs(rng), base=RefusalRule())
+    cal, flagged, _ = fit(_synthetic_runs(rng), base=RefusalRule())
     assert not flagged.any()
     fresh = _synthetic_runs(rng)["synthetic"]
     s = score(cal, np.stack(fresh["x"]), np.stack(fresh["axes"]), np.stack(fresh["err"]), np.zeros(300, bool))
@@ -66,7 +67,7 @@ def test_fitted_confidence_and_covariance_mean_what_they_say_on_fresh_frames():
     assert abs(s["mean_confidence"] - s["hit_rate"]) < 0.04
     assert 0.64 < s["coverage_1sigma"] < 0.73 and 0.92 < s["coverage_2sigma"] < 0.98
     # the covariance is long along the ray and grows with the spread, as the errors do
-    x = np.zeros((2, len(FEATURES)))
+    x = np.zeros((2, len(BASE_FEATURES)))
     x[:, 0], x[:, 1] = 1.0, np.log([0.3, 0.9])
     axes = ray_axes(np.array([[2.0, 0, 1], [2.0, 0, 1]]), np.zeros(3))
     _, cov = cal.apply(x, axes, False)
@@ -76,15 +77,30 @@ def test_fitted_confidence_and_covariance_mean_what_they_say_on_fresh_frames():
     assert np.all(np.linalg.eigvalsh(cov[0]) > 0)
 
 
-def test_flagged_frames_get_the_flagged_figures():
-    cal = Calibration(0.1, [0.0] * len(FEATURES), [0.0] * len(FEATURES), [0.0] * len(FEATURES), 0.04, 0.9, 0.2, {})
+def flag_moves(conf_ok: float, conf_flagged: float, along: tuple, across: tuple) -> Calibration:
+    """A calibration whose only inputs are the bias and the flag: (confidence, along std, across std) per state."""
+    def coef(ok, flagged):
+        c = [0.0] * len(FEATURES)
+        c[0], c[FEATURES.index("flagged")] = ok, flagged - ok
+        return c
+
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    return Calibration(0.1, coef(logit(conf_ok), logit(conf_flagged)), coef(*map(math.log, along)),
+                       coef(*map(math.log, across)), {})
+
+
+def test_the_flag_is_an_input_of_both_models():
+    cal = flag_moves(0.9, 0.04, (0.05, 0.9), (0.01, 0.2))
     axes = ray_axes(np.array([[3.0, 0, 1.0]] * 17), np.zeros(3))
-    conf, cov = cal.apply(np.ones((17, len(FEATURES))), axes, True)
-    assert np.allclose(conf, 0.04)
-    ray = axes[0][:, 0]
-    assert abs(math.sqrt(ray @ cov[0] @ ray) - 0.9) < 1e-9 and abs(np.linalg.eigvalsh(cov[0])[0] - 0.04) < 1e-9
-    err = 0.9 * ray[None]
-    assert abs(mahalanobis(err, cov[:1])[0] - 1.0) < 1e-9
+    x = np.zeros((17, len(BASE_FEATURES)))
+    x[:, 0] = 1.0
+    for flagged, conf_expected, along, across in ((True, 0.04, 0.9, 0.2), (False, 0.9, 0.05, 0.01)):
+        conf, cov = cal.apply(x, axes, flagged)
+        assert np.allclose(conf, conf_expected)
+        ray = axes[0][:, 0]
+        assert abs(math.sqrt(ray @ cov[0] @ ray) - along) < 1e-9
+        assert abs(np.linalg.eigvalsh(cov[0])[0] - across**2) < 1e-9
+        assert abs(mahalanobis(along * ray[None], cov[:1])[0] - 1.0) < 1e-9
 
 
 def test_calibration_travels_in_the_model_file(tmp_path):
@@ -96,8 +112,7 @@ def test_calibration_travels_in_the_model_file(tmp_path):
     save_model(path, LifterNet(NetConfig(width=4, grid_n=8)), {"val_mpjpe_mm": 1.0}, {})
     assert calibration_of(Lifter.load(path).info) is None and rule_of(Lifter.load(path).info) == RefusalRule()
     rule = RefusalRule(max_tof_gap_m=0.3, max_ray_gap_m=0.08)
-    cal = Calibration(0.1, [0.1] * len(FEATURES), [0.2] * len(FEATURES), [0.3] * len(FEATURES), 0.05, 0.8, 0.1,
-                      rule.to_dict())
+    cal = Calibration(0.1, [0.1] * len(FEATURES), [0.2] * len(FEATURES), [0.3] * len(FEATURES), rule.to_dict())
     write_calibration(path, cal, {"note": "test"})
     info = Lifter.load(path).info
     assert Calibration.from_dict(calibration_of(info)) == cal

@@ -14,6 +14,20 @@ from av_pose_ros.sim.rig import load_rig
 FS, C = 48000, 343.0
 
 
+def flag_moves(conf_ok: float, conf_flagged: float, along: tuple, across: tuple):
+    """A calibration whose only inputs are the bias and the flag: (confidence, along std, across std) per state."""
+    from av_pose_ros.lifting.calibration import FEATURES, Calibration
+
+    def coef(ok, flagged):
+        c = [0.0] * len(FEATURES)
+        c[0], c[FEATURES.index("flagged")] = ok, flagged - ok
+        return c
+
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    return Calibration(0.1, coef(logit(conf_ok), logit(conf_flagged)), coef(*map(math.log, along)),
+                       coef(*map(math.log, across)), {})
+
+
 def _evidence(**kw) -> Evidence:
     base = dict(keypoints=15, range_m=2.5, measurable_m=4.2, stature_m=1.7, tof_gap_m=0.1, ray_gap_m=0.05,
                 spread_m=0.5)
@@ -101,7 +115,7 @@ def test_lifter_handler_publishes_a_flagged_frame_marked(tmp_path):
     from types import SimpleNamespace
 
     from av_pose_ros.lifting import Lifter
-    from av_pose_ros.lifting.calibration import FEATURES, Calibration, write_calibration
+    from av_pose_ros.lifting.calibration import write_calibration
     from av_pose_ros.lifting.dataset import simulate_sample
     from av_pose_ros.pipeline.lifter import PARAMS, LifterHandler
     from av_pose_ros.primitives.skeleton import COCO17_JOINTS
@@ -119,14 +133,14 @@ def test_lifter_handler_publishes_a_flagged_frame_marked(tmp_path):
                               speaker_frames=[f"spk{k}" for k in range(len(s["speakers"]))],
                               mic_frames=[f"mic{k}" for k in range(len(s["mics"]))], speed_of_sound=float(s["c"]))
     p = SimpleNamespace(**{q.name: q.default for q in PARAMS})
-    zero = [0.0] * len(FEATURES)
     for min_keypoints, source in ((99, "cnn_flagged"), (1, "cnn")):
         model = tmp_path / f"lifter{min_keypoints}.pt"
         shutil.copy(Path(__file__).resolve().parent.parent / "models" / "lifter.pt", model)
         rule = RefusalRule(min_keypoints=min_keypoints, range_margin_m=-99.0, min_stature_m=0.0,
                            max_stature_m=99.0)
-        write_calibration(model, Calibration(0.1, [2.0] + zero[1:], [math.log(0.05)] + zero[1:],
-                                             [math.log(0.01)] + zero[1:], 0.03, 0.7, 0.2, rule.to_dict()), {})
+        cal = flag_moves(0.88, 0.03, (0.05, 0.7), (0.01, 0.2))
+        cal.refusal = rule.to_dict()
+        write_calibration(model, cal, {})
         handler = LifterHandler(p, lambda target, src, stamp, wait: frames[src], Lifter.load(model))
         handler.on_camera_info(s["K"].reshape(-1).tolist(), now_ns=10**9)
         pose = handler.lift(kp, kernels, now_ns=10**9)
@@ -136,7 +150,7 @@ def test_lifter_handler_publishes_a_flagged_frame_marked(tmp_path):
             assert pose.flag_reasons == ("keypoints",) and "usable keypoints" in pose.flag_message
             assert np.allclose(pose.confidence, 0.03) and np.allclose(std, [0.2, 0.2, 0.7])
         else:
-            assert np.allclose(pose.confidence, 1 / (1 + math.exp(-2.0))) and np.allclose(std, [0.01, 0.01, 0.05])
+            assert np.allclose(pose.confidence, 0.88) and np.allclose(std, [0.01, 0.01, 0.05])
 
 
 def test_eval_lifter_applies_the_stored_rule_and_reports_calibration(tmp_path):
@@ -146,14 +160,14 @@ def test_eval_lifter_applies_the_stored_rule_and_reports_calibration(tmp_path):
     import shutil
 
     from av_pose_ros.lifting import Lifter
-    from av_pose_ros.lifting.calibration import FEATURES, Calibration, write_calibration
+    from av_pose_ros.lifting.calibration import write_calibration
     from av_pose_ros.lifting.evaluate import evaluate
 
     model = tmp_path / "lifter.pt"
     shutil.copy(Path(__file__).resolve().parent.parent / "models" / "lifter.pt", model)
-    zero = [0.0] * len(FEATURES)
-    write_calibration(model, Calibration(0.1, zero, [math.log(0.05)] + zero[1:], [math.log(0.01)] + zero[1:], 0.03,
-                                         0.7, 0.2, RefusalRule(min_keypoints=99).to_dict()), {})
+    cal = flag_moves(0.88, 0.03, (0.05, 0.7), (0.01, 0.2))
+    cal.refusal = RefusalRule(min_keypoints=99).to_dict()
+    write_calibration(model, cal, {})
     s = evaluate("default", 2, 0, workers=1, progress=False, lifter=Lifter.load(model), vision_model=None)["summary"]
     cnn = s["methods"]["cnn"]
     assert cnn["flagged_fraction"] == 1.0 and math.isnan(cnn["mpjpe_unflagged_mm"])

@@ -5,16 +5,17 @@ What consumers read (handover_node: ``min_reach_confidence``, ``max_position_std
 * **confidence** = the probability that the joint is within ``radius_m`` (0.1 m) of the truth. A logistic model
   (Platt scaling with a few inputs) of per-joint evidence the lifter has anyway: the heatmap spread, whether the
   joint has a keypoint (and its detector confidence), its distance from its keypoint ray before snapping, its
-  depth, and the frame's CNN/time-of-flight disagreement (``refusal.Evidence``).
+  depth, its kind (head, arm, leg), the echo's range and the frame's CNN/time-of-flight disagreement
+  (``refusal.Evidence``).
 * **covariance** (m^2, in the pose's frame): a Gaussian elongated along the camera ray through the joint (depth is
   what sound measures, and what it gets wrong) and round across it (the keypoint fixes direction). Both standard
   deviations are log-linear in the same inputs (least squares on log |error| per axis), then one scale makes the
   *1-sigma coverage* on ``val`` what a 3-D Gaussian gives: the share of joints whose Mahalanobis distance is at
   most ``R1 = 1.88`` (sqrt of the 68.3 % quantile of chi-square with 3 degrees of freedom) is 68.3 %. The
   *2-sigma coverage* is the share within ``R2 = 2.83`` (95.4 %). These are the definitions every report uses.
-* **flagged frames** (``refusal``): every joint gets the hit rate of flagged ``val`` joints as its confidence and
-  the flagged joints' 68th-percentile errors (along / across) as its standard deviations, scaled together to the
-  same 68.3 % 1-sigma coverage.
+* **flagged frames** (``refusal``): the verdict (flag and the risk model's log-odds) is among the inputs of both
+  models, fitted on every ``val`` frame, flagged or not: a flagged frame's confidence and covariance are what
+  flagged frames like it turned out to be (low, wide), still calibrated.
 
 The command fits everything on ``val`` samples, writes it into the model file (``metrics.calibration``, read
 back by ``calibration_of``) and draws a reliability diagram::
@@ -37,13 +38,17 @@ from .refusal import RefusalRule, Verdict, fit_risk, fit_rule, gather, judge
 
 R1 = math.sqrt(3.5267)     # chi2(3) quantile 0.683
 R2 = math.sqrt(8.0249)     # chi2(3) quantile 0.954
-FEATURES = ("bias", "log_spread", "has_keypoint", "keypoint_confidence", "log_depth", "log_ray_gap", "log_tof_gap")
+BASE_FEATURES = ("bias", "log_spread", "has_keypoint", "keypoint_confidence", "log_depth", "log_ray_gap",
+                 "log_tof_gap", "head", "arm", "leg", "log_range")
+JOINT_GROUPS = ((0, 1, 2, 3, 4), (7, 8, 9, 10), (13, 14, 15, 16))   # COCO-17 head, elbows + wrists, knees + ankles
+FEATURES = (*BASE_FEATURES, "flagged", "risk_logit")     # the refusal verdict's two, added by ``with_verdict``
 DEFAULT_FAMILIES = ("default", "far", "close")
 
 
 # -- per-joint inputs and the models ------------------------------------------------------------------------------
 def joint_features(keypoints, K, world_from_camera, raw_joints, joints, spread, evidence) -> np.ndarray:
-    """(17, len(FEATURES)) inputs of the confidence and covariance models for one frame."""
+    """(17, len(BASE_FEATURES)) inputs of the confidence and covariance models for one frame (``with_verdict``
+    adds the refusal verdict's)."""
     keypoints = np.asarray(keypoints, float)
     origin, dirs = keypoint_rays(keypoints, np.asarray(K, float), np.asarray(world_from_camera, float))
     has = valid_keypoints(keypoints)
@@ -52,10 +57,21 @@ def joint_features(keypoints, K, world_from_camera, raw_joints, joints, spread, 
     if has.any():
         gap[has] = np.linalg.norm(closest_on_rays(raw[has], origin, dirs[has]) - raw[has], axis=1)
     depth = np.linalg.norm(np.asarray(joints, float) - origin, axis=1)
+    group = np.zeros((17, len(JOINT_GROUPS)))
+    for k, idx in enumerate(JOINT_GROUPS):
+        group[list(idx), k] = 1.0
     return np.column_stack([np.ones(17), np.log(np.maximum(spread, 1e-3)), has.astype(float),
                             np.where(has, np.nan_to_num(keypoints[:, 2]), 0.0), np.log(np.maximum(depth, 0.1)),
                             np.where(has, np.log(gap + 0.01), 0.0),
-                            np.full(17, np.log(np.nan_to_num(evidence.tof_gap_m, nan=0.0) + 0.01))])
+                            np.full(17, np.log(np.nan_to_num(evidence.tof_gap_m, nan=0.0) + 0.01)), group,
+                            np.full(17, np.log(max(float(np.nan_to_num(evidence.range_m, nan=1.0)), 0.3)))])
+
+
+def with_verdict(x: np.ndarray, flagged: bool, risk: float = float("nan")) -> np.ndarray:
+    """``x`` (J, len(BASE_FEATURES)) plus the flag and the risk model's log-odds (0 without a risk model)."""
+    r = float(np.clip(risk, 1e-3, 1 - 1e-3)) if np.isfinite(risk) else 0.5
+    extra = np.tile([float(flagged), math.log(r / (1 - r))], (len(x), 1))
+    return np.column_stack([x, extra])
 
 
 def ray_axes(joints, origin) -> np.ndarray:
@@ -70,15 +86,13 @@ def ray_axes(joints, origin) -> np.ndarray:
 
 @dataclass
 class Calibration:
-    """Fitted models (coefficients over ``FEATURES``) and the flagged frames' figures; ``as_dict`` is stored."""
+    """Fitted models (coefficients over ``FEATURES``) and the refusal rule (``RefusalRule.to_dict``); ``as_dict``
+    is what the model file stores."""
 
     radius_m: float
     confidence_coef: list[float]
     log_std_along_coef: list[float]
     log_std_across_coef: list[float]
-    flagged_confidence: float
-    flagged_std_along_m: float
-    flagged_std_across_m: float
     refusal: dict
 
     def as_dict(self) -> dict:
@@ -88,15 +102,14 @@ class Calibration:
     def from_dict(cls, d: dict) -> Calibration:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
-    def apply(self, x: np.ndarray, axes: np.ndarray, flagged: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(confidence (17,), covariance (17, 3, 3) m^2) from features ``x`` and ray ``axes`` of one frame."""
-        if flagged:
-            conf = np.full(len(x), self.flagged_confidence)
-            along, across = np.full(len(x), self.flagged_std_along_m), np.full(len(x), self.flagged_std_across_m)
-        else:
-            conf = 1.0 / (1.0 + np.exp(-np.clip(x @ np.asarray(self.confidence_coef), -30, 30)))
-            along = np.exp(np.clip(x @ np.asarray(self.log_std_along_coef), -8, 2))
-            across = np.exp(np.clip(x @ np.asarray(self.log_std_across_coef), -8, 2))
+    def apply(self, x: np.ndarray, axes: np.ndarray, flagged: bool,
+              risk: float = float("nan")) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence (J,), covariance (J, 3, 3) m^2) from base features ``x`` (J, len(BASE_FEATURES)), the ray
+        ``axes`` and the refusal verdict (flag, risk) of one frame."""
+        x = with_verdict(x, flagged, risk)
+        conf = 1.0 / (1.0 + np.exp(-np.clip(x @ np.asarray(self.confidence_coef), -30, 30)))
+        along = np.exp(np.clip(x @ np.asarray(self.log_std_along_coef), -8, 2))
+        across = np.exp(np.clip(x @ np.asarray(self.log_std_across_coef), -8, 2))
         var = np.stack([along**2, across**2, across**2], axis=1)
         return conf, np.einsum("jab,jb,jcb->jac", axes, var, axes)
 
@@ -147,7 +160,7 @@ class Assessed:
     confidence: np.ndarray      # (17,) calibrated (P(error < radius)); the network's own when uncalibrated
     covariance: np.ndarray | None   # (17, 3, 3) m^2 (None when the model carries no calibration)
     verdict: Verdict
-    features: np.ndarray        # (17, len(FEATURES))
+    features: np.ndarray        # (17, len(BASE_FEATURES))
     axes: np.ndarray            # (17, 3, 3)
 
 
@@ -166,7 +179,7 @@ def assess_outputs(lifter, args: tuple, c: float, grid, raw_joints, joints, spre
         if verdict.flagged:
             conf = np.minimum(conf, 0.05)
         return Assessed(joints, raw_joints, conf, None, verdict, x, axes)
-    conf, cov = Calibration.from_dict(cal).apply(x, axes, verdict.flagged)
+    conf, cov = Calibration.from_dict(cal).apply(x, axes, verdict.flagged, verdict.risk)
     return Assessed(joints, raw_joints, conf, cov, verdict, x, axes)
 
 
@@ -229,11 +242,10 @@ def collect(lifter, family: str, num: int, seed: int, workers: int | None = None
 
 def fit(runs: dict[str, dict], radius_m: float = 0.1, quantile: float = 0.99, good_mm: float = 100.0,
         base: RefusalRule | None = None, max_risk: float = float("inf"),
-        wrong_mm: float = 250.0) -> tuple[Calibration, np.ndarray]:
+        wrong_mm: float = 250.0) -> tuple[Calibration, np.ndarray, np.ndarray]:
     """Fit the refusal rule (its envelope on the frames the lifter gets right, MPJPE <= ``good_mm``; its risk
     model on the frames it gets badly wrong, MPJPE > ``wrong_mm``, flagging above ``max_risk``), then the
-    calibration on every frame the rule keeps (and the flagged figures on the frames it flags). Returns it and the
-    flags."""
+    calibration on every frame, the verdict (flag, risk) among its inputs. Returns it, the flags and the risks."""
     evidence = [e for r in runs.values() for e in r["evidence"]]
     err = np.concatenate([np.stack(r["err"]) for r in runs.values() if r["err"]])          # (F, 17, 3)
     x = np.concatenate([np.stack(r["x"]) for r in runs.values() if r["x"]])
@@ -246,36 +258,34 @@ def fit(runs: dict[str, dict], radius_m: float = 0.1, quantile: float = 0.99, go
     rule = fit_rule(evidence, good, quantile, base)
     if np.isfinite(max_risk) and 0 < wrong.sum() < len(wrong):
         rule.risk_coef, rule.max_risk = fit_risk(evidence, wrong), float(max_risk)
-    flagged = np.array([judge(e, rule).flagged for e in evidence])
-    keep = ~flagged
-    xk, ek, ak = x[keep].reshape(-1, x.shape[-1]), err[keep].reshape(-1, 3), axes[keep].reshape(-1, 3, 3)
+    verdicts = [judge(e, rule) for e in evidence]
+    flagged = np.array([v.flagged for v in verdicts])
+    risk = np.array([v.risk for v in verdicts])
+    xk = np.concatenate([with_verdict(xi, f, r) for xi, f, r in zip(x, flagged, risk)])
+    ek, ak = err.reshape(-1, 3), axes.reshape(-1, 3, 3)
     hit = (np.linalg.norm(ek, axis=1) < radius_m).astype(float)
     conf_coef = fit_logistic(xk, hit)
     local = np.einsum("nab,na->nb", ak, ek)                 # error in (along, across, across) of each joint
     along = np.linalg.lstsq(xk, np.log(np.abs(local[:, 0]) + 1e-3), rcond=None)[0]
     across = np.linalg.lstsq(xk, np.log(np.linalg.norm(local[:, 1:], axis=1) / math.sqrt(2) + 1e-3), rcond=None)[0]
-    cal = Calibration(radius_m, conf_coef.tolist(), along.tolist(), across.tolist(), 0.0, 1.0, 1.0,
-                      rule.to_dict())
-    _, cov = cal.apply(xk, ak, False)
+    cal = Calibration(radius_m, conf_coef.tolist(), along.tolist(), across.tolist(), rule.to_dict())
+    _, cov = score_inputs(cal, x, axes, flagged, risk)
     scale = float(np.quantile(mahalanobis(ek, cov), 0.683) / R1)   # one factor for both axes: coverage 68.3 %
     along[0] += math.log(scale)
     across[0] += math.log(scale)
     cal.log_std_along_coef, cal.log_std_across_coef = along.tolist(), across.tolist()
-    if flagged.any():
-        ef = np.einsum("nab,na->nb", axes[flagged].reshape(-1, 3, 3), err[flagged].reshape(-1, 3))
-        cal.flagged_confidence = float(np.mean(np.linalg.norm(ef, axis=1) < radius_m))
-        along_f = float(np.quantile(np.abs(ef[:, 0]), 0.683))
-        across_f = float(np.quantile(np.linalg.norm(ef[:, 1:], axis=1) / math.sqrt(2), 0.683))
-        d = np.sqrt((ef[:, 0] / along_f) ** 2 + np.sum(ef[:, 1:] ** 2, axis=1) / across_f**2)
-        k = float(np.quantile(d, 0.683) / R1)            # the same 1-sigma coverage definition as the rest
-        cal.flagged_std_along_m, cal.flagged_std_across_m = along_f * k, across_f * k
-    return cal, flagged
+    return cal, flagged, risk
 
 
-def score(cal: Calibration, x, axes, err, flagged) -> dict:
+def score_inputs(cal: Calibration, x, axes, flagged, risk) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence (F*17,), covariance (F*17, 3, 3)) of frames' base features, ray axes, flags and risks."""
+    conf, cov = zip(*(cal.apply(xi, ai, bool(f), r) for xi, ai, f, r in zip(x, axes, flagged, risk)))
+    return np.concatenate(conf), np.concatenate(cov)
+
+
+def score(cal: Calibration, x, axes, err, flagged, risk=None) -> dict:
     """Brier (and the base rate's), 1- and 2-sigma coverage (module docstring) over every joint of the frames."""
-    conf, cov = zip(*(cal.apply(xi, ai, bool(f)) for xi, ai, f in zip(x, axes, flagged)))
-    conf, cov = np.concatenate(conf), np.concatenate(cov)
+    conf, cov = score_inputs(cal, x, axes, flagged, np.full(len(x), np.nan) if risk is None else risk)
     e = np.asarray(err).reshape(-1, 3)
     hit = np.linalg.norm(e, axis=1) < cal.radius_m
     b, base = brier(conf, hit)
@@ -380,15 +390,15 @@ def choose_quantile(runs: dict, radius_m: float, quantile="auto", max_risk="auto
         candidates = ([(float(quantile), t) for t in (float("inf"), 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)]
                       if max_risk == "auto" else [(float(quantile), float(max_risk))])
     for q, t in candidates:
-        cal, flagged = fit(runs, radius_m, q, max_risk=t)
+        cal, flagged, risk = fit(runs, radius_m, q, max_risk=t)
         families = _reports(runs, flagged)
         print(f"  quantile {q}, max risk {t}: " + "; ".join(
             f"{n} flagged {r['flagged_fraction']:.2f}, unflagged {r['mpjpe_unflagged_mm']:.0f} mm"
             + (f", beyond range flagged {r['beyond_range_flagged']:.2f}" if r["beyond_range_frames"] else "")
             for n, r in families.items()))
         if chosen is None and (quantile != "auto" or meets_range_target(families)):
-            chosen = (q, cal, flagged, families)
-    return chosen or (q, cal, flagged, families)
+            chosen = (q, cal, flagged, risk, families)
+    return chosen or (q, cal, flagged, risk, families)
 
 
 def main(argv=None) -> int:
@@ -417,13 +427,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     lifter = Lifter.load(args.model, threads=1)
     runs = {f: collect(lifter, f, args.num, args.seed, args.workers) for f in args.families}
-    quantile, cal, flagged, families = choose_quantile(runs, args.radius_m, args.quantile, args.max_risk)
+    quantile, cal, flagged, risk, families = choose_quantile(runs, args.radius_m, args.quantile, args.max_risk)
     report = {"families": families}
     x = np.concatenate([np.stack(r["x"]) for r in runs.values()])
     axes = np.concatenate([np.stack(r["axes"]) for r in runs.values()])
     err = np.concatenate([np.stack(r["err"]) for r in runs.values()])
-    report["val"] = score(cal, x, axes, err, flagged)
-    report["val_unflagged"] = score(cal, x[~flagged], axes[~flagged], err[~flagged], flagged[~flagged])
+    report["val"] = score(cal, x, axes, err, flagged, risk)
+    keep = ~flagged
+    report["val_unflagged"] = score(cal, x[keep], axes[keep], err[keep], flagged[keep], risk[keep])
     report.update(num=args.num, seed=args.seed, quantile=quantile, split="val")
     print(f"refusal rule (val, quantile {quantile}): {cal.refusal}")
     for name, r in report["families"].items():
@@ -435,7 +446,7 @@ def main(argv=None) -> int:
         print(f"  {key}: Brier {v['brier']:.4f} (base rate {v['brier_base_rate']:.4f}); mean confidence "
               f"{v['mean_confidence']:.3f} vs hit rate {v['hit_rate']:.3f}; coverage 1-sigma "
               f"{v['coverage_1sigma']:.3f}, 2-sigma {v['coverage_2sigma']:.3f} ({v['joints']} joints)")
-    conf = np.concatenate([cal.apply(xi, ai, bool(f))[0] for xi, ai, f in zip(x, axes, flagged)])
+    conf = score_inputs(cal, x, axes, flagged, risk)[0]
     hit = np.linalg.norm(err.reshape(-1, 3), axis=1) < args.radius_m
     if args.plot:
         reliability_plot(conf, hit.astype(float), args.plot,
