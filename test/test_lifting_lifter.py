@@ -23,19 +23,16 @@ SHIPPED = REPO / "models" / "lifter.pt"
 
 class _EasyScenario:
     """The default scenario, but a 1.75 m person standing 2.2 m in front of the camera at 40 dB SNR, in the world
-    the shipped weights were trained in (no body-wall paths, no shadowing: ``RoomPhysics()``)."""
+    the shipped weights were trained in (generator v3: the default physics)."""
 
     def __init__(self):
         self.inner = load_scenario("default")
 
     def sample(self, rng):
-        from av_pose_ros.sim.scenario import RoomPhysics
-
         s = self.inner.sample(rng)
         person = dataclasses.replace(s.person, pose="standing", stature_m=1.75, position_xy=(2.2, 0.1),
                                      yaw=facing_yaw((2.2, 0.1), (0.0, 0.0)))
-        return dataclasses.replace(s, person=person, audio=dataclasses.replace(s.audio, snr_db=40.0),
-                                   physics=RoomPhysics())
+        return dataclasses.replace(s, person=person, audio=dataclasses.replace(s.audio, snr_db=40.0))
 
 
 @pytest.fixture(scope="module")
