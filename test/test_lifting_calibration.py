@@ -4,6 +4,7 @@ the errors as a 3-D Gaussian would, and the fit travels in the model file to whe
 import math
 
 import numpy as np
+from lifting_helpers import flag_moves
 
 from av_pose_ros.lifting.calibration import (
     BASE_FEATURES,
@@ -75,18 +76,6 @@ def test_fitted_confidence_and_covariance_mean_what_they_say_on_fresh_frames():
     along = np.sqrt([ray @ c @ ray for c in cov])
     assert 2.0 < along[1] / along[0] < 4.5
     assert np.all(np.linalg.eigvalsh(cov[0]) > 0)
-
-
-def flag_moves(conf_ok: float, conf_flagged: float, along: tuple, across: tuple) -> Calibration:
-    """A calibration whose only inputs are the bias and the flag: (confidence, along std, across std) per state."""
-    def coef(ok, flagged):
-        c = [0.0] * len(FEATURES)
-        c[0], c[FEATURES.index("flagged")] = ok, flagged - ok
-        return c
-
-    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
-    return Calibration(0.1, coef(logit(conf_ok), logit(conf_flagged)), coef(*map(math.log, along)),
-                       coef(*map(math.log, across)), {})
 
 
 def test_the_flag_is_an_input_of_both_models():

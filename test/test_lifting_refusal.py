@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from lifting_helpers import flag_moves
 
 from av_pose_ros.lifting.features import BODY_HALF_DEPTH_M
 from av_pose_ros.lifting.refusal import Evidence, RefusalRule, fit_rule, gather, judge, measurable_range_m
@@ -12,20 +13,6 @@ from av_pose_ros.sim.body import body_joints, facing_yaw, place_in_world
 from av_pose_ros.sim.rig import load_rig
 
 FS, C = 48000, 343.0
-
-
-def flag_moves(conf_ok: float, conf_flagged: float, along: tuple, across: tuple):
-    """A calibration whose only inputs are the bias and the flag: (confidence, along std, across std) per state."""
-    from av_pose_ros.lifting.calibration import FEATURES, Calibration
-
-    def coef(ok, flagged):
-        c = [0.0] * len(FEATURES)
-        c[0], c[FEATURES.index("flagged")] = ok, flagged - ok
-        return c
-
-    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
-    return Calibration(0.1, coef(logit(conf_ok), logit(conf_flagged)), coef(*map(math.log, along)),
-                       coef(*map(math.log, across)), {})
 
 
 def _evidence(**kw) -> Evidence:
