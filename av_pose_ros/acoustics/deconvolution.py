@@ -198,3 +198,40 @@ class MultiInputWiener:
         gain = own * weight
         mean_gain = np.maximum(np.sum(gain * band, axis=1) / max(np.sum(band), 1e-12), 1e-12)[:, None]
         return numerator * weight / mean_gain, gain / mean_gain
+
+
+def split_band_windows(freqs: np.ndarray, band_hz: tuple[float, float], n_bands: int,
+                       transition: float = 0.3) -> np.ndarray:
+    """(B, F) windows over ``n_bands`` log-spaced bands of ``band_hz`` that sum to exactly one at every bin.
+
+    Band b is ``u_b - u_{b+1}``, where ``u_i`` rises from 0 to 1 across edge i (raised cosine over ``transition``
+    of a band's log width); ``u_0 = 1`` and ``u_B = 0``, so the sum telescopes to one. The split is lossless: the
+    band responses of a spectrum add up to its full-band response, which is what lets a learned front end weight
+    bands while equal weights give back the plain kernel exactly."""
+    if n_bands < 1:
+        raise ValueError(f"n_bands must be >= 1, got {n_bands}")
+    edges = np.geomspace(band_hz[0], band_hz[1], n_bands + 1)
+    logf = np.log(np.maximum(freqs, 1e-9))
+    width = np.log(edges[1] / edges[0]) * float(np.clip(transition, 1e-3, 1.0))
+    rises = [np.ones_like(freqs)]
+    for edge in edges[1:-1]:
+        x = np.clip((logf - np.log(edge)) / width + 0.5, 0.0, 1.0)
+        rises.append(0.5 - 0.5 * np.cos(np.pi * x))
+    rises.append(np.zeros_like(freqs))
+    return np.stack([rises[b] - rises[b + 1] for b in range(n_bands)])
+
+
+def band_analytic(spectra: np.ndarray, n: int, taps: int, windows: np.ndarray) -> np.ndarray:
+    """(P, B, taps) complex analytic signals of each band's response, from pair spectra (P, F) and (B, F) windows.
+
+    Each band's real response is truncated to ``taps`` before its analytic signal is taken, as ``envelope`` does
+    with the full-band response, so that ``|sum_b band_analytic[:, b]|`` equals ``envelope(irfft(spectra)[:taps])``
+    (the Hilbert transform is linear)."""
+    responses = np.fft.irfft(spectra[:, None, :] * windows[None], n)[..., :taps]
+    return hilbert(responses, axis=-1)
+
+
+def band_mean_db(power: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """(..., B) dB of the window-weighted mean of ``power`` (..., F) in each band."""
+    mean = np.einsum("...f,bf->...b", power, windows) / np.maximum(windows.sum(axis=-1), 1e-12)
+    return 10 * np.log10(np.maximum(mean, 1e-300))

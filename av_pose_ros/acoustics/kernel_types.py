@@ -53,6 +53,25 @@ class KernelQuality:
     #                                    reflector's kernel re its peak (music without broadband content rings)
 
 
+BAND_FEATURES = ("music_db", "gain_db", "residual_db", "kernel_db")
+
+
+@dataclass
+class BandKernels:
+    """Continuous mode with ``KernelConfig.frontend_bands`` > 0: the kernel split into B log-spaced bands, for a
+    learned music front end that weights the bands where this window's music carries echo energy.
+
+    ``analytic`` (P, B, taps) complex64: each band's range-gated analytic signal; ``|analytic.sum(axis=1)|`` is the
+    plain kernel. ``features`` (P, B, len(BAND_FEATURES)) float32, per pair and band: the pair's speaker's music
+    power re its mean over the band (dB), the deconvolution's gain there (dB, 0 = fully excited), the recording
+    power the empty-room model left unexplained at the pair's mic re the recording's (dB), and the band's share of
+    the kernel energy (dB). ``edges_hz`` (B + 1,) the band edges."""
+
+    analytic: np.ndarray
+    features: np.ndarray
+    edges_hz: np.ndarray
+
+
 @dataclass
 class PoseKernelFrame:
     """Output of one capture: ``kernels`` is None until an empty-room response exists."""
@@ -60,6 +79,7 @@ class PoseKernelFrame:
     kernels: np.ndarray | None   # (pairs, taps) float32 envelope of (response - empty room), range-gated
     responses: np.ndarray        # (pairs, taps) float32 aligned room responses (what the empty-room model learns)
     quality: KernelQuality
+    bands: BandKernels | None = None   # continuous mode with frontend_bands > 0, whenever ``kernels`` is set
 
 
 @dataclass
@@ -94,6 +114,8 @@ class KernelConfig:
     #                                   response, for the Wiener noise term (None: no noise term)
     music_memory: float = 0.5         # continuous mode: weight of the previous windows in each bin's deconvolution
     #                                   (0 = this window alone; 0.5 = about two windows, 200 ms)
+    frontend_bands: int = 0           # continuous mode: also split the kernel into this many bands with per-band
+    #                                   features (``BandKernels``, for the learned music front end); 0 = off
 
     @property
     def analysis_band_hz(self) -> tuple[float, float]:

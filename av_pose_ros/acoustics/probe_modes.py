@@ -20,9 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from .alignment import DirectPathLocator
-from .deconvolution import MultiInputWiener, band_window, envelope, envelope_of_spectrum, psf_sidelobe_db
+from .deconvolution import (
+    MultiInputWiener,
+    band_analytic,
+    band_mean_db,
+    band_window,
+    envelope,
+    envelope_of_spectrum,
+    psf_sidelobe_db,
+    split_band_windows,
+)
 from .empty_room import ContinuousEmptyRoom, EmptyRoom, SpectralEmptyRoom
-from .kernel_types import KernelConfig, KernelQuality, PoseKernelFrame
+from .kernel_types import BandKernels, KernelConfig, KernelQuality, PoseKernelFrame
 
 
 @dataclass
@@ -120,6 +129,7 @@ class _Subtraction:
     residual_db: float
     jump: int
     applied: float
+    recording: np.ndarray | None = None
 
 
 class ContinuousProbe(ProbeMode):
@@ -197,14 +207,14 @@ class ContinuousProbe(ProbeMode):
         energy = max(float(np.sum(recording ** 2)), 1e-300)
         residual = recording - room.model.predict(x, n)
         result = _Subtraction(residual, float(10 * np.log10(np.sum(residual ** 2) / energy)), 0,
-                              room.reference_shift)
+                              room.reference_shift, recording)
         recent = np.asarray(self._recent_shifts)
         candidate = int(np.round(np.median(recent) - room.reference_shift)) if len(recent) == 5 else 0
         if candidate and np.ptp(recent) < 1.0 and -8 <= candidate <= self.config.room_taps // 4:
             moved = recording - room.model.predict(x, n, shift=candidate)
             moved_db = float(10 * np.log10(np.sum(moved ** 2) / energy))
             if moved_db < result.residual_db - 3.0:
-                result = _Subtraction(moved, moved_db, candidate, room.reference_shift + candidate)
+                result = _Subtraction(moved, moved_db, candidate, room.reference_shift + candidate, recording)
         return result
 
     def _kernels(self, sub: _Subtraction, emissions: np.ndarray, n: int):
@@ -219,7 +229,29 @@ class ContinuousProbe(ProbeMode):
         h = room.model.h[pairs[:, 0], pairs[:, 1], :n]
         room_part = np.fft.rfft(h, n) * self._band(n) * np.exp(2j * np.pi * np.fft.rfftfreq(n) * room.reference_shift)
         responses = (np.fft.irfft(room_part, n)[:, : cfg.taps] + body).astype(np.float32)
-        return kernels, responses, psf_db
+        bands = self._band_kernels(spectra * align, psf_gain, emissions, sub, n) if cfg.frontend_bands > 0 else None
+        return kernels, responses, psf_db, bands
+
+    def _band_kernels(self, body: np.ndarray, psf_gain: np.ndarray, emissions: np.ndarray, sub: _Subtraction,
+                      n: int) -> BandKernels:
+        """The same body spectra split into ``frontend_bands`` bands, with what this window says about each band
+        (``BandKernels``): an extra output, the plain kernel is untouched."""
+        cfg, pairs = self.config, self.rig.pairs
+        freqs = np.fft.rfftfreq(n, 1.0 / cfg.fs)
+        band_hz = cfg.analysis_band_hz
+        windows = split_band_windows(freqs, band_hz, cfg.frontend_bands)
+        analytic = band_analytic(body, n, cfg.taps, windows) * self.rig.gate[:, None, :]
+        music = np.abs(np.fft.rfft(emissions.astype(float), n)[pairs[:, 0]]) ** 2
+        music_db = band_mean_db(music, windows)
+        residual = np.abs(np.fft.rfft(sub.residual, n)[pairs[:, 1]]) ** 2
+        recorded = np.abs(np.fft.rfft(sub.recording, n)[pairs[:, 1]]) ** 2
+        energy = np.sum(np.abs(analytic) ** 2, axis=-1)
+        features = np.stack([music_db - music_db.mean(axis=1, keepdims=True),
+                             band_mean_db(np.maximum(psf_gain, 0.0), windows),
+                             band_mean_db(residual, windows) - band_mean_db(recorded, windows),
+                             10 * np.log10(np.maximum(energy, 1e-300) / max(float(energy.sum()), 1e-300))], axis=-1)
+        edges = np.geomspace(band_hz[0], band_hz[1], cfg.frontend_bands + 1)
+        return BandKernels(analytic.astype(np.complex64), features.astype(np.float32), edges)
 
     def process(self, window: Window) -> PoseKernelFrame:
         cfg, room = self.config, self.empty_room
@@ -228,7 +260,7 @@ class ContinuousProbe(ProbeMode):
         history = history.astype(float)
         history_ok = history.shape[-1] >= cfg.room_taps - 1
         self._capture(window, history)
-        kernels = responses = psf_db = None
+        kernels = responses = psf_db = bands = None
         residual_db, jump, applied = float("nan"), 0, window.shift
         if room.ready:
             applied = room.reference_shift
@@ -240,7 +272,7 @@ class ContinuousProbe(ProbeMode):
             if window.person_present is False and not room.capturing:
                 room.track(x, sub.residual)
             if residual_db <= cfg.max_room_residual_db:
-                kernels, responses, psf_db = self._kernels(sub, window.emissions, n)
+                kernels, responses, psf_db, bands = self._kernels(sub, window.emissions, n)
             else:
                 self.wiener.reset()    # this window's music is unheard: no kernel, and no memory of it
         else:
@@ -250,7 +282,7 @@ class ContinuousProbe(ProbeMode):
         quality = self._quality(window, applied_shift_s=applied / cfg.fs, probe_mode=self.name,
                                 history_ok=history_ok, empty_room_residual_db=residual_db,
                                 latency_jump_samples=jump, psf_sidelobe_db=psf_db)
-        return PoseKernelFrame(kernels=kernels, responses=responses, quality=quality)
+        return PoseKernelFrame(kernels=kernels, responses=responses, quality=quality, bands=bands)
 
 
 PROBE_MODES = {mode.name: mode for mode in (PeriodicProbe, ContinuousProbe)}
