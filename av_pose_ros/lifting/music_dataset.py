@@ -39,10 +39,10 @@ from av_pose_ros.sim.render import Simulator
 
 from .dataset import DEFAULT_CACHE, generator_digest, split_tag, taps_for
 
-GROUP_VERSION = 1
+GROUP_VERSION = 2
 N_BANDS = 8
-POSITIVES = 4                 # windows of pose A per group
-NEGATIVE_AT = (1, 3)          # of those, where pose B is branched in (same window, same music)
+POSITIVES = 6                 # windows of pose A per group
+NEGATIVE_AT = (1, 3, 5)       # of those, where pose B is branched in (same window, same music)
 LEVEL_DB = (10.0, 40.0)       # music level drawn per group: room-echo SNR over the noise floor
 EXCERPT_S = 8.0
 CHIRP_EMPTY = 4
