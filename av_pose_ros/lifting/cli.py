@@ -120,6 +120,10 @@ def register(subparsers) -> None:
     e.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
     e.set_defaults(func=_eval)
 
+    from .music_cli import register as register_music
+
+    register_music(subparsers)
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="av-pose-lifting")
