@@ -21,6 +21,7 @@ from av_pose_ros.handover import (
     ReachEnvelope,
     Readiness,
     ReadyRule,
+    StateRule,
     approach_orientation,
     most_urgent,
 )
@@ -151,7 +152,8 @@ def test_state_machine_and_priority():
     s = HandoverState()
     seq = [(0.0, False, False), (0.1, True, False), (0.2, True, True), (0.3, False, False), (0.9, False, False),
            (1.4, False, False)]
-    assert [s.update(int(t * 1e9), o, r, withdrawn_s=1.0) for t, o, r in seq] == [
+    no_dwell = StateRule(enter_dwell_s=0.0, leave_dwell_s=0.0, withdrawn_s=1.0)
+    assert [s.update(int(t * 1e9), o, r, no_dwell) for t, o, r in seq] == [
         IDLE, OFFERED, READY, WITHDRAWN, WITHDRAWN, IDLE]
     assert most_urgent([IDLE, WITHDRAWN, READY, OFFERED]) == READY and most_urgent([]) == IDLE
 
@@ -240,7 +242,10 @@ def test_stage_errors_and_time_jump():
         out = stage.on_pose(pose_at(joints, 100 * 10**9 + k * 10**8), LOOKUP)
     assert not out.time_jumped and out.state == READY
     out = stage.on_pose(pose_at(joints, 10**9), LOOKUP)          # a bag loop: stamps back by 99 s
-    assert out.time_jumped and out.state == OFFERED and not out.target.reachable
+    assert out.time_jumped and out.state == IDLE and out.target is None   # a fresh track: the offer dwell again
+    for k in range(1, 4):
+        out = stage.on_pose(pose_at(joints, 10**9 + k * 10**8), LOOKUP)
+    assert out.state == OFFERED and not out.target.reachable                    # after enter_dwell_s (0.2 s)
 
 
 def test_handover_node_states_over_dds(ros_context):
@@ -306,7 +311,10 @@ def test_handover_node_states_over_dds(ros_context):
             bad.positions[3].x = float("nan")
             assert probe.publish_until(poses, bad, lambda: "NaN" in probe.diagnostic_message("handover_node"))
             count = len(infos)
-            assert probe.publish_until(poses, pose_msg(person("offer_right", 1.25)), lambda: len(infos) > count)
-            assert node.alive()
+            for _ in range(20):     # fresh stamps at 10 Hz: the offer is seen for enter_dwell_s, then targeted
+                poses.publish(pose_msg(person("offer_right", 1.25)))
+                if probe.spin_until(lambda: len(infos) > count, 0.1):
+                    break
+            assert len(infos) > count and node.alive()
         finally:
             probe.close()

@@ -12,10 +12,12 @@ from av_pose_ros.handover.readiness import (
     HandoverState,
     Readiness,
     ReadyRule,
+    StateRule,
     most_urgent,
 )
 from av_pose_ros.handover.selection import HandChoice, HandSelector, approach_orientation
 
 __all__ = ["IDLE", "OFFERED", "READY", "STATES", "WITHDRAWN", "ConstantVelocityFilter", "HandChoice",
-           "HandSelector", "HandoverState", "ReachEnvelope", "Readiness", "ReadyRule", "approach_orientation",
+           "HandSelector", "HandoverState", "ReachEnvelope", "Readiness", "ReadyRule", "StateRule",
+           "approach_orientation",
            "most_urgent"]

@@ -4,7 +4,8 @@ A manipulator should only plan to a hand that is inside its reach envelope, meas
 a hand on its way out or back is a moving target, and a wrist the lifter is unsure of (low confidence, wide
 covariance, an arm without human proportions) is a guess. ``Readiness``
 turns those three conditions into one `reachable` flag that needs ``hold_s`` of stillness; ``HandoverState`` keeps
-``idle`` -> ``offered`` -> ``ready`` -> ``withdrawn`` -> ``idle``.
+``idle`` -> ``offered`` -> ``ready`` -> ``withdrawn`` -> ``idle``, with dwell times (``StateRule``) so a noisy offer
+does not make the state flicker.
 """
 
 from __future__ import annotations
@@ -71,19 +72,71 @@ class Readiness:
         return 0.0 if self.still_since_ns is None else max(0.0, (stamp_ns - self.still_since_ns) * 1e-9)
 
 
+@dataclass(frozen=True)
+class StateRule:
+    """How the state debounces a noisy offer (handover_node parameters of the same names).
+
+    A lifted arm near the offer threshold scores above and below it from frame to frame; a task layer that saw
+    every crossing would start and abort a handover twice a second. So the offer evidence (the selector's, with
+    its own enter/leave score thresholds) must persist before the state follows it: ``enter_dwell_s`` of evidence
+    before ``offered``, ``leave_dwell_s`` without it before ``withdrawn``. Each state therefore lasts at least its
+    exit dwell, and a real withdrawal is reported at most ``leave_dwell_s`` after the evidence went (plus one frame).
+    ``ready`` is left at once when a published target stops being reachable (moving, outside, unsure): the state
+    never says ready beside a target that does not; a frame without any target (no usable arm) does not end it."""
+
+    enter_dwell_s: float = 0.3
+    leave_dwell_s: float = 0.4
+    withdrawn_s: float = 1.0     # 'withdrawn' this long, then 'idle'
+
+
+def _lasted(since_ns: int | None, now_ns: int, duration_s: float) -> bool:
+    """At least `duration_s` from `since_ns` to `now_ns` (1 us of slack: stamps a 10 Hz clock gives 0.2 s apart
+    must count as 0.2 s, whatever the float rounding of the parameter)."""
+    return since_ns is not None and now_ns - since_ns >= duration_s * 1e9 - 1e3
+
+
 class HandoverState:
     """``idle`` (no hand offered), ``offered`` (a hand is out, not yet takeable), ``ready`` (reachable),
-    ``withdrawn`` (an offered hand went away; for ``withdrawn_s``, then ``idle``)."""
+    ``withdrawn`` (an offered hand went away; for ``withdrawn_s``, then ``idle``), debounced by a ``StateRule``."""
 
     def __init__(self):
         self.state = IDLE
         self._withdrawn_ns = 0
+        self._against_ns: int | None = None   # since when the evidence has disagreed with the state
 
-    def update(self, stamp_ns: int, offered: bool, ready: bool, withdrawn_s: float) -> str:
-        if offered:
-            self.state = READY if ready else OFFERED
-        elif self.state in (OFFERED, READY):
-            self.state, self._withdrawn_ns = WITHDRAWN, stamp_ns
-        elif self.state == WITHDRAWN and (stamp_ns - self._withdrawn_ns) * 1e-9 >= withdrawn_s:
+    @property
+    def engaged(self) -> bool:
+        """A hand is (still) counted as offered: offered or ready, including a leave dwell in progress."""
+        return self.state in (OFFERED, READY)
+
+    def update(self, stamp_ns: int, offered: bool, ready: bool, rule: StateRule) -> str:
+        """One frame's evidence: `offered` (the selector found an offered hand), `ready` (its target is
+        reachable)."""
+        if offered == self.engaged:
+            self._against_ns = None
+        elif self._against_ns is None or stamp_ns < self._against_ns:
+            self._against_ns = stamp_ns
+        if self.engaged:
+            if offered:
+                self.state = READY if ready else OFFERED
+            elif _lasted(self._against_ns, stamp_ns, rule.leave_dwell_s):
+                self._withdraw(stamp_ns)
+            # else: a gap in the evidence shorter than the dwell (a frame without a usable arm) keeps the state
+        elif offered and _lasted(self._against_ns, stamp_ns, rule.enter_dwell_s):
+            self.state, self._against_ns = (READY if ready else OFFERED), None
+        elif self.state == WITHDRAWN and not offered and _lasted(self._withdrawn_ns, stamp_ns, rule.withdrawn_s):
             self.state = IDLE
         return self.state
+
+    def lost(self, now_ns: int, rule: StateRule) -> str:
+        """The body has not been seen for the track timeout (the timeout is its own dwell): withdrawn at once if a
+        hand was offered, then idle after ``withdrawn_s``."""
+        if self.engaged:
+            self._withdraw(now_ns)
+        elif self.state == WITHDRAWN and _lasted(self._withdrawn_ns, now_ns, rule.withdrawn_s):
+            self.state = IDLE
+        self._against_ns = None
+        return self.state
+
+    def _withdraw(self, stamp_ns: int) -> None:
+        self.state, self._withdrawn_ns, self._against_ns = WITHDRAWN, stamp_ns, None

@@ -45,12 +45,16 @@ def offer_score(joints: np.ndarray, side: str, robot_position: np.ndarray) -> fl
 
 
 class HandSelector:
-    """Picks the offered hand; switches only when the other hand scores `switch_margin` higher."""
+    """Picks the offered hand; switches only when the other hand scores `switch_margin` higher. A hand becomes
+    offered at `min_score` and stays offered down to `leave_score` (two thresholds, so a score hovering near one of
+    them does not toggle the choice; `leave_score` None: the same threshold both ways)."""
 
-    def __init__(self, min_score: float = 0.6, switch_margin: float = 0.15, min_confidence: float = 0.2):
+    def __init__(self, min_score: float = 0.6, switch_margin: float = 0.15, min_confidence: float = 0.2,
+                 leave_score: float | None = None):
         self.min_score = min_score
         self.switch_margin = switch_margin
         self.min_confidence = min_confidence
+        self.leave_score = leave_score
         self.current: str | None = None
 
     def select(self, joints: np.ndarray, confidence: np.ndarray,
@@ -64,7 +68,8 @@ class HandSelector:
         if self.current in scores and best != self.current:
             if scores[best][0] < scores[self.current][0] + self.switch_margin:
                 best = self.current
-        if scores[best][0] < self.min_score:
+        keep = self.leave_score if self.leave_score is not None else self.min_score
+        if scores[best][0] < (min(keep, self.min_score) if best == self.current else self.min_score):
             self.current = None
             return None
         self.current = best

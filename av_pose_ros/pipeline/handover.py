@@ -20,12 +20,15 @@ import numpy as np
 
 from av_pose_ros.handover import (
     IDLE,
+    OFFERED,
+    READY,
     ConstantVelocityFilter,
     HandoverState,
     HandSelector,
     ReachEnvelope,
     Readiness,
     ReadyRule,
+    StateRule,
     approach_orientation,
     most_urgent,
 )
@@ -40,13 +43,20 @@ PARAMS = [
     Param("base_frame", "base_link", "Manipulator base frame the target is expressed in."),
     Param("reach_frame", "arm_base_link", "TF frame the reach envelope is centred on (the arm's shoulder link); the "
           "offer score's 'towards the robot' cue points at it too."),
-    Param("min_offer_score", 0.6, "How clearly a hand must be offered (0..1) before a target is published.", 0.0, 1.0),
+    Param("min_offer_score", 0.6, "How clearly a hand must be offered (0..1) before a target is published (the "
+          "enter threshold).", 0.0, 1.0),
+    Param("leave_offer_score", 0.45, "An offered hand stays offered while it scores at least this (the leave "
+          "threshold; at or above min_offer_score: no score hysteresis).", 0.0, 1.0),
+    Param("enter_dwell_s", 0.3, "The offer must be seen this long before the state says 'offered' (s).", 0.0, 10.0),
+    Param("leave_dwell_s", 0.4, "No offered hand this long before the state says 'withdrawn' (s); a real "
+          "withdrawal is reported within it.", 0.0, 10.0),
     Param("switch_margin", 0.15, "Score margin the other hand needs before the chosen hand switches.", 0.0, 1.0),
     Param("min_joint_confidence", 0.2, "Wrist/elbow confidence below which a hand is ignored.", 0.0, 1.0),
     Param("accel_std", 2.0, "Kalman process noise: how fast a hand may change velocity (m/s^2).", 0.01, 50.0),
     Param("measurement_std_m", 0.03, "Wrist position noise used when the pose carries no covariance (m).",
           0.001, 1.0),
-    Param("track_timeout_s", 1.0, "A body unseen this long starts a fresh track (and counts as withdrawn).",
+    Param("track_timeout_s", 1.0, "A body unseen this long (clock time) is dropped and counts as withdrawn at "
+          "once; its next pose starts a fresh track.",
           0.05, 60.0),
     Param("reach_min_radius_m", 0.25, "Reach envelope: minimum distance from the reach frame (m).", 0.0, 5.0),
     Param("reach_max_radius_m", 0.85, "Reach envelope: maximum distance from the reach frame (m).", 0.0, 5.0),
@@ -87,7 +97,8 @@ class HandoverOutput:
 
 class _Track:
     def __init__(self, p):
-        self.selector = HandSelector(p.min_offer_score, p.switch_margin, p.min_joint_confidence)
+        self.selector = HandSelector(p.min_offer_score, p.switch_margin, p.min_joint_confidence,
+                                     p.leave_offer_score)
         self.filter = ConstantVelocityFilter(p.accel_std, p.track_timeout_s)
         self.readiness = Readiness()
         self.state = HandoverState()
@@ -95,6 +106,10 @@ class _Track:
         self.last_ns = 0                     # stamp of its newest pose
         self.fresh = True                    # a pose arrived since the last on_clock
         self.seen_clock_ns: int | None = None  # clock time of the on_clock that last found it fresh
+
+
+def _state_rule(p) -> StateRule:
+    return StateRule(p.enter_dwell_s, p.leave_dwell_s, p.withdrawn_s)
 
 
 def _rule(p) -> ReadyRule:
@@ -146,7 +161,7 @@ class HandoverTracker:
             if track.fresh or track.seen_clock_ns is None:
                 track.fresh, track.seen_clock_ns = False, now_ns
             elif now_ns - track.seen_clock_ns > timeout_ns:
-                state = track.state.update(now_ns, False, False, self.p.withdrawn_s)
+                state = track.state.lost(now_ns, _state_rule(self.p))
                 if state == IDLE:
                     del self.tracks[body]
         return self._output(None)
@@ -158,19 +173,19 @@ class HandoverTracker:
 
     def update(self, pose, base_from_pose: np.ndarray, reach_center: np.ndarray) -> HandoverResult | None:
         """The target for this pose given the transforms (base <- pose frame, reach frame origin in the base
-        frame), or None while no hand is offered."""
+        frame), or None while no hand is offered (the state is not offered or ready)."""
         p = self.p
         joints = apply_transform(base_from_pose, pose.joints)
         track = self._track(pose)
         selector = track.selector
-        selector.min_score, selector.switch_margin, selector.min_confidence = (
-            p.min_offer_score, p.switch_margin, p.min_joint_confidence)
+        selector.min_score, selector.switch_margin, selector.min_confidence, selector.leave_score = (
+            p.min_offer_score, p.switch_margin, p.min_joint_confidence, p.leave_offer_score)
         choice = selector.select(joints, pose.confidence, np.asarray(reach_center, float))
         if choice is None:
-            track.hand = None
-            track.filter.reset()
-            track.readiness.reset()
-            track.state.update(pose.stamp_ns, False, False, p.withdrawn_s)
+            if track.state.update(pose.stamp_ns, False, False, _state_rule(p)) not in (OFFERED, READY):
+                track.hand = None        # withdrawn (not merely a frame without the hand): forget the hand
+                track.filter.reset()
+                track.readiness.reset()
             return None
         if choice.hand != track.hand:
             track.filter.reset()
@@ -192,7 +207,9 @@ class HandoverTracker:
         reachable = track.readiness.update(pose.stamp_ns, envelope.contains(position), choice.confidence, std,
                                            float(np.linalg.norm(velocity)), rule,
                                            plausible_arm(shoulder, choice.elbow, choice.wrist, rule.forearm_ratio))
-        state = track.state.update(pose.stamp_ns, True, reachable, p.withdrawn_s)
+        state = track.state.update(pose.stamp_ns, True, reachable, _state_rule(p))
+        if state not in (OFFERED, READY):
+            return None                  # seen, not yet for enter_dwell_s: no target (the filter is warming up)
         return HandoverResult(choice.hand, position, approach_orientation(choice.elbow, choice.wrist), velocity,
                               choice.score * choice.confidence, reachable, envelope.distance(position), state,
                               track.readiness.held_s(pose.stamp_ns), std)
