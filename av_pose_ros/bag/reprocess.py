@@ -1,8 +1,10 @@
 """`av-pose reprocess`: the pose kernel, lifter and handover stages re-run offline on a recorded bag, message by
 message in bag order and as fast as the CPU allows, with the nodes' own handlers (`av_pose_ros.pipeline`), message
 builders (`av_pose_ros.ros.messages`) and an offline `TransformTree`. "Now" is the time the recorder received each
-message (where the nodes use their clock at arrival), so camera-info freshness and presence are judged the same way;
-when the stamps go back (a recording across a simulator restart) every handler and the TF history reset, as the
+message (where the nodes use their clock at arrival), so camera-info freshness and presence are judged the same way,
+and handover_node's 10 Hz timer (body timeouts, withdrawn -> idle) ticks on it; the handover stage writes
+`/handover/target`, `/handover/target_info` and every `/handover/state` change, as the node publishes them. When the
+stamps go back (a recording across a simulator restart) every handler and the TF history reset, as the
 nodes do. One difference is deliberate: every keypoint/kernel pair is lifted (a live lifter that falls behind drops
 pairs)."""
 
@@ -21,7 +23,7 @@ STAGES = ("kernel", "lifter", "handover")
 NODES = {"kernel": "pose_kernel_node", "lifter": "lifter_node", "handover": "handover_node"}
 # Recorded topics each stage re-creates (dropped from the copy of the inputs when the stage runs).
 OUTPUTS = {"kernel": ("/audio/pose_kernel", "/audio/encoding"), "lifter": ("/human/pose_3d", "/human/markers"),
-           "handover": ("/handover/target", "/handover/target_info")}
+           "handover": ("/handover/target", "/handover/target_info", "/handover/state")}
 INPUTS = {"kernel": ("/audio/frames",), "lifter": ("/human/keypoints_2d", "/camera/camera_info"),
           "handover": ()}
 
@@ -192,6 +194,28 @@ class _Pipeline:
         self.lifter = LifterHandler(p["lifter"], self.tree.lookup, lifter)
         self.handover = HandoverTracker(p["handover"])
         self.back = BackwardsTime()
+        self.next_tick: int | None = None   # handover_node's 10 Hz timer, on the recording's clock
+
+    def tick(self, stamp: int) -> None:
+        """handover_node's timer (every 0.1 s, on_clock) replayed on the log times up to `stamp`; its first call
+        publishes the initial state, as the node does when it starts."""
+        if "handover" not in self.stages:
+            return
+        if self.next_tick is None:
+            self.emit_state(self.handover.state, stamp)
+            self.next_tick = stamp
+        while self.next_tick <= stamp:
+            out = self.handover.on_clock(self.next_tick)
+            if out.state_changed:
+                self.emit_state(out.state, self.next_tick)
+            self.next_tick += 100_000_000
+
+    def emit_state(self, state: str, stamp: int) -> None:
+        from std_msgs.msg import String
+
+        from av_pose_ros.ros.qos import STATIC_QOS
+
+        self.output.emit("/handover/state", String(data=state), stamp, STATIC_QOS)
 
     def time(self, stamp: int) -> None:
         """The recording's clock went back (a simulator restart inside one bag): reset as a node would."""
@@ -200,6 +224,9 @@ class _Pipeline:
             for handler in (self.kernel, self.lifter, self.handover):
                 handler.reset()
             self.tree.clear()
+            if "handover" in self.stages:
+                self.emit_state(self.handover.state, stamp)   # as handover_node's time-jump handler does
+                self.next_tick = stamp
 
     def on_tf(self, msg, static: bool) -> None:
         from av_pose_ros.primitives.transform_tree import TransformError
@@ -279,6 +306,8 @@ class _Pipeline:
             target_msg, info_msg = handover_msgs(out.target, pose, self.p["handover"].base_frame)
             self.output.emit("/handover/target", target_msg, stamp, RESULT_QOS)
             self.output.emit("/handover/target_info", info_msg, stamp, RESULT_QOS)
+        if out.state_changed:
+            self.emit_state(out.state, stamp)
 
     def flush(self, stamp: int) -> None:
         if "lifter" in self.stages:
@@ -350,6 +379,7 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
             if topic in output.replaced and topic != "/tf":
                 continue
             pipe.time(stamp)
+            pipe.tick(stamp)
             try:
                 keep = _dispatch(pipe, stages, topic, info.msgtype, data, stamp)
             except StageError as err:
