@@ -58,13 +58,12 @@ class Track:
 
     name: str
     source: str      # "library" or "synthetic"
+    path: str = ""   # library tracks: the WAV file
 
     def load(self, fs: int) -> np.ndarray:
         if self.source == "synthetic":
             return probes.synthetic_music(EXCERPT_S, fs, int(self.name.rsplit("-", 1)[1]))
-        from av_pose_ros.audio.music_library import MusicLibrary
-
-        return np.asarray(MusicLibrary.open().load(self.name, fs), np.float32)
+        return probes.load_wav(self.path, fs)
 
 
 @lru_cache(maxsize=8)
@@ -78,7 +77,7 @@ def split_tracks(split: str, synthetic: bool = False) -> tuple[Track, ...]:
 
             names = list(MusicLibrary.open().tracks(split))
             if names:
-                return tuple(Track(str(n), "library") for n in names)
+                return tuple(Track(str(t.name), "library", str(t.path)) for t in names)
         except (ImportError, OSError, ValueError, RuntimeError, LookupError, AttributeError):
             pass
     return tuple(Track(f"synthetic-{s}", "synthetic") for s in SYNTHETIC_SEEDS[split])
