@@ -96,3 +96,28 @@ def test_model_file_round_trip_and_bad_files(tmp_path):
         mf.load(tmp_path / "bad.pt")
     with pytest.raises(mf.MusicFrontendError, match="not found"):
         mf.load(tmp_path / "missing.pt")
+
+
+def test_kernel_stage_loads_the_front_end_or_falls_back_with_a_reason(tmp_path):
+    from types import SimpleNamespace
+
+    from av_pose_ros.pipeline.kernel import PARAMS, KernelHandler, _config
+
+    p = SimpleNamespace(**{spec.name: spec.default for spec in PARAMS})
+    handler = KernelHandler(p, lookup=None)
+    good = mf.save(tmp_path / "fe.pt", mf.MusicFrontend(mf.FrontendConfig(bands=6)))
+    p.music_frontend = str(good)
+    handler._load_frontend(music=True)
+    assert handler.frontend is not None and handler.frontend_problem is None
+    assert _config(p, "continuous", handler.frontend.config.bands).frontend_bands == 6
+    assert _config(p, "periodic", 6).frontend_bands == 0
+    handler._load_frontend(music=False)                     # chirps: never loaded
+    assert handler.frontend is None and handler.frontend_problem is None
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    for path in (tmp_path / "bad.pt", tmp_path / "missing.pt"):
+        p.music_frontend = str(path)
+        handler._load_frontend(music=True)
+        assert handler.frontend is None and path.name in handler.frontend_problem
+    p.music_frontend = ""
+    handler._load_frontend(music=True)
+    assert handler.frontend is None and handler.frontend_problem is None

@@ -211,3 +211,22 @@ def load(path: str | Path) -> tuple[MusicFrontend, dict]:
     found = load_model_file(path, KIND, error=MusicFrontendError, hint=hint)
     model = build(found, lambda cfg: MusicFrontend(FrontendConfig.from_dict(cfg)), error=MusicFrontendError)
     return model, found.metadata
+
+
+def load_for_pipeline(path: str | Path | None) -> tuple[MusicFrontend | None, str | None]:
+    """``(model, None)``, or ``(None, why)`` when ``path`` is set but unusable (the kernel stage then publishes the
+    plain continuous kernel and reports why); ``(None, None)`` when ``path`` is empty (switched off)."""
+    if not path:
+        return None, None
+    try:
+        model, _ = load(path)
+    except MusicFrontendError as err:
+        return None, str(err)
+    return model, None
+
+
+def apply_to_frame(model: MusicFrontend, kernels: np.ndarray, bands) -> np.ndarray:
+    """The front end's kernel for one extractor frame (``PoseKernelFrame.kernels`` and ``.bands``), at the plain
+    kernel's peak level (consumers normalise, but RViz and logs show absolute levels)."""
+    peak = float(np.max(kernels)) if kernels.size else 0.0
+    return (model.apply(bands.analytic, bands.features) * peak).astype(np.float32)

@@ -46,6 +46,9 @@ PARAMS = [
           256, 480000),
     Param("music_memory", 0.5, "Music: weight of earlier windows in each band of the kernel (0 = none).",
           0.0, 0.99),
+    Param("music_frontend", "models/music_frontend.pt", "Music: learned front end (frequency-wise attention, "
+          "contrastive pose extraction) applied to continuous-mode kernels; a relative path is looked up in the "
+          "package, '' switches it off. A missing or unreadable file gives the plain kernel and a diagnostic."),
     Param("max_room_residual_db", -30.0, "Music: windows whose recording the empty-room model explains worse "
           "than this (music it never heard) give no kernel.", -200.0, 0.0),
     Param("empty_room_update", "keypoints", "Slow empty-room update while nobody is present, driven by "
@@ -129,7 +132,7 @@ class KernelOutput:
     report: Report = field(default_factory=Report)
 
 
-def _config(p, probe_mode: str) -> KernelConfig:
+def _config(p, probe_mode: str, frontend_bands: int = 0) -> KernelConfig:
     band = tuple(float(v) for v in p.band_hz)
     if len(band) != 2 or not 0 < band[0] < band[1] <= p.sample_rate / 2:
         raise ValueError(f"band_hz {list(p.band_hz)} must be [low, high] inside (0, sample_rate / 2]")
@@ -140,7 +143,8 @@ def _config(p, probe_mode: str) -> KernelConfig:
                         empty_room_rate=float(p.empty_room_rate), empty_room_frames=int(p.empty_room_frames),
                         probe_mode=probe_mode, room_taps=int(p.room_taps),
                         music_capture_frames=int(p.music_capture_frames), music_memory=float(p.music_memory),
-                        max_room_residual_db=float(p.max_room_residual_db))
+                        max_room_residual_db=float(p.max_room_residual_db),
+                        frontend_bands=frontend_bands if probe_mode == "continuous" else 0)
 
 
 class KernelHandler:
@@ -157,6 +161,8 @@ class KernelHandler:
         self.presence = Presence(p)
         self._tables: dict = {}
         self.frames = self.published = 0
+        self.frontend = None                 # the music front end (continuous mode), or None
+        self.frontend_problem: str | None = None
 
     # -- inputs besides audio ------------------------------------------------------------------------------------
     def on_presence(self, source: str, present: bool, now_s: float) -> None:
@@ -201,6 +207,10 @@ class KernelHandler:
         except AudioInputError as err:
             raise StageError(f"input_{err.reason}", str(err)) from err
         kernels, subtracted = frame.kernels, frame.kernels is not None
+        if kernels is not None and frame.bands is not None and self.frontend is not None:
+            from av_pose_ros.lifting.music_frontend import apply_to_frame
+
+            kernels = apply_to_frame(self.frontend, kernels, frame.bands)
         if kernels is None and self.p.publish_unsubtracted and not ex.empty_room.ready:
             kernels = (envelope(frame.responses) * ex.gate).astype(np.float32)
         self.published += kernels is not None
@@ -255,14 +265,16 @@ class KernelHandler:
                p.sample_rate, p.temperature_c, p.pairs, p.taps, tuple(p.band_hz), p.regularisation, p.floor_db,
                p.min_range_m, p.max_range_m, p.min_snr_db, p.max_clipped_fraction, p.max_drift_s, p.room_taps,
                p.music_memory, p.max_room_residual_db, p.empty_room_rate, p.empty_room_frames,
-               p.music_capture_frames)
+               p.music_capture_frames, p.music_frontend)
         if key == self._setup_key and self.extractor is not None:
             return None
+        self._load_frontend(audio.probe_type == "music")
         speakers_xyz = self._positions(audio.frame_id, audio.speaker_frames, audio.stamp_ns)
         mics_xyz = self._positions(audio.frame_id, audio.mic_frames, audio.stamp_ns)
         pairs = self._pairs(audio.speaker_frames, audio.mic_frames)
         direct = np.linalg.norm(speakers_xyz[pairs[:, 0]] - mics_xyz[pairs[:, 1]], axis=1)
-        config = _config(p, "continuous" if audio.probe_type == "music" else "periodic")
+        config = _config(p, "continuous" if audio.probe_type == "music" else "periodic",
+                         self.frontend.config.bands if self.frontend is not None else 0)
         c = speed_of_sound(float(p.temperature_c))
         had_model = self.extractor is not None and self.extractor.empty_room.ready
         self.extractor = PoseKernelExtractor(pairs, direct, len(audio.mic_frames), c, config)
@@ -274,6 +286,15 @@ class KernelHandler:
         if had_model or self._capture_requested:
             self._start_capture()       # a new rig or probe makes the old empty room meaningless
         return f"pipeline for {len(pairs)} pairs in '{audio.frame_id}', {config.probe_mode} probe, c = {c:.1f} m/s"
+
+    def _load_frontend(self, music: bool) -> None:
+        """The music front end of `music_frontend` (only for a music probe: torch is not imported otherwise)."""
+        self.frontend = self.frontend_problem = None
+        if music and self.p.music_frontend:
+            from av_pose_ros.lifting.music_frontend import load_for_pipeline
+            from av_pose_ros.primitives.paths import package_file
+
+            self.frontend, self.frontend_problem = load_for_pipeline(package_file(self.p.music_frontend))
 
     def _drift_samples(self, q, room) -> tuple[float, float]:
         """(applied shift, drift since the capture) in samples; the shift right after a capture is the reference."""
@@ -300,6 +321,10 @@ class KernelHandler:
             report.values.update(music_room_residual_db=round(q.empty_room_residual_db, 1), history_ok=q.history_ok)
             if q.psf_sidelobe_db is not None:
                 report.values.update(psf_sidelobe_db=np.round(q.psf_sidelobe_db, 1).tolist())
+            report.values.update(music_frontend="on" if self.frontend is not None else "off")
+            if self.frontend_problem:
+                report.problem("music_frontend", f"music front end not used, plain continuous kernels published: "
+                                                 f"{self.frontend_problem}")
         if room.capturing:
             report.problem("empty_room", f"capturing the empty room ({room.requested} windows): keep it empty")
         elif not room.ready:
@@ -317,5 +342,5 @@ class KernelHandler:
                 report.problem("music_unheard", f"the empty-room model leaves {q.empty_room_residual_db:.1f} dB of "
                                                 "this window unexplained (music it did not hear): recapture the "
                                                 "empty room while this music plays")
-        report.clear("empty_room", "drift", "music_history", "music_unheard")
+        report.clear("empty_room", "drift", "music_history", "music_unheard", "music_frontend")
         return report
