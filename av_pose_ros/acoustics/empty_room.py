@@ -90,9 +90,9 @@ class ContinuousEmptyRoom(EmptyRoom):
     """Empty room for a continuous probe: a ``RoomModel`` fitted over an explicit capture, then slow tracking.
 
     An explicit capture collects gap-free windows (recording and emission), at least twice as many samples as the
-    model has unknowns per mic, and fits the model when the last one arrives; a gap restarts it. The model predicts
-    well only the music it has heard, so the capture should span the music loop (or the slow tracking should run
-    for a while with the room empty); ``KernelQuality.empty_room_residual_db`` shows when it does not.
+    model has unknowns per mic, and fits the model when the last one arrives; a gap restarts it. With the default
+    82 windows the model (decay prior, see ``room_model``) predicts music it never heard about as well as the
+    music of the capture; a much shorter capture overfits, and ``KernelQuality.empty_room_residual_db`` shows it.
     """
 
     def __init__(self, n_mics: int, config: KernelConfig):
