@@ -184,8 +184,72 @@ def sample_pair3d(room: Room3D, rel_yaw: float, rng: np.random.Generator, lens: 
     return render(room, lens, origin, ra), render(room, lens, origin + step, rb)
 
 
-__all__ = ["Lens", "Room3D", "Surface", "camera_rotation", "evaluate_rotation_3d", "render", "sample_pair3d",
-           "sample_room3d"]
+def degrade(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A hard version of a view: ``dim`` (gain 0.1-0.25 and sensor noise), ``blur`` (Gaussian, sigma 1.5-3 px of a
+    320-px image), ``noise`` (sigma 0.04-0.08) or ``clean``. Each view of a pair is degraded independently."""
+    x = img.astype(np.float32) / 255.0
+    scale = img.shape[1] / 320.0
+    if kind == "dim":
+        x = x * rng.uniform(0.1, 0.25) + rng.normal(0, 0.01, x.shape)
+    elif kind == "blur":
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(1.5, 3.0) * scale)
+    elif kind == "noise":
+        x = x + rng.normal(0, rng.uniform(0.04, 0.08), x.shape)
+    elif kind != "clean":
+        raise ValueError(f"unknown degradation {kind!r}")
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+class LowTextureBank:
+    """Wraps an image bank: every texture blurred (sigma 2 % of its width) and its contrast cut to 25 %, so the
+    surfaces carry little more than their large shapes (the low-texture hard pairs)."""
+
+    def __init__(self, bank):
+        self.bank = bank
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        tex = self.bank.draw(rng).astype(np.float32)
+        tex = cv2.GaussianBlur(tex, (0, 0), 0.02 * tex.shape[1])
+        mean = tex.mean(axis=(0, 1), keepdims=True)
+        return np.clip(mean + 0.25 * (tex - mean), 0, 255).astype(np.uint8)
+
+
+def make_pairs3d(num: int, seed: int, split: str = "eval", lens_kw: dict | None = None, max_yaw_deg: float = 90.0,
+                 max_translation_m: float = 0.05, low_texture: bool = False) -> dict:
+    """``num`` 3D-room pairs with their relative yaw (rad), drawn exactly as `evaluate_rotation_3d` draws them (so
+    a seed gives the same pairs to every method). Textures: ``split`` photographs (``eval``: held out, ``train``)
+    and procedural scenes. Returns {"a", "b": lists of uint8 RGB, "yaw": (num,), "k1": (num,), "lens": Lens}."""
+    from .images import ImageBank, load_real_photos
+
+    bank = ImageBank(load_real_photos(split), n_procedural=20, seed=seed + (777 if split == "eval" else 991),
+                     p_real=0.5)
+    if low_texture:
+        bank = LowTextureBank(bank)
+    rng = np.random.default_rng([seed, 4243])
+    out = {"a": [], "b": [], "yaw": [], "k1": []}
+    lens = None
+    for _ in range(num):
+        kw = dict(lens_kw or {})
+        kw.setdefault("k1", float(rng.uniform(-0.06, 0.04)))
+        lens = Lens(**kw)
+        yaw = float(np.radians(rng.uniform(-max_yaw_deg, max_yaw_deg)))
+        for _ in range(20):  # a room crowded with boxes may leave no spot for the camera: draw another
+            room = sample_room3d(rng, bank)
+            try:
+                a, b = sample_pair3d(room, yaw, rng, lens, max_translation_m)
+                break
+            except RuntimeError:
+                continue
+        out["a"].append(a)
+        out["b"].append(b)
+        out["yaw"].append(yaw)
+        out["k1"].append(lens.k1)
+    out["yaw"], out["k1"], out["lens"] = np.asarray(out["yaw"]), np.asarray(out["k1"]), lens
+    return out
+
+
+__all__ = ["Lens", "LowTextureBank", "Room3D", "Surface", "camera_rotation", "degrade", "evaluate_rotation_3d",
+           "make_pairs3d", "render", "sample_pair3d", "sample_room3d"]
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
