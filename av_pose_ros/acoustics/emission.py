@@ -73,7 +73,7 @@ class MusicEmission:
     periodic = False
 
     def __init__(self, track: np.ndarray, n_speakers: int, window_samples: int,
-                 speaker_offset_samples: int | None = None):
+                 speaker_offset_samples: int | None = None, start_offset_samples: int = 0):
         track = np.asarray(track, dtype=np.float32).ravel()
         if track.size < 2 * window_samples:
             raise ValueError(f"music track of {track.size} samples is shorter than two windows")
@@ -81,7 +81,8 @@ class MusicEmission:
         self.n_speakers = int(n_speakers)
         self.window_samples = int(window_samples)
         step = track.size // max(self.n_speakers, 1) if speaker_offset_samples is None else int(speaker_offset_samples)
-        self.offsets = np.arange(self.n_speakers) * step
+        # start_offset_samples: where in the track clock sample 0 falls (a scene starting mid-song)
+        self.offsets = np.arange(self.n_speakers) * step + int(start_offset_samples)
 
     @property
     def max_taps(self) -> int:

@@ -11,7 +11,8 @@ import importlib
 import sys
 
 # Areas whose `cli.register(subparsers)` adds subcommands, in help order.
-AREA_CLIS = ("av_pose_ros.app.doctor", "av_pose_ros.app.demo", "av_pose_ros.audio.cli", "av_pose_ros.lifting.cli",
+AREA_CLIS = ("av_pose_ros.app.doctor", "av_pose_ros.app.demo", "av_pose_ros.audio.cli", "av_pose_ros.audio.music_cli",
+             "av_pose_ros.lifting.cli",
              "av_pose_ros.slfm.cli", "av_pose_ros.app.launcher",
              "av_pose_ros.bag.cli")
 

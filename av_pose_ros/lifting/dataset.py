@@ -95,6 +95,26 @@ def check_servable(scenario) -> None:
                             f"in audio.window_s = {scenario.window_s} s")
     if len(scenario.rig.pairs) < 1:
         raise ScenarioError(f"{scenario.name}: rig has no speaker/mic pair")
+    if _uses_music_library(scenario):
+        from av_pose_ros.audio.music_library import open_cached
+
+        open_cached()   # MusicLibraryMissing says how to build it, before any rendering
+
+
+def _uses_music_library(scenario) -> bool:
+    return scenario.probe == "music" and scenario.music_source == "library" and not scenario.music_file
+
+
+def _with_library_music(scene, split: str, seed: int, index: int):
+    """``audio.music_source: library``: a track of this split (test samples never hear training music) at a random
+    start, drawn from a stream of its own so the scene's other draws equal those of the synthetic-music sample."""
+    if scene.audio.music_source != "library" or scene.audio.music_file:
+        return scene
+    from av_pose_ros.audio.music_library import scene_with_library_music
+
+    rng = np.random.default_rng([split_tag(split), int(seed), int(index), 1])
+    needed = (empty_frames_for("music") + 1) * scene.audio.window_s
+    return scene_with_library_music(scene, split, rng, needed_s=needed)
 
 
 def _extractor(scene, c: float):
@@ -138,7 +158,7 @@ def simulate_sample(scenario, sim, split: str, seed: int, index: int, audio: boo
     from .features import LiftingInputError, coarse_locate, vision_locate
 
     rng = sample_rng(split, seed, index)
-    scene = scenario.sample(rng)
+    scene = _with_library_music(scenario.sample(rng), split, seed, index)
     rig = scene.rig
     speakers, mics = rig.pair_positions("base_link")
     if audio:
@@ -189,7 +209,7 @@ def _generate_one(args) -> dict:
 # Sources whose code decides what a sample holds: a cached sample is reused only while none of them changed (several
 # people change the simulator at once; a forgotten GENERATOR_VERSION bump must not serve stale samples).
 GENERATOR_SOURCES = ("sim", "acoustics", "vision/simulated.py", "lifting/dataset.py", "lifting/features.py",
-                     "lifting/baselines.py", "primitives")
+                     "lifting/baselines.py", "primitives", "audio/music_library.py")
 
 
 @lru_cache(maxsize=1)
@@ -209,9 +229,20 @@ def scenario_key(scenario_path: str) -> str:
     from av_pose_ros.sim.rig import find_config
 
     path = find_config("scenarios", scenario_path)
-    text = path.read_bytes()
+    text = path.read_bytes() + _music_library_key(path)
     digest = hashlib.sha1(text + f"v{GENERATOR_VERSION}-{generator_digest()}".encode()).hexdigest()[:10]
     return f"{path.stem}-{digest}"
+
+
+def _music_library_key(path: Path) -> bytes:
+    """Library-music scenarios: the library's digest, so samples made with another build are not reused."""
+    from av_pose_ros.sim.scenario import load_scenario
+
+    if not _uses_music_library(load_scenario(str(path))):
+        return b""
+    from av_pose_ros.audio.music_library import open_cached
+
+    return f"music-library-{open_cached().digest()}".encode()
 
 
 def cache_dir(scenario_path: str, split: str, seed: int, root: Path | None = None, audio: bool = True) -> Path:

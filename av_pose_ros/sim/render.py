@@ -81,7 +81,8 @@ def make_emission(audio, n_speakers: int):
     """The ``SlottedEmission`` / ``MusicEmission`` a scene's audio settings describe."""
     window = int(round(audio.window_s * audio.fs))
     if audio.probe == "music":
-        return MusicEmission(_track(audio.music_file, audio.fs), n_speakers, window)
+        offset = int(round(getattr(audio, "music_offset_s", 0.0) * audio.fs))
+        return MusicEmission(_track(audio.music_file, audio.fs), n_speakers, window, start_offset_samples=offset)
     make = probes.linear_chirp if audio.probe == "chirp" else probes.exponential_sweep
     return SlottedEmission(make(audio.band_hz[0], audio.band_hz[1], audio.probe_duration_s, audio.fs),
                            n_speakers, window)
@@ -271,8 +272,10 @@ class Simulator:
 
     def emission(self, scene: Scene):
         key = (scene.audio.probe, scene.audio.fs, scene.audio.window_s, scene.audio.probe_duration_s,
-               scene.audio.band_hz, scene.audio.music_file, len(scene.rig.speakers))
+               scene.audio.band_hz, scene.audio.music_file, scene.audio.music_offset_s, len(scene.rig.speakers))
         if key not in self._emissions:
+            if len(self._emissions) >= 8:       # library music: a track per scene; keep only recent ones alive
+                self._emissions.pop(next(iter(self._emissions)))
             self._emissions[key] = make_emission(scene.audio, len(scene.rig.speakers))
         return self._emissions[key]
 

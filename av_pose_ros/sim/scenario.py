@@ -12,7 +12,8 @@ defaults shown)::
              surface_roughness_mm*: [0.5, 4.0], joint_angle_poses*: 0.0, pose_drift_deg*: 3.0, sway_m*: 0.01}
     rig:    default        # name in config/rigs/, a YAML path, or an inline mapping (speakers, mics, pairs, camera)
     audio:  {probe: chirp, snr_db: [20, 40], temperature_c: [18, 26], fs_hz*: 48000, window_s*: 0.1,
-             probe_duration_s*: 0.005, band_hz*: [1000, 20000], music_file*: null, gain_mismatch_db*: 0.5,
+             probe_duration_s*: 0.005, band_hz*: [1000, 20000], music_file*: null, music_source*: synthetic,
+             gain_mismatch_db*: 0.5,
              clock_offset_samples*: [-1.0, 1.0], body_reflectance*: [0.5, 0.8], noise*: {white: 1.0},
              impulse_rate_hz*: 0.0, thermometer_error_c*: 0.0, position_error_m*: 0.0,
              camera_rotation_error_deg*: 0.0, camera_position_error_m*: 0.0}
@@ -38,6 +39,7 @@ from av_pose_ros.sim.rig import Rig, find_config, load_rig
 from av_pose_ros.sim.room import Room
 
 PROBES = ("chirp", "sweep", "music")
+MUSIC_SOURCES = ("synthetic", "library")    # library: a track of the dataset's split (audio/music_library.py)
 
 
 class ScenarioError(ValueError):
@@ -87,6 +89,8 @@ class Audio:
     noise_mix: tuple[float, float, float] = (1.0, 0.0, 0.0)   # power shares of white, pink (HVAC), babble
     impulse_rate_hz: float = 0.0        # Poisson rate of clicks and knocks
     noise_seed: int = 0                 # babble talkers and HVAC spectrum of this scene
+    music_source: str = "synthetic"     # "library": the dataset replaces music_file with a track of its split
+    music_offset_s: float = 0.0         # where in the music track the scene's clock starts
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,7 +227,8 @@ class Scenario:
             raise ScenarioError(f"rig: {e}") from None
 
         audio = _section(data, "audio", {"probe", "snr_db", "temperature_c", "fs_hz", "window_s", "probe_duration_s",
-                                         "band_hz", "music_file", "gain_mismatch_db", "clock_offset_samples",
+                                         "band_hz", "music_file", "music_source", "gain_mismatch_db",
+                                         "clock_offset_samples",
                                          "body_reflectance", "noise", "impulse_rate_hz", "thermometer_error_c",
                                          "position_error_m", "camera_rotation_error_deg",
                                          "camera_position_error_m"})
@@ -246,6 +251,9 @@ class Scenario:
             if not path.is_file():
                 raise ScenarioError(f"audio.music_file {self.music_file!r} not found")
             self.music_file = str(path)
+        self.music_source = audio.get("music_source", "synthetic")
+        if self.music_source not in MUSIC_SOURCES:
+            raise ScenarioError(f"audio.music_source must be one of {list(MUSIC_SOURCES)}, got {self.music_source!r}")
         self.gain_mismatch = _range(audio, "gain_mismatch_db", "audio", 0.5, lo=0.0, hi=20.0)[0]
         self.clock_offset = _range(audio, "clock_offset_samples", "audio", [-1.0, 1.0], lo=-1000, hi=1000)
         self.reflectance = _range(audio, "body_reflectance", "audio", [0.5, 0.8], lo=0.0, hi=1.0)
@@ -335,7 +343,8 @@ class Scenario:
                       band_hz=self.band, music_file=self.music_file, snr_db=snr, temperature_c=temperature,
                       mic_gain_db=mic_gain, clock_offset_samples=clock, body_reflectance=reflectance,
                       noise_mix=tuple((shares / max(shares.sum(), 1e-12)).tolist()),
-                      impulse_rate_hz=float(rng.uniform(*self.impulse_rate)), noise_seed=int(rng.integers(2 ** 31)))
+                      impulse_rate_hz=float(rng.uniform(*self.impulse_rate)), noise_seed=int(rng.integers(2 ** 31)),
+                      music_source=self.music_source)
         return Scene(room=room_, base_in_room=base, rig=self.rig, person=person, audio=audio, camera=self.camera,
                      physics=self.physics, truth=self._sensor_truth(rng))
 
