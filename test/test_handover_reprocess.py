@@ -60,6 +60,7 @@ def record_live(ros_context, path) -> None:
             wait_for_subscriber(probe, poses, 60.0)
             assert probe.spin_until(lambda: [m.data for m in states] == [IDLE], 20.0)
             tf.send_static([transform_msg("base_link", "camera_link", BASE_FROM_CAM, 0),
+                            transform_msg("base_link", "camera_optical_frame", BASE_FROM_CAM, 0),
                             transform_msg("base_link", "arm_base_link", make_transform(None, ARM), 0)])
             # the node has the TF before the recorded part (a standing warm-up body, never offered)
             assert probe.publish_until(poses, pose_msg(person("standing"), np.full(17, 0.9), "warmup"),

@@ -33,6 +33,7 @@ class ReadyRule:
     min_confidence: float = 0.5       # lifter confidence of wrist and elbow
     max_position_std_m: float = 0.08  # largest standard deviation of the wrist's measured covariance
     forearm_ratio: tuple[float, float] = (0.6, 1.0)   # plausible forearm / upper-arm length (anatomy: about 0.8)
+    grace_s: float = 0.0              # failures this short do not restart the hold (the failing frames never count)
 
 
 def plausible_arm(shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, ratio: tuple[float, float]) -> bool:
@@ -47,24 +48,37 @@ def position_std(covariance: np.ndarray) -> float:
     return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (covariance + covariance.T)).max(), 0.0)))
 
 
+def gates(inside: bool, confidence: float, std_m: float, speed_mps: float, rule: ReadyRule,
+          plausible: bool = True) -> dict[str, bool]:
+    """Each condition `reachable` needs, by name (what a breakdown of refused targets counts)."""
+    return {"inside": bool(inside), "confident": confidence >= rule.min_confidence,
+            "certain": std_m <= rule.max_position_std_m, "still": speed_mps <= rule.max_speed_mps,
+            "plausible": bool(plausible)}
+
+
 class Readiness:
     """Tracks since when a hand has been inside, confident and still; `update` says whether it is reachable."""
 
     def __init__(self):
         self.still_since_ns: int | None = None
+        self.last_ok_ns: int | None = None
+        self.gates: dict[str, bool] = {}     # the last update's conditions
 
     def reset(self) -> None:
-        self.still_since_ns = None
+        self.still_since_ns = self.last_ok_ns = None
 
     def update(self, stamp_ns: int, inside: bool, confidence: float, std_m: float, speed_mps: float,
                rule: ReadyRule, plausible: bool = True) -> bool:
-        ok = inside and plausible and confidence >= rule.min_confidence and std_m <= rule.max_position_std_m \
-            and speed_mps <= rule.max_speed_mps
-        if not ok:
-            self.still_since_ns = None
+        """Reachable: every gate passes on this frame and the hold (gaps up to ``grace_s`` of failing frames
+        bridged: one frame of a lifter's noise is not the hand moving away) has lasted ``hold_s``."""
+        self.gates = gates(inside, confidence, std_m, speed_mps, rule, plausible)
+        if not all(self.gates.values()):
+            if not _within(self.last_ok_ns, stamp_ns, rule.grace_s):
+                self.reset()
             return False
         if self.still_since_ns is None or stamp_ns < self.still_since_ns:
             self.still_since_ns = stamp_ns
+        self.last_ok_ns = stamp_ns
         return (stamp_ns - self.still_since_ns) * 1e-9 >= rule.hold_s
 
     def held_s(self, stamp_ns: int) -> float:
@@ -81,18 +95,25 @@ class StateRule:
     its own enter/leave score thresholds) must persist before the state follows it: ``enter_dwell_s`` of evidence
     before ``offered``, ``leave_dwell_s`` without it before ``withdrawn``. Each state therefore lasts at least its
     exit dwell, and a real withdrawal is reported at most ``leave_dwell_s`` after the evidence went (plus one frame).
-    ``ready`` is left at once when a published target stops being reachable (moving, outside, unsure): the state
-    never says ready beside a target that does not; a frame without any target (no usable arm) does not end it."""
+    ``ready`` is left when published targets have not been reachable for ``ready_grace_s`` (moving, outside,
+    unsure; 0: at once), so a planner following a held hand is not aborted by one noisy frame, while every target
+    still says whether it is reachable itself; a frame without any target (no usable arm) does not end it."""
 
     enter_dwell_s: float = 0.3
     leave_dwell_s: float = 0.4
     withdrawn_s: float = 1.0     # 'withdrawn' this long, then 'idle'
+    ready_grace_s: float = 0.0   # 'ready' survives unreachable targets this long (ReadyRule.grace_s)
 
 
 def _lasted(since_ns: int | None, now_ns: int, duration_s: float) -> bool:
     """At least `duration_s` from `since_ns` to `now_ns` (1 us of slack: stamps a 10 Hz clock gives 0.2 s apart
     must count as 0.2 s, whatever the float rounding of the parameter)."""
     return since_ns is not None and now_ns - since_ns >= duration_s * 1e9 - 1e3
+
+
+def _within(since_ns: int | None, now_ns: int, duration_s: float) -> bool:
+    """At most `duration_s` from `since_ns` to `now_ns` (same slack)."""
+    return since_ns is not None and now_ns - since_ns <= duration_s * 1e9 + 1e3
 
 
 class HandoverState:
@@ -103,6 +124,7 @@ class HandoverState:
         self.state = IDLE
         self._withdrawn_ns = 0
         self._against_ns: int | None = None   # since when the evidence has disagreed with the state
+        self._ready_ns: int | None = None     # the last frame whose target was reachable
 
     @property
     def engaged(self) -> bool:
@@ -116,9 +138,12 @@ class HandoverState:
             self._against_ns = None
         elif self._against_ns is None or stamp_ns < self._against_ns:
             self._against_ns = stamp_ns
+        if ready:
+            self._ready_ns = stamp_ns
         if self.engaged:
             if offered:
-                self.state = READY if ready else OFFERED
+                recently = self.state == READY and _within(self._ready_ns, stamp_ns, rule.ready_grace_s)
+                self.state = READY if ready or recently else OFFERED
             elif _lasted(self._against_ns, stamp_ns, rule.leave_dwell_s):
                 self._withdraw(stamp_ns)
             # else: a gap in the evidence shorter than the dwell (a frame without a usable arm) keeps the state

@@ -14,7 +14,7 @@ it raises LookupError (TransformError) when the transform is missing, which beco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from av_pose_ros.handover import (
     approach_orientation,
     most_urgent,
 )
+from av_pose_ros.handover.arm import BoneLengths, reconstruct_arm
 from av_pose_ros.handover.readiness import plausible_arm, position_std
 from av_pose_ros.pipeline.common import Lookup, StageError, require_coco17
 from av_pose_ros.pipeline.params import Param
@@ -52,7 +53,9 @@ PARAMS = [
           "withdrawal is reported within it.", 0.0, 10.0),
     Param("switch_margin", 0.15, "Score margin the other hand needs before the chosen hand switches.", 0.0, 1.0),
     Param("min_joint_confidence", 0.2, "Wrist/elbow confidence below which a hand is ignored.", 0.0, 1.0),
-    Param("accel_std", 2.0, "Kalman process noise: how fast a hand may change velocity (m/s^2).", 0.01, 50.0),
+    Param("accel_std", 0.5, "Kalman process noise: how fast a hand may change velocity (m/s^2); a held hand "
+          "barely accelerates, and lower values smooth the lifter's frame-to-frame noise more (a reach lags).",
+          0.01, 50.0),
     Param("measurement_std_m", 0.03, "Wrist position noise used when the pose carries no covariance (m).",
           0.001, 1.0),
     Param("track_timeout_s", 1.0, "A body unseen this long (clock time) is dropped and counts as withdrawn at "
@@ -69,7 +72,21 @@ PARAMS = [
           "target may have (m).", 0.0, 5.0),
     Param("forearm_ratio_range", [0.6, 1.0], "Forearm / upper-arm length ratio a reachable target's lifted arm must "
           "have (human arms: about 0.8); outside it the arm is implausible whatever the lifter's confidence."),
+    Param("ready_grace_s", 0.3, "Failing frames this short do not restart the hold_s count and do not end "
+          "'ready' (a failing frame's own target is never reachable); 0: any failure restarts the hold.", 0.0, 5.0),
     Param("withdrawn_s", 1.0, "How long the state says 'withdrawn' after an offered hand went away (s).", 0.0, 60.0),
+    Param("arm_from_bone_lengths", True, "Place each arm's elbow and wrist on their camera rays at the person's own "
+          "bone lengths (measured while the bone was seen across the view) instead of the lifter's depth, which is "
+          "worst for an arm held out towards the camera; the wrist covariance follows (handover/arm.py)."),
+    Param("camera_frame", "camera_optical_frame", "TF frame of the camera the poses were lifted from (its origin "
+          "is the rays' origin); used by arm_from_bone_lengths."),
+    Param("arm_covariance_scale", 0.39, "Variance factor on the rebuilt wrist's covariance: its calibration (fitted "
+          "so that the 1-sigma ellipsoid holds 68 % of the true wrists on validation demo runs; "
+          "benchmarks/bench_handover.py --fit-scale).", 0.01, 100.0),
+    Param("min_bone_samples", 5, "Across-view measurements each bone of an arm needs before its lengths are "
+          "trusted (until then the lifted arm is used).", 1, 1000),
+    Param("bone_window", 30, "Across-view measurements kept per bone (the newest): the person in front of the camera "
+          "now, not an earlier visitor tracked under the same body id.", 1, 10000),
 ]
 
 
@@ -85,6 +102,7 @@ class HandoverResult:
     state: str = IDLE           # this body's handover state
     held_s: float = 0.0         # how long the hand has been inside, confident and still (s)
     position_std_m: float = 0.0  # worst-direction standard deviation of the measured wrist (m)
+    gates: dict = field(default_factory=dict)   # each condition of `reachable` (readiness.gates), for breakdowns
 
 
 @dataclass
@@ -102,6 +120,7 @@ class _Track:
         self.filter = ConstantVelocityFilter(p.accel_std, p.track_timeout_s)
         self.readiness = Readiness()
         self.state = HandoverState()
+        self.bones = BoneLengths(int(p.bone_window))
         self.hand: str | None = None
         self.last_ns = 0                     # stamp of its newest pose
         self.fresh = True                    # a pose arrived since the last on_clock
@@ -109,13 +128,13 @@ class _Track:
 
 
 def _state_rule(p) -> StateRule:
-    return StateRule(p.enter_dwell_s, p.leave_dwell_s, p.withdrawn_s)
+    return StateRule(p.enter_dwell_s, p.leave_dwell_s, p.withdrawn_s, p.ready_grace_s)
 
 
 def _rule(p) -> ReadyRule:
     ratio = tuple(float(v) for v in p.forearm_ratio_range)
-    return ReadyRule(p.hold_s, p.max_speed_mps, p.min_reach_confidence, p.max_position_std_m,
-                     ratio if len(ratio) == 2 else (0.0, float("inf")))   # not [low, high]: no proportion check
+    ratio = ratio if len(ratio) == 2 else (0.0, float("inf"))   # not [low, high]: no proportion check
+    return ReadyRule(p.hold_s, p.max_speed_mps, p.min_reach_confidence, p.max_position_std_m, ratio, p.ready_grace_s)
 
 
 class HandoverTracker:
@@ -140,14 +159,15 @@ class HandoverTracker:
         try:
             base_from_pose = lookup(p.base_frame, pose.frame_id, pose.stamp_ns)
             base_from_reach = lookup(p.base_frame, p.reach_frame, pose.stamp_ns)
+            camera = lookup(p.base_frame, p.camera_frame, pose.stamp_ns)[:3, 3] if p.arm_from_bone_lengths else None
         except LookupError as err:
-            raise StageError("tf", f"no transform to {p.base_frame} from {pose.frame_id} or the reach frame "
-                                   f"{p.reach_frame}: {err}") from err
+            raise StageError("tf", f"no transform to {p.base_frame} from {pose.frame_id}, the reach frame "
+                                   f"{p.reach_frame} or the camera frame {p.camera_frame}: {err}") from err
         newest = max((t.last_ns for t in self.tracks.values()), default=pose.stamp_ns)
         jumped = pose.stamp_ns + p.track_timeout_s * 1e9 < newest
         if jumped:
             self.reset()
-        target = self.update(pose, base_from_pose, base_from_reach[:3, 3])
+        target = self.update(pose, base_from_pose, base_from_reach[:3, 3], camera)
         out = self._output(target)
         out.time_jumped = jumped
         return out
@@ -171,12 +191,17 @@ class HandoverTracker:
         changed, self.state = state != self.state, state
         return HandoverOutput(target, state, changed)
 
-    def update(self, pose, base_from_pose: np.ndarray, reach_center: np.ndarray) -> HandoverResult | None:
-        """The target for this pose given the transforms (base <- pose frame, reach frame origin in the base
-        frame), or None while no hand is offered (the state is not offered or ready)."""
+    def update(self, pose, base_from_pose: np.ndarray, reach_center: np.ndarray,
+               camera: np.ndarray | None = None) -> HandoverResult | None:
+        """The target for this pose given the transforms (base <- pose frame, reach frame origin and, for
+        arm_from_bone_lengths, the camera origin in the base frame), or None while no hand is offered (the state
+        is not offered or ready)."""
         p = self.p
         joints = apply_transform(base_from_pose, pose.joints)
+        rotation = base_from_pose[:3, :3]
+        covariance = None if pose.covariance is None else rotation @ pose.covariance @ rotation.T
         track = self._track(pose)
+        joints, covariance, arms = self._arms(track, pose, joints, covariance, camera)
         selector = track.selector
         selector.min_score, selector.switch_margin, selector.min_confidence, selector.leave_score = (
             p.min_offer_score, p.switch_margin, p.min_joint_confidence, p.leave_offer_score)
@@ -191,12 +216,10 @@ class HandoverTracker:
             track.filter.reset()
             track.readiness.reset()
             track.hand = choice.hand
-        rotation = base_from_pose[:3, :3]
         wrist = JOINT_INDEX[f"{choice.hand}_wrist"]
-        wrist_cov = pose.covariance[wrist] if pose.covariance is not None else None
+        wrist_cov = covariance[wrist] if covariance is not None else None
         if wrist_cov is None or not np.any(wrist_cov):
             wrist_cov = np.eye(3) * p.measurement_std_m**2
-        wrist_cov = rotation @ wrist_cov @ rotation.T
         track.filter.accel_std, track.filter.reset_after_s = p.accel_std, p.track_timeout_s
         position, velocity = track.filter.update(choice.wrist, wrist_cov, pose.stamp_ns)
         envelope = ReachEnvelope(tuple(float(v) for v in reach_center), p.reach_min_radius_m, p.reach_max_radius_m,
@@ -204,15 +227,45 @@ class HandoverTracker:
         std = position_std(wrist_cov)
         rule = _rule(p)
         shoulder = joints[JOINT_INDEX[f"{choice.hand}_shoulder"]]
+        if choice.hand in arms:   # rebuilt from the body's bones: those must look human, and the rays meet them
+            lengths, consistent = arms[choice.hand]
+            ratio = lengths.fore_m / max(lengths.upper_m, 1e-3)
+            plausible = consistent and rule.forearm_ratio[0] <= ratio <= rule.forearm_ratio[1]
+        else:
+            plausible = plausible_arm(shoulder, choice.elbow, choice.wrist, rule.forearm_ratio)
         reachable = track.readiness.update(pose.stamp_ns, envelope.contains(position), choice.confidence, std,
-                                           float(np.linalg.norm(velocity)), rule,
-                                           plausible_arm(shoulder, choice.elbow, choice.wrist, rule.forearm_ratio))
+                                           float(np.linalg.norm(velocity)), rule, plausible)
         state = track.state.update(pose.stamp_ns, True, reachable, _state_rule(p))
         if state not in (OFFERED, READY):
             return None                  # seen, not yet for enter_dwell_s: no target (the filter is warming up)
         return HandoverResult(choice.hand, position, approach_orientation(choice.elbow, choice.wrist), velocity,
                               choice.score * choice.confidence, reachable, envelope.distance(position), state,
-                              track.readiness.held_s(pose.stamp_ns), std)
+                              track.readiness.held_s(pose.stamp_ns), std, dict(track.readiness.gates))
+
+    def _arms(self, track: _Track, pose, joints: np.ndarray, covariance: np.ndarray | None,
+              camera: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+        """arm_from_bone_lengths: the body's bone lengths learn from this pose, then each arm whose lengths are
+        known gets its elbow and wrist from them (handover/arm.py). Returns the joints and covariances (base
+        frame) with those arms replaced, and {side: (lengths, rays met the bone spheres)} of the rebuilt arms."""
+        if camera is None:
+            return joints, covariance, {}
+        p = self.p
+        if not str(getattr(pose, "source", "")).endswith("_flagged"):   # a refused lift measures no bones
+            track.bones.add(joints, pose.confidence, camera, p.min_joint_confidence)
+        joints = joints.copy()
+        covariance = (np.tile(np.eye(3) * p.measurement_std_m**2, (len(joints), 1, 1)) if covariance is None
+                      else covariance.copy())
+        arms = {}
+        for side in ("left", "right"):
+            lengths = track.bones.lengths(side, int(p.min_bone_samples))
+            if lengths is None:
+                continue
+            s, e, w = (JOINT_INDEX[f"{side}_{j}"] for j in ("shoulder", "elbow", "wrist"))
+            fix = reconstruct_arm(camera, joints[s], joints[e], joints[w], (covariance[s], covariance[e],
+                                                                            covariance[w]), lengths)
+            joints[e], joints[w], covariance[w] = fix.elbow, fix.wrist, fix.wrist_cov * p.arm_covariance_scale
+            arms[side] = (lengths, fix.consistent)
+        return joints, covariance, arms
 
     def _track(self, pose) -> _Track:
         """This body's track: a fresh one when it was unseen for track_timeout_s or time went back."""
