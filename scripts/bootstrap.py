@@ -14,6 +14,10 @@ so a second run with nothing changed finishes in about a second. Steps:
 5. This package's `msg/` is built with the same CMakeLists.txt that `colcon build` uses, installed into the
    environment's prefix so `from av_pose_ros.msg import ...` works with nothing sourced.
 6. An editable install of the Python package (console scripts `av-pose` and one per node).
+7. As root only: the Debian packages the music library is made from (fluidsynth, the GM soundfont, game music;
+   `MUSIC_APT_PACKAGES`); without root, or if they cannot be installed, setup says so and goes on (only
+   `av-pose music-library build` needs them). The library itself is not built here: it takes several minutes
+   (`av-pose music-library build`); whatever needs it says so.
 
 Standard library only: it runs before the environment exists.
 """
@@ -32,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 APT_PACKAGES = ["libportaudio2", "libusb-1.0-0", "libgl1", "libegl1", "libgomp1", "espeak-ng", "pulseaudio",
                 "libasound2-plugins", "alsa-utils"]
+# BGM-mode music library (av_pose_ros/audio/music_library.py): renderer, GM soundfont, recorded and MIDI game music.
+MUSIC_APT_PACKAGES = ["fluidsynth", "fluid-soundfont-gm", "drascula-music", "asc-music", "planetblupi-music-midi"]
 ROS_PROBE = "import rclpy, std_msgs.msg, sensor_msgs.msg, geometry_msgs.msg, rosidl_generator_py"
 
 
@@ -134,6 +140,30 @@ class Setup:
             run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], "apt",
                 f"install them by hand: apt-get install -y {' '.join(missing)}", env=env)
         self.mark("apt", key)
+
+    def music_apt(self) -> None:
+        """The music library's Debian packages, when missing and running as root; never fatal."""
+        key = digest(*MUSIC_APT_PACKAGES)
+        if self.fresh("music_apt", key):
+            return
+        missing = [p for p in MUSIC_APT_PACKAGES if "install ok installed" not in subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True).stdout]
+        if missing and (shutil.which("apt-get") is None or os.geteuid() != 0):
+            log(f"skipping the music library's Debian packages (not root or no apt-get): {' '.join(missing)}; "
+                f"`av-pose music-library build` needs them: sudo apt-get install -y {' '.join(missing)}")
+            return
+        if missing:
+            log(f"installing the music library's Debian packages (about 160 MB): {' '.join(missing)}")
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            try:
+                run(["apt-get", "update", "-q"], "apt-music", "check the network access to the Debian mirror", env=env)
+                run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], "apt-music",
+                    f"install them by hand: apt-get install -y {' '.join(missing)}", env=env)
+            except SetupError as err:
+                log(f"warning: music library packages not installed (only `av-pose music-library build` needs "
+                    f"them): {str(err).splitlines()[0]}")
+                return
+        self.mark("music_apt", key)
 
     def venv_and_packages(self) -> None:
         reqs = [ROOT / "requirements.txt"] + ([] if self.system_ros else [ROOT / "requirements-ros.txt"])
@@ -256,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         setup.tf2_msgs()
         setup.messages()
         setup.editable()
+        setup.music_apt()
         if setup.force or not (setup.stamps / "checked").exists():
             setup.check()
             setup.mark("checked", "ok")
@@ -263,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n[setup] FAILED: {err}", file=sys.stderr)
         return 1
     log("environment ready: .venv (" + ("sourced ROS 2" if setup.system_ros else "ROS 2 from PyPI") + ")")
+    music = Path(os.environ.get("AV_POSE_MUSIC_LIBRARY") or ROOT / "music_library")
+    if not (music / "index.json").is_file():
+        log(f"music library not built ({music}): `.venv/bin/av-pose music-library build` makes it (several minutes; "
+            "needed only by scenarios with audio.music_source: library)")
     return 0
 
 
