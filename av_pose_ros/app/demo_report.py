@@ -185,7 +185,9 @@ def handover_lines(handover: np.ndarray, truth: dict, topics: dict) -> list[str]
              f"- reachable targets while that hand was not offered: {f['false_reachable']}"]
     if states:
         more = ", ..." if len(states) > 8 else ""
-        lines.append(f"- handover/state changes: {len(states)} ({', '.join(states[:8])}{more})")
+        rate = f", {len(states) / f['minutes']:.0f} a minute" if f["minutes"] else ""
+        lines.append(f"- handover/state changes: {len(states)}{rate}, 'withdrawn' {states.count('withdrawn')} times "
+                     f"for {f['offers']} offers ({', '.join(states[:8])}{more})")
     return lines
 
 
