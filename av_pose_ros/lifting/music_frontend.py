@@ -100,7 +100,9 @@ class BandAttention(nn.Module):
 
 
 class Refiner(nn.Module):
-    """Residual 1D convolution over taps, shared by all pairs: kernel in, non-negative kernel out."""
+    """1D convolution over taps, shared by all pairs, that outputs a gain in (0, 2) per tap: it can suppress what
+    looks like music residue and keep what looks like a body echo. A gain (rather than an additive correction
+    through a ReLU) cannot die into an all-zero kernel, and it starts at one (the last layer is zero)."""
 
     def __init__(self, cfg: FrontendConfig):
         super().__init__()
@@ -115,7 +117,7 @@ class Refiner(nn.Module):
     def forward(self, kernels: torch.Tensor) -> torch.Tensor:
         n, p, t = kernels.shape
         x = kernels.reshape(n * p, 1, t)
-        return F.relu(x + self.net(x)).reshape(n, p, t)
+        return (x * 2 * torch.sigmoid(self.net(x))).reshape(n, p, t)
 
 
 class Embedding(nn.Module):
@@ -195,10 +197,13 @@ def contrastive_loss(embedding: torch.Tensor, labels: torch.Tensor, temperature:
 
 
 def regression_loss(kernels: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MSE plus (1 - cosine similarity) per frame between normalised kernels (N, P, T) and normalised targets."""
-    mse = ((kernels - target) ** 2).mean(dim=(1, 2))
-    cos = F.cosine_similarity(kernels.flatten(1), target.flatten(1), dim=1)
-    return (100.0 * mse + (1.0 - cos)).mean()
+    """Mean over frames and pairs of 1 - cosine similarity between each pair's kernel (N, P, T) and its target.
+
+    Shape, not level: the lifter normalises kernels and reads them through the pairs' delay tables, so what must
+    match is where each pair's echo energy sits. (A squared error on normalised kernels was tried first and rewards
+    an all-zero kernel over a noisy one, which the lifter cannot use.)"""
+    cos = F.cosine_similarity(kernels, target, dim=-1, eps=1e-8)
+    return (1.0 - cos).mean()
 
 
 def save(path: str | Path, model: MusicFrontend, metadata: dict | None = None) -> Path:
