@@ -32,6 +32,12 @@ EXTRA_PARAMS = [
     Param("camera_frame", "camera_link", "Camera body frame (REP-103).", read_only=True),
     Param("optical_frame", "camera_optical_frame", "Camera optical frame the keypoints are in.", read_only=True),
     Param("body_id", "sim0", "REP-155 body id of the simulated person.", read_only=True),
+    # the head camera slfm_node reads (slfm/head_motion.py): off unless head_motion is set
+    Param("head_motion", "none", "Turn the simulated head and publish its camera (head_camera/image_raw, "
+          "head_camera/camera_info) and true yaw (sim/head_yaw).", choices=("none", "sine", "steps"), read_only=True),
+    Param("head_motion_amplitude_deg", 20.0, "Head turn amplitude (deg).", 0.0, 90.0, read_only=True),
+    Param("head_motion_period_s", 8.0, "Head motion period (s; steps: 0, +A, 0, -A).", 0.5, 600.0, read_only=True),
+    Param("head_camera_period_s", 0.5, "Time between head camera images (s).", 0.05, 10.0, read_only=True),
 ]
 
 
@@ -51,6 +57,11 @@ class SimNode(AudioIONode):
         self.truth_pub = self.create_publisher(HumanPose3D, "sim/ground_truth", RESULT_QOS)
         self.tf = TfPublisher(self)
         self.tf.send_static(self.rig_transforms())
+        self.head = None
+        if self.p.head_motion != "none":
+            from av_pose_ros.nodes.sim_head import SimHead
+
+            self.head = SimHead(self, int(self.p.seed), self.source.window_samples / self.source.fs)
         self._worker.start()
 
     def rig_transforms(self) -> list:
@@ -65,6 +76,8 @@ class SimNode(AudioIONode):
         return transforms
 
     def on_window(self, window, stamp_ns: int) -> None:
+        if self.head is not None:
+            self.head.on_window(window.sequence, stamp_ns)
         truth = self.source.ground_truth(window.sequence)
         stamp = stamp_ns
         self.info_pub.publish(camera_info_msg(self.camera, stamp, self.p.optical_frame))

@@ -81,11 +81,12 @@ class SlfmNode(Node):
             self.tf_buffer.clear()
 
     def _load(self, kind: str, path: str):
-        from av_pose_ros.slfm import AzimuthEstimator, RotationEstimator, SlfmModelError
+        from av_pose_ros.slfm import AzimuthEstimator, SlfmModelError
+        from av_pose_ros.slfm.rotation_wide import load_rotation_estimator
 
-        estimator = RotationEstimator if kind == "rotation" else AzimuthEstimator
+        load = load_rotation_estimator if kind == "rotation" else AzimuthEstimator.load
         try:
-            return estimator.load(package_file(path))
+            return load(package_file(path))
         except (SlfmModelError, OSError) as err:
             self.health.problem(f"model_{kind}", f"cannot load the {kind} model {path}: {err}", ERROR)
             return None

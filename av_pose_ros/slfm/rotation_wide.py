@@ -418,6 +418,28 @@ class WideRotationEstimator:
         """Turn of the head from view a to view b (rad, + left)."""
         return self.estimate_full(img_a, img_b, fov_deg).yaw
 
+    def estimate_batch(self, imgs_a, imgs_b, fov_deg: float = 90.0) -> np.ndarray:
+        """`estimate` for each pair (the `RotationEstimator` interface slfm_node drives)."""
+        from .errors import SlfmInputError
+
+        if len(imgs_a) != len(imgs_b):
+            raise SlfmInputError("need as many first views as second views")
+        return np.array([self.estimate(a, b, fov_deg) for a, b in zip(imgs_a, imgs_b)])
+
+
+def load_rotation_estimator(path, device=None):
+    """The estimator a rotation model file asks for: `WideRotationEstimator` for ``slfm_rotation_wide`` files, the
+    shipped `RotationEstimator` for ``slfm_rotation`` ones (missing or unreadable files raise SlfmModelError)."""
+    from .estimators import RotationEstimator
+
+    try:
+        kind = torch.load(path, map_location="cpu", weights_only=True).get("kind")
+    except Exception:  # noqa: BLE001 - RotationEstimator.load says what is wrong with the file
+        kind = None
+    if kind == WideRotationEstimator.kind:
+        return WideRotationEstimator.load(path, device or "cpu")
+    return RotationEstimator.load(path, device)
+
 
 def _grey_checked(img: np.ndarray) -> np.ndarray:
     """The shipped estimator's input checks (type, shape, dtype, range), then grey float32 in [0, 1] at the
