@@ -121,3 +121,24 @@ def test_kernel_stage_loads_the_front_end_or_falls_back_with_a_reason(tmp_path):
     p.music_frontend = ""
     handler._load_frontend(music=True)
     assert handler.frontend is None and handler.frontend_problem is None
+
+
+def test_music_groups_split_tracks_by_track_and_play_the_given_excerpt():
+    from av_pose_ros.lifting import music_dataset as md
+
+    names = {s: {t.name for t in md.split_tracks(s, synthetic=True)} for s in ("train", "val", "test")}
+    assert all(names.values())
+    assert not (names["train"] & names["val"] or names["train"] & names["test"] or names["val"] & names["test"])
+    rng = np.random.default_rng(0)
+    track = md.split_tracks("val", synthetic=True)[0].load(48000)
+    clip = md.excerpt(np.concatenate([track, track]), 48000, rng)
+    assert clip.size == int(md.EXCERPT_S * 48000)
+    sim = md.TrackSimulator()
+    sim.track = clip
+
+    class _Scene:       # what TrackSimulator.emission reads
+        audio = type("A", (), {"probe": "music", "window_s": 0.1, "fs": 48000})()
+        rig = type("R", (), {"speakers": [0, 1]})()
+
+    emission = sim.emission(_Scene())
+    np.testing.assert_array_equal(emission.window(0)[0], clip[:4800])
