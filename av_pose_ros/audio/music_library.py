@@ -136,7 +136,11 @@ class MusicLibrary:
             raise MusicLibraryMissing(f"no music library at {root} (no {INDEX}): {BUILD_HINT}, or point "
                                       f"${ENV_ROOT} at a built one")
         data = json.loads(index.read_text())
-        tracks = [Track(**{**t, "path": str(root / t["path"])}) for t in data["tracks"]]
+        known = Track.__dataclass_fields__    # a newer index's extra keys are ignored
+        tracks = [Track(**{k: v for k, v in t.items() if k in known and k != "path"}, path=str(root / t["path"]))
+                  if "path" in t else None for t in data["tracks"]]
+        if None in tracks:
+            raise MusicLibraryError(f"{index}: a track without a path; rebuild: {BUILD_HINT}")
         missing = [t.name for t in tracks if not Path(t.path).is_file()]
         if missing:
             raise MusicLibraryMissing(f"music library {root} lacks {len(missing)} track files (e.g. {missing[0]}): "
@@ -371,7 +375,8 @@ def _score_to_midi(score_path: Path, ensemble: str, seconds: float, midi_out: Pa
     """Write the first ``seconds`` (at most; estimated from its tempo) of a corpus score to MIDI, parts re-voiced."""
     from music21 import converter, instrument, stream, tempo
 
-    score = converter.parse(str(score_path))
+    # an ABC file is a book of tunes: parse only its first (the whole book takes tens of seconds)
+    score = converter.parse(str(score_path), **({"number": 1} if score_path.suffix == ".abc" else {}))
     if isinstance(score, stream.Opus):
         score = score.scores[0]
     marks = list(score.recurse().getElementsByClass(tempo.MetronomeMark))
