@@ -101,7 +101,7 @@ class Monitor:
                 f"{reach}")
 
 
-def run_demo(duration_s: float, out_dir: Path, seed: int) -> int:
+def run_demo(duration_s: float, out_dir: Path, seed: int, scenario: str = "handover") -> int:
     import rclpy
 
     from av_pose_ros.app.demo_report import write_report
@@ -113,7 +113,7 @@ def run_demo(duration_s: float, out_dir: Path, seed: int) -> int:
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     bag_path = out_dir / "demo_bag"
-    nodes = resolve("sim", parse_arguments([], "sim"))
+    nodes = resolve("sim", parse_arguments([f"scenario:={scenario}"], "sim"))
     for node in nodes:
         if node.executable == "sim_node":
             node.params["seed"] = seed
@@ -163,7 +163,7 @@ def cmd_demo(args) -> int:
         import os
 
         os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    return run_demo(args.duration, Path(args.out), args.seed)
+    return run_demo(args.duration, Path(args.out), args.seed, args.scenario)
 
 
 def register(subparsers) -> None:
@@ -172,6 +172,8 @@ def register(subparsers) -> None:
     p.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out; replaced)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated world (default 0)")
+    p.add_argument("--scenario", default="handover", help="scenario of the simulated world (default handover; "
+                                                           "music: the same graph with a music probe)")
     p.add_argument("--domain-id", type=int, default=None, metavar="N",
                    help="ROS_DOMAIN_ID for the demo's graph (default: the environment's); give another graph on "
                         "the same machine (a second demo, a test) a different one, or their topics mix")

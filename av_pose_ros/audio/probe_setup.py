@@ -9,7 +9,7 @@ sample 0 is sample 0 of window 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from av_pose_ros.acoustics import probes
 from av_pose_ros.acoustics.emission import MusicEmission, SlottedEmission
 
 PROBE_TYPES = ("chirp", "sweep", "music")
+FROM_SCENARIO = ""      # probe_type / music_file: what the sim scenario says (other backends: chirp, synthetic track)
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,28 @@ class ProbeSettings:
         return int(round(self.window_s * self.fs))
 
     def validate(self) -> None:
-        if self.probe_type not in PROBE_TYPES:
-            raise ValueError(f"probe_type {self.probe_type!r} is not one of {list(PROBE_TYPES)}")
+        if self.probe_type not in PROBE_TYPES + (FROM_SCENARIO,):
+            raise ValueError(f"probe_type {self.probe_type!r} is not one of {list(PROBE_TYPES)} "
+                             f"(or '' for the scenario's)")
         if not 0.0 < self.level <= 1.0:
             raise ValueError(f"probe level {self.level} outside (0, 1]")
         if self.window_samples < 64:
             raise ValueError(f"window of {self.window_s} s at {self.fs} Hz is too short")
 
 
+    def or_scenario(self, probe: str, music_file: str | None) -> ProbeSettings:
+        """These settings with what was left to the scenario filled in: its probe type and its track (an explicit
+        value wins), so that the simulator emits what the scenario says unless the node was told otherwise."""
+        return replace(self, probe_type=self.probe_type or probe, music_file=self.music_file or (music_file or ""))
+
+    def or_default(self) -> ProbeSettings:
+        """Backends without a scenario (device, file): probe type left to the scenario means a chirp."""
+        return replace(self, probe_type=self.probe_type or "chirp")
+
+
 def make_emission(settings: ProbeSettings, n_speakers: int):
     """``SlottedEmission`` (chirp/sweep) or ``MusicEmission`` (music) scaled to ``settings.level``."""
+    settings = settings.or_default()
     settings.validate()
     window = settings.window_samples
     if settings.probe_type == "music":

@@ -1,13 +1,17 @@
 """The ``sim`` backend: the simulator renders what every microphone hears, window after window.
 
-One scene is drawn from the scenario with ``seed`` (room, rig, person, audio conditions); the probe settings of
-the node replace the scenario's (type, rate, window, band, duration, music file) so that what is published is what
-the node was asked to emit. Window k is ``Simulator.render_capture(scene, k)`` with its own generator seeded by
-``(seed, k)``: the person moves with scene time (``sim.choreography.Motion``: walking paces, ``offer_*`` reach out and
-back), and the same seed gives the same windows whatever the pacing. The first ``empty_room_s`` seconds render the
-room without the person (for the pose-kernel node's empty-room capture). The ground truth of each window (joints
-in ``base_link``, or None while the room is empty) stays available from ``ground_truth(sequence)`` for the last
-``truth_history`` windows.
+One scene is drawn from the scenario with ``seed`` (room, rig, person, audio conditions). The probe is the
+scenario's unless the node names one (``probe_type`` / ``music_file`` '' = the scenario's; rate, window, band and
+duration always come from the node): ``scenario:=music`` plays music. A scenario with library music
+(``audio.music_source: library``) plays a track of the library's ``music_split`` (default ``test``: music no model
+was trained on) from a seeded start; without a built library it falls back to the synthetic track and says so once
+(``warnings``). With a music probe and ``empty_room_s`` < 0 (auto) the room stays empty for ``music_empty_room_s``
+(the pose-kernel node's music capture must hear the room alone for 82 windows); chirps take 2 s. Window k is
+``Simulator.render_capture(scene, k)`` with its own generator seeded by ``(seed, k)``: the person moves with scene
+time (``sim.choreography.Motion``: walking paces, ``offer_*`` reach out and back), and the same seed gives the same
+windows whatever the pacing. The first ``empty_room_s`` seconds render the room without the person (for the
+pose-kernel node's empty-room capture). The ground truth of each window (joints in ``base_link``, or None while the
+room is empty) stays available from ``ground_truth(sequence)`` for the last ``truth_history`` windows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import numpy as np
 from .probe_setup import ProbeSettings
 from .window import CaptureWindow, Problem, SignalLimits, check_recording
 
+AUTO_EMPTY_ROOM_S = 2.0
+
 
 @dataclass
 class SimConfig:
@@ -29,7 +35,9 @@ class SimConfig:
     rig: str = ""                # "" = the scenario's rig; else a name from config/rigs/ or a YAML path
     seed: int = 0
     pose: str = ""               # "" = the drawn pose; else a library pose (walking, offer_left, ...)
-    empty_room_s: float = 0.0
+    empty_room_s: float = 0.0      # < 0: auto (AUTO_EMPTY_ROOM_S for chirp / sweep, music_empty_room_s for music)
+    music_empty_room_s: float = 9.0
+    music_split: str = "test"       # library music: the split its tracks come from
     realtime: bool = True
     truth_history: int = 200
     limits: SignalLimits = field(default_factory=SignalLimits)
@@ -52,10 +60,17 @@ class SimSource:
         from av_pose_ros.sim.scenario import load_scenario
 
         self.config = config or SimConfig()
-        self.probe = probe or ProbeSettings()
-        self.probe.validate()
+        self.warnings: list[str] = []
+        probe = probe or ProbeSettings()
+        probe.validate()
         scenario = load_scenario(self.config.scenario)
         scene = scenario.sample(np.random.default_rng(self.config.seed))
+        self.probe = probe.or_scenario(scene.audio.probe, scene.audio.music_file)
+        if self.probe.probe_type == "music" and not self.probe.music_file:
+            scene = self._library_music(scene)
+        self.probe = self.probe.or_scenario(scene.audio.probe, scene.audio.music_file)
+        self.empty_room_s = self.config.empty_room_s if self.config.empty_room_s >= 0 else (
+            self.config.music_empty_room_s if self.probe.probe_type == "music" else AUTO_EMPTY_ROOM_S)
         audio = scene.audio
         if self.config.rig:
             rig = load_rig(self.config.rig)
@@ -73,7 +88,7 @@ class SimSource:
             if self.config.pose not in MOTION_NAMES:
                 library_pose(self.config.pose)      # raises ValueError naming the known poses
             # a chosen pose or scripted motion starts at its beginning when the person enters
-            person = dataclasses.replace(person, pose=self.config.pose, time_s=-self.config.empty_room_s)
+            person = dataclasses.replace(person, pose=self.config.pose, time_s=-self.empty_room_s)
         self.scene = dataclasses.replace(scene, audio=audio, person=person)
         self.simulator = Simulator()
         self.emission = self.simulator.emission(self.scene)
@@ -90,6 +105,25 @@ class SimSource:
         self.last_capture = None
         self.render_s = 0.0
         self.skipped = 0
+        self.slowed = 0             # music: windows of real time the simulated world fell behind (instead of skips)
+
+    def _library_music(self, scene):
+        """``scene`` with a track of ``music_split`` when its scenario asks for library music; unchanged (synthetic
+        track, one warning) when no library is built."""
+        if getattr(scene.audio, "music_source", "synthetic") != "library":
+            return scene
+        try:
+            from av_pose_ros.audio.music_library import MusicLibraryError, scene_with_library_music
+        except ImportError as err:
+            self.warnings.append(f"library music asked for but the music library module is missing ({err}); "
+                                 f"playing the synthetic track")
+            return scene
+        try:
+            scene = scene_with_library_music(scene, self.config.music_split,
+                                             np.random.default_rng([self.config.seed, 11]))
+        except (MusicLibraryError, OSError) as err:
+            self.warnings.append(f"library music asked for but {err}; playing the synthetic track instead")
+        return scene
 
     def start(self) -> None:
         self._t0_ns = time.time_ns()
@@ -105,7 +139,8 @@ class SimSource:
 
     def stats(self) -> dict[str, float]:
         window_s = self.window_samples / self.fs
-        return {"windows": self._k, "skipped": self.skipped, "render_ms": round(self.render_s * 1e3, 1),
+        return {"windows": self._k, "skipped": self.skipped, "slowed": self.slowed,
+                "render_ms": round(self.render_s * 1e3, 1),
                 "realtime_factor": round(window_s / self.render_s, 2) if self.render_s else 0.0}
 
     def ground_truth(self, sequence: int) -> GroundTruth | None:
@@ -113,7 +148,7 @@ class SimSource:
 
     def render(self, k: int):
         """The simulator's ``Capture`` of window ``k`` (deterministic for a seed)."""
-        person = k * self.window_samples / self.fs >= self.config.empty_room_s
+        person = k * self.window_samples / self.fs >= self.empty_room_s
         return self.simulator.render_capture(self.scene, k, person=person,
                                              rng=np.random.default_rng([self.config.seed, k]))
 
@@ -123,9 +158,16 @@ class SimSource:
         window_s = self.window_samples / self.fs
         if self.config.realtime:
             # Rendering slower than real time: skip windows (a sequence gap, as a device that dropped them) so
-            # stamps stay acquisition times instead of drifting behind the clock.
+            # stamps stay acquisition times instead of drifting behind the clock. A continuous probe (music) cannot
+            # afford gaps (the pose-kernel stage needs the emission history of the last room_taps samples, and its
+            # empty-room capture restarts at every gap): the simulated world waits instead, i.e. runs slower than
+            # real time, and the clock is re-anchored so stamps stay close to acquisition times.
             behind = int((time.monotonic() - self._t0_mono) / window_s) - self._k - 1
-            if behind > 0:
+            if behind > 0 and self.probe_type == "music":
+                self._t0_mono += behind * window_s
+                self._t0_ns += int(round(behind * window_s * 1e9))
+                self.slowed += behind
+            elif behind > 0:
                 self._k += behind
                 self.skipped += behind
         k = self._k

@@ -27,7 +27,7 @@ from rclpy.node import Node
 
 from av_pose_ros.audio.clock import node_clock_stamp
 from av_pose_ros.audio.duplex import DuplexConfig
-from av_pose_ros.audio.probe_setup import PROBE_TYPES, ProbeSettings
+from av_pose_ros.audio.probe_setup import FROM_SCENARIO, PROBE_TYPES, ProbeSettings
 from av_pose_ros.audio.sim_source import SimConfig
 from av_pose_ros.audio.sources import BACKENDS, AudioIOSettings, make_source
 from av_pose_ros.audio.wav_source import FileConfig
@@ -48,12 +48,14 @@ PARAMS = [
     Param("sample_rate", 48000, "Sample rate (Hz) of the stream, the probe and the published audio.", 8000, 192000,
           **RO),
     Param("window_s", 0.1, "Capture window (s); each window starts with the probe emission.", 0.01, 2.0, **RO),
-    Param("probe_type", "chirp", "Probe the speakers emit.", choices=PROBE_TYPES, **RO),
+    Param("probe_type", FROM_SCENARIO, "Probe the speakers emit ('' = the sim scenario's; chirp for the device "
+          "and file backends).", choices=(FROM_SCENARIO,) + PROBE_TYPES, **RO),
     Param("probe_band_hz", [1000.0, 20000.0], "Chirp/sweep band [f0, f1] (Hz).", **RO),
     Param("probe_duration_s", 0.005, "Chirp/sweep length (s); must fit a slot (window / speakers).", 0.0005, 1.0,
           **RO),
     Param("probe_level", 0.5, "Peak amplitude of the emitted probe (full scale 1).", 0.001, 1.0, **RO),
-    Param("music_file", "", "BGM mode: WAV track to play (empty: the built-in synthetic track).", **RO),
+    Param("music_file", "", "BGM mode: WAV track to play ('' = the sim scenario's track, a library track of "
+          "music_split for library music, else the built-in synthetic track).", **RO),
     # device backend
     Param("device", "", "Sound device: name substring or index ('' = system default; 'pulse' for PulseAudio).", **RO),
     Param("speaker_channels", [0, 1, 2, 3], "Output channel of each speaker (entry i = speaker_<i>).", **RO),
@@ -76,7 +78,12 @@ PARAMS = [
     Param("rig", "", "sim: rig name or YAML path ('' = the scenario's rig).", **RO),
     Param("seed", 0, "sim: seed of the drawn scene and of every window's noise.", 0, 2 ** 31 - 1, **RO),
     Param("sim_pose", "", "sim: library pose to use instead of the drawn one (e.g. walking, offer_left).", **RO),
-    Param("sim_empty_room_s", 0.0, "sim: seconds at the start with nobody in the room.", 0.0, 3600.0, **RO),
+    Param("sim_empty_room_s", 0.0, "sim: seconds at the start with nobody in the room (< 0: auto, 2 s for chirps, "
+          "sim_music_empty_room_s for music).", -1.0, 3600.0, **RO),
+    Param("sim_music_empty_room_s", 9.0, "sim, auto empty room with music: seconds with nobody in the room (the "
+          "pose-kernel node's music capture needs 82 windows of the room alone).", 0.0, 3600.0, **RO),
+    Param("music_split", "test", "sim, library music: the library split tracks are drawn from (test: music no "
+          "model was trained on).", choices=("train", "val", "test"), **RO),
     # file backend
     Param("wav_path", "", "file: multichannel WAV recording.", **RO),
     Param("probe_wav_path", "", "file: WAV of what the speakers played ('' = regenerate from probe_*).", **RO),
@@ -101,6 +108,7 @@ def settings_from_parameters(p) -> AudioIOSettings:
     probe = ProbeSettings(probe_type=p.probe_type, fs=int(p.sample_rate), window_s=float(p.window_s),
                           band_hz=(band[0], band[1]), duration_s=float(p.probe_duration_s),
                           level=float(p.probe_level), music_file=p.music_file)
+    probe = probe if p.backend == "sim" else probe.or_default()
     probe.validate()
     limits = SignalLimits(float(p.clip_level), float(p.max_clipped_fraction))
     reference = tuple(int(c) for c in p.reference_channels)
@@ -117,7 +125,9 @@ def settings_from_parameters(p) -> AudioIOSettings:
             reference_delay_samples=int(p.reference_delay_samples), retry_max_s=float(p.retry_max_s), limits=limits)
     elif p.backend == "sim":
         settings.sim = SimConfig(scenario=p.scenario, rig=p.rig, seed=int(p.seed), pose=p.sim_pose,
-                                 empty_room_s=float(p.sim_empty_room_s), realtime=bool(p.realtime), limits=limits)
+                                 empty_room_s=float(p.sim_empty_room_s),
+                                 music_empty_room_s=float(p.sim_music_empty_room_s), music_split=p.music_split,
+                                 realtime=bool(p.realtime), limits=limits)
     else:
         settings.file = FileConfig(path=p.wav_path, mic_channels=tuple(p.mic_channels),
                                    n_speakers=len(p.speaker_channels), probe_path=p.probe_wav_path,
@@ -150,7 +160,11 @@ class AudioIONode(Node):
         if start:
             self._worker.start()
         self.get_logger().info(f"backend {self.p.backend}: {self.source.n_mics} mics, {self.source.n_speakers} "
-                               f"speakers, {self.source.fs} Hz, {self.source.window_samples}-sample windows")
+                               f"speakers, {self.source.fs} Hz, {self.source.window_samples}-sample windows, "
+                               f"{self.source.probe_type} probe")
+        for text in getattr(self.source, "warnings", []):
+            self.get_logger().warning(text)
+            self.health.set(probe_note=text)
 
     def _work(self) -> None:
         try:

@@ -26,7 +26,7 @@ from av_pose_ros.ros.tf import TfPublisher, transform_msg
 from av_pose_ros.sim.render import Simulator
 from av_pose_ros.vision.simulated import DetectionNoise, simulate_detections
 
-SIM_DEFAULTS = {"backend": "sim", "scenario": "handover", "sim_pose": "handover", "sim_empty_room_s": 2.0}
+SIM_DEFAULTS = {"backend": "sim", "scenario": "handover", "sim_pose": "handover", "sim_empty_room_s": -1.0}
 EXTRA_PARAMS = [
     Param("base_frame", "base_link", "Robot frame the rig is mounted in (parent of camera_link).", read_only=True),
     Param("camera_frame", "camera_link", "Camera body frame (REP-103).", read_only=True),
