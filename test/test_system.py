@@ -103,14 +103,20 @@ def test_sim_graph_end_to_end(ros_context, sim_graph):
     # The handover: offers are seen, and never a reachable target while the hand is not offered.
     assert result["false_reachable"] == 0, "a reachable target while the hand was not offered"
     assert "offered" in result["states"], "no offer seen in about three visits"
-    # Issue 14's figures (>= 50 reachable targets a minute, error to the true wrist median <= 40 mm, p90 <= 80 mm)
-    # need the lifter's wrists near 40 mm; on generator v3 physics they are not yet (models/lifter.md, issue 13).
-    # The handover node then refuses rather than offering wrong targets, which the asserts above check.
+    # Issue 14's figures (>= 50 reachable targets a minute, error to the true wrist median <= 40 mm, p90 <= 80 mm).
+    # The lifter puts the offered wrist ~280 mm too far along its camera ray (15 mm across it); handover_node
+    # rebuilds the arm from the person's bone lengths, which on validation demo bags gives 52 reachable a minute,
+    # median 33 mm, but p90 93 mm (per-visit bias of the lifted shoulder depth and bone lengths, worse on the left
+    # arm), and the rate falls with the pose rate on a loaded machine (benchmarks/bench_handover.py). Wrong targets
+    # are refused rather than offered, which the asserts above check.
     reach = result["reachable_m"]
     per_minute = len(reach) * 60 / result["seconds"]
     if not (per_minute >= 50 and np.median(reach) <= 0.04 and np.percentile(reach, 90) <= 0.08):
-        pytest.xfail(f"issue 14 handover figures not met with the shipped lifter: {per_minute:.0f} reachable a "
-                     f"minute, median error {np.median(reach) * 1e3 if reach else float('nan'):.0f} mm")
+        nan = float("nan")
+        pytest.xfail(f"issue 14 handover figures not met: {per_minute:.0f} reachable a minute at "
+                     f"{result['rate_hz']:.1f} Hz of poses, error to the true wrist median "
+                     f"{np.median(reach) * 1e3 if reach else nan:.0f} mm, p90 "
+                     f"{np.percentile(reach, 90) * 1e3 if reach else nan:.0f} mm")
     assert {"offered", "ready"} <= set(result["states"])
 
 
