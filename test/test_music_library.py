@@ -239,3 +239,34 @@ def test_fluidsynth_renders_a_short_midi(tmp_path):
     assert abs(peak_hz * 2 - 261.6) < 8 or abs(peak_hz * 2 - 523.3) < 12, peak_hz * 2
     prepared = ml.prepare_track(np.tile(samples, (3, 1)), fs, seconds=60.0)
     assert prepared is not None and prepared[0].dtype == np.float32
+
+
+def test_build_resumes_reports_bad_sources_and_drops_stale_tracks(tmp_path, monkeypatch):
+    """The build loop itself, with stand-in sources (no package): an interrupted build resumes from stored tracks,
+    a source that fails is reported and skipped, tracks no longer made are deleted, and splits mix both kinds."""
+    calls = []
+
+    def job(name, kind):
+        def make():
+            calls.append(name)
+            if name == "broken":
+                raise ValueError("unreadable score")
+            return ml.synthesize_composition(name, 5.5)[0], ml.FS
+        return ml._Job(name, name, f"{kind}:test", "test", "", make)
+
+    sources = [(f"rec{i}", "recording") for i in range(3)] + [(f"mid{i}", "midi") for i in range(6)] + [
+        ("broken", "midi")]
+    monkeypatch.setattr(ml, "_check_midi_tools", lambda: "fluidsynth")
+    monkeypatch.setattr(ml, "_jobs", lambda seconds, renderings, fluidsynth: [job(n, k) for n, k in sources])
+    lib = ml.build_library(tmp_path, seconds=5.0, progress=False)
+    digest = lib.digest()
+    assert len(lib.tracks("all")) == 9 and any("broken" in s and "unreadable" in s for s in lib.meta["skipped"])
+    assert all({t.kind for t in lib.tracks(s)} == {"midi", "recording"} for s in ml.SPLITS)
+    assert all(len(lib.tracks(s)) >= 3 for s in ml.SPLITS)
+    calls.clear()
+    again = ml.build_library(tmp_path, seconds=5.0, progress=False)
+    assert calls == ["broken"] and again.meta["reused"] == 9
+    assert again.digest() == digest             # same tracks: samples cached with the first build stay valid
+    sources = sources[1:]
+    ml.build_library(tmp_path, seconds=5.0, progress=False)
+    assert not (tmp_path / "tracks" / "rec0.wav").exists() and (tmp_path / "tracks" / "rec1.wav").exists()

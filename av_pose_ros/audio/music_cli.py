@@ -20,13 +20,16 @@ def register(subparsers) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     b = actions.add_parser("build", help="(re)build the library from the installed packages (minutes)",
                            description="Render and decode every source the installed packages give, normalise, "
-                                       "split by composition and write index.json (replaces an existing library).")
+                                       "split by composition and write index.json. Tracks already stored with "
+                                       "the same settings are reused (an interrupted build resumes).")
     b.add_argument("--root", default=None, help="library folder (default: see `av-pose music-library --help`)")
     b.add_argument("--max-tracks", type=int, default=None,
                    help="at most this many tracks, taken round-robin over sources (default: all, ~160)")
     b.add_argument("--seconds", type=float, default=60.0, help="longest stored track, seconds (default 60)")
     b.add_argument("--renderings", type=int, default=1,
                    help="instrumentations per corpus score (all in the score's split; default 1)")
+    b.add_argument("--fresh", action="store_true",
+                   help="make every track again (default: reuse tracks stored with the same settings)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
     s = actions.add_parser("list", help="table of tracks: name, source, split, duration",
@@ -43,11 +46,12 @@ def _build(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         lib = build_library(args.root, max_tracks=args.max_tracks, seconds=args.seconds, progress=not args.quiet,
-                            renderings=args.renderings)
+                            renderings=args.renderings, fresh=args.fresh)
     except MusicLibraryError as err:
         print(f"music-library build: {err}", file=sys.stderr)
         return 1
-    print(f"built {len(lib.tracks('all'))} tracks in {time.monotonic() - start:.0f} s at {lib.root}")
+    print(f"built {len(lib.tracks('all'))} tracks ({lib.meta.get('reused', 0)} reused) in "
+          f"{time.monotonic() - start:.0f} s at {lib.root}")
     _print_summary(lib)
     for line in lib.meta.get("skipped", []):
         print(f"  skipped {line}")

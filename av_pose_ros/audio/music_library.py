@@ -49,6 +49,7 @@ PEAK_LIMIT = 0.99
 MIN_TRACK_S = 4.0
 INDEX = "index.json"
 INDEX_VERSION = 1
+RENDER_VERSION = 1                   # bump when a change to the rendering makes stored tracks stale (resume key)
 ENV_ROOT = "AV_POSE_MUSIC_LIBRARY"
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "music_library"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -159,8 +160,10 @@ class MusicLibrary:
         return _resample(np.asarray(data, dtype=np.float64), int(rate), int(fs)).astype(np.float32)
 
     def digest(self) -> str:
-        """Hash of the index (names, splits, levels): part of every cache key of samples made with this library."""
-        return hashlib.sha1((self.root / INDEX).read_bytes()).hexdigest()[:10]
+        """Hash of the tracks (names, splits, sources, levels; not build notes such as skipped or reused): part of
+        every cache key of samples made with this library."""
+        tracks = json.loads((self.root / INDEX).read_text())["tracks"]
+        return hashlib.sha1(json.dumps(tracks, sort_keys=True).encode()).hexdigest()[:10]
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Track counts per split and kind of source."""
@@ -325,6 +328,7 @@ class _Job:
     genre: str
     instrument: str
     make: Callable[[], tuple[np.ndarray, int] | None]
+    origin: str = ""                 # the file it is made from (part of the resume key)
 
 
 def _check_midi_tools() -> str:
@@ -436,7 +440,7 @@ def _jobs(seconds: float, renderings: int, fluidsynth: str) -> list[_Job]:
             return data, rate
         short = package.replace("-music", "")
         return _Job(f"{short}-{_safe(path.stem)}", f"{short}/{path.stem}", f"recording:{short}", "game music", "",
-                    make)
+                    make, str(path))
 
     for package, folder in RECORDING_DIRS.items():
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:
@@ -447,7 +451,7 @@ def _jobs(seconds: float, renderings: int, fluidsynth: str) -> list[_Job]:
         for path in sorted(folder.glob("*.mid")) if folder.is_dir() else []:
             jobs.append(_Job(f"{short}-{_safe(path.stem)}", f"{short}/{path.stem}", f"midi:{short}", "game music",
                              "general midi (as composed)",
-                             lambda path=path: render_midi(path, fluidsynth, seconds=seconds + 5)))
+                             lambda path=path: render_midi(path, fluidsynth, seconds=seconds + 5), str(path)))
     for cid, path, genre in corpus_scores():
         for r in range(renderings):
             ensemble = _ensemble_for(cid, r)
@@ -457,7 +461,8 @@ def _jobs(seconds: float, renderings: int, fluidsynth: str) -> list[_Job]:
                     midi = Path(tmp) / "score.mid"
                     _score_to_midi(path, ensemble, seconds, midi)
                     return render_midi(midi, fluidsynth, seconds=seconds + 5)
-            jobs.append(_Job(f"m21-{_safe(cid.split('/', 1)[1])}-r{r}", cid, "midi:music21", genre, ensemble, make))
+            jobs.append(_Job(f"m21-{_safe(cid.split('/', 1)[1])}-r{r}", cid, "midi:music21", genre, ensemble, make,
+                             str(path)))
     return jobs
 
 
@@ -483,11 +488,13 @@ def _store(root: Path, job_name: str, samples: np.ndarray) -> str:
 
 
 def build_library(root: str | Path | None = None, *, max_tracks: int | None = None, seconds: float = 60.0,
-                  progress: bool = True, renderings: int = 1) -> MusicLibrary:
-    """Build the library under ``root`` from installed packages (replacing what was there); returns it opened.
+                  progress: bool = True, renderings: int = 1, fresh: bool = False) -> MusicLibrary:
+    """Build the library under ``root`` from installed packages; returns it opened.
 
     Needs fluidsynth and the GM soundfont (``MusicLibraryError`` names the missing Debian package otherwise);
     recordings are used when their packages are installed. ``renderings``: instrumentations per corpus score.
+    A track already stored with the same settings (``tracks/<name>.json``) is reused unless ``fresh``, so an
+    interrupted build resumes; stored tracks the build no longer makes are deleted.
     """
     from tqdm import tqdm
 
@@ -496,12 +503,15 @@ def build_library(root: str | Path | None = None, *, max_tracks: int | None = No
     jobs = _jobs(float(seconds), int(renderings), fluidsynth)
     if max_tracks is not None:
         jobs = _spread(jobs, int(max_tracks))
-    if root.exists():
-        shutil.rmtree(root / "tracks", ignore_errors=True)
-        (root / INDEX).unlink(missing_ok=True)
-    root.mkdir(parents=True, exist_ok=True)
-    entries, skipped = [], []
+    (root / INDEX).unlink(missing_ok=True)
+    (root / "tracks").mkdir(parents=True, exist_ok=True)
+    entries, skipped, reused = [], [], 0
     for job in tqdm(jobs, desc="music library", unit="track", disable=not progress):
+        entry = None if fresh else _stored(root, job, seconds)
+        if entry is not None:
+            entries.append(entry)
+            reused += 1
+            continue
         try:
             made = job.make()
             prepared = None if made is None else prepare_track(made[0], made[1], seconds)
@@ -512,14 +522,40 @@ def build_library(root: str | Path | None = None, *, max_tracks: int | None = No
             skipped.append(f"{job.name}: under {MIN_TRACK_S} s of sound")
             continue
         samples, level = prepared
-        entries.append(dict(name=job.name, path=_store(root, job.name, samples), source=job.source,
-                            duration_s=round(samples.size / FS, 3), composition=job.composition, genre=job.genre,
-                            instrument=job.instrument, original_rms_dbfs=level))
+        entry = dict(name=job.name, path=_store(root, job.name, samples), source=job.source,
+                     duration_s=round(samples.size / FS, 3), composition=job.composition, genre=job.genre,
+                     instrument=job.instrument, original_rms_dbfs=level)
+        (root / "tracks" / f"{job.name}.json").write_text(json.dumps({"key": _resume_key(job, seconds),
+                                                                       "entry": entry}))
+        entries.append(entry)
     if not entries:
         raise MusicLibraryError(f"no track could be made ({len(skipped)} skipped): {skipped[:3]}")
+    keep = {e["name"] for e in entries}
+    for f in (root / "tracks").iterdir():
+        if f.suffix in (".wav", ".json") and f.stem not in keep:
+            f.unlink()
     packages = [p for p in DEBIAN_MUSIC_PACKAGES if p in MIDI_PACKAGES or (RECORDING_DIRS | MIDI_DIRS)[p].is_dir()]
     return _write_library(root, entries, {"seconds": float(seconds), "packages": packages + ["music21"],
-                                          "skipped": skipped})
+                                          "skipped": skipped, "reused": reused})
+
+
+def _resume_key(job: _Job, seconds: float) -> str:
+    origin = Path(job.origin)
+    size = origin.stat().st_size if job.origin and origin.is_file() else -1
+    text = f"{RENDER_VERSION}|{job.name}|{job.source}|{job.instrument}|{float(seconds)}|{job.origin}|{size}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _stored(root: Path, job: _Job, seconds: float) -> dict | None:
+    """The entry of a track this build would make that is already stored with the same settings, else None."""
+    side = root / "tracks" / f"{job.name}.json"
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("key") != _resume_key(job, seconds) or not (root / data["entry"]["path"]).is_file():
+        return None
+    return data["entry"]
 
 
 def _spread(jobs: list[_Job], n: int) -> list[_Job]:
