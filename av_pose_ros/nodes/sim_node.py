@@ -6,7 +6,10 @@ misses and swaps, undistorted pixels, optical frame), `camera/camera_info`, and 
 the true joints in `base_frame`, the lifter's default output frame, same stamp). Static TF places `camera_link`,
 `camera_optical_frame`, `speaker_<i>`, `mic_<i>` and the rig file's further frames (`arm_base_link`) under
 `base_link` from the rig. The default scenario (`handover`, sim/choreography.py) is a series of visitors who walk
-in, offer a hand to the manipulator, hold it, take it back and walk away; seeded and repeatable.
+in, offer a hand to the manipulator, hold it, take it back and walk away; seeded and repeatable. The probe is the
+scenario's unless `probe_type` / `music_file` name one: `scenario:=music` plays music (library music: a track of
+`music_split`), the room stays empty long enough for the music capture, and no window is ever skipped (the music
+pipeline needs gap-free emission history; when rendering is slower than real time the world waits).
 """
 
 from __future__ import annotations
