@@ -64,12 +64,15 @@ def run_bag(path: Path, overrides: list[str]) -> dict:
     tree, poses, truth = read_bag(path)
     stage = HandoverTracker(p)
     camera = tree.lookup(p.base_frame, p.camera_frame, 0)[:3, 3]
-    rows, reachable, changes, next_tick = [], [], 0, None
+    rows, reachable, changes, withdrawals, next_tick = [], [], 0, 0, None
     for log, pose in poses:
         out = stage.on_pose(pose, lambda target, source, _stamp: tree.lookup(target, source, 0))
         changes += out.state_changed
+        withdrawals += out.state_changed and out.state == "withdrawn"
         if next_tick is None or log >= next_tick:     # handover_node's 10 Hz timer
-            changes += stage.on_clock(log).state_changed
+            tick = stage.on_clock(log)
+            changes += tick.state_changed
+            withdrawals += tick.state_changed and tick.state == "withdrawn"
             next_tick = log + 100_000_000
         gt = truth.get(pose.stamp_ns)
         if gt is None:
@@ -93,7 +96,10 @@ def run_bag(path: Path, overrides: list[str]) -> dict:
                            reachable=target.reachable, std=target.position_std_m, **target.gates)
             rows.append(row)
     minutes = (max(truth) - min(truth)) * 1e-9 / 60 if len(truth) > 1 else float("nan")
-    return {"rows": rows, "reachable": reachable, "minutes": minutes, "changes": changes}
+    from av_pose_ros.app.demo_report import offer_episodes
+
+    return {"rows": rows, "reachable": reachable, "minutes": minutes, "changes": changes,
+            "withdrawals": withdrawals, "offers": len(offer_episodes(truth))}
 
 
 def pct(values, q) -> float:
@@ -138,7 +144,8 @@ def report(runs: dict[str, dict]) -> str:
     lines += ["", f"reachable targets: {len(reach)} in {minutes:.1f} min ({len(reach) / minutes:.0f} a minute; per "
               f"bag {', '.join(f'{v:.0f}' for v in per_bag)}), to the true wrist median {pct(reach, 50) * 1e3:.0f} "
               f"mm, p90 {pct(reach, 90) * 1e3:.0f} mm; reachable while the hand was not offered: {false}; state "
-              f"changes a minute: {changes}"]
+              f"changes a minute: {changes}; 'withdrawn' {sum(r['withdrawals'] for r in runs.values())} times for "
+              f"{sum(r['offers'] for r in runs.values())} true offers"]
     return "\n".join(lines)
 
 
