@@ -48,11 +48,19 @@ def _eval(args) -> int:
     try:
         res = evaluate_slfm(num=args.num, seed=args.seed, rotation_model=args.rotation_model,
                             azimuth_model=args.azimuth_model, sizes=args.sizes or ((128, 96), (320, 240)),
-                            levels=args.levels, cache_dir=args.cache_dir, feature_method=args.features)
+                            levels=args.levels, cache_dir=args.cache_dir, feature_method=args.features,
+                            wide_model=args.wide_model)
     except SlfmError as exc:
         print(f"eval-slfm: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(res, indent=2) if args.json else format_report(res))
+    if args.rotation3d_num > 0:
+        from .eval_rotation3d import evaluate_rotation3d
+        from .eval_rotation3d import format_report as format_3d
+
+        res["rotation3d"] = evaluate_rotation3d(args.rotation3d_split, args.rotation3d_num, args.rotation3d_hfov,
+                                                args.rotation3d_size, wide_model=args.wide_model)
+    print(json.dumps(res, indent=2) if args.json else format_report(res) + (
+        "\n\n" + format_3d(res["rotation3d"]) if "rotation3d" in res else ""))
     return 0
 
 
@@ -92,6 +100,14 @@ def register(subparsers) -> None:
     e.add_argument("--features", default="sift", choices=["sift", "orb"])
     e.add_argument("--cache-dir", default="data_cache/slfm", help="where the held-out speech is cached")
     e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--rotation3d-num", type=int, default=0,
+                   help="also rotation on 3D-room pairs (parallax, lens distortion, +-90 deg; clean, dim, blur, "
+                        "noise, low texture): this many pairs per condition, 0 = skip (slfm.eval_rotation3d)")
+    e.add_argument("--rotation3d-split", default="dev", choices=["dev", "test"],
+                   help="3D-room pairs: dev decides, test reports once")
+    e.add_argument("--rotation3d-hfov", type=float, default=90.0, help="3D-room camera field of view (deg)")
+    e.add_argument("--rotation3d-size", type=_size, default=(320, 240), help="3D-room image size")
+    e.add_argument("--wide-model", default=None, help="wide rotation model (default models/slfm_rotation_wide.pt)")
     e.set_defaults(func=_eval)
 
     from .tracking_eval import add_arguments, run

@@ -112,6 +112,29 @@ def evaluate_rotation3d(split: str = "dev", num: int = 60, fov_deg: float = 90.0
     return result
 
 
+def coarse_accuracy(estimators: dict, split: str = "dev", num: int = 60, fov_deg: float = 90.0, size=(320, 240),
+                    cache_dir: str | None = "data_cache/slfm3d", max_yaw_deg: float = 60.0, seed: int = 0) -> dict:
+    """Share of pairs (|yaw| < ``max_yaw_deg``) whose best coarse candidate is within 4 deg of the truth, per
+    condition and estimator: what the learned encoder is for (the refinement fixes the rest)."""
+    from .scenes3d import degrade
+
+    out = {name: {} for name in estimators}
+    for cond in CONDITIONS:
+        d = _pairs(split, num, fov_deg, size, cache_dir, cond == "low_texture")
+        rng = np.random.default_rng([seed, 99, CONDITIONS.index(cond)])
+        kind = "clean" if cond == "low_texture" else cond
+        pairs = [(degrade(a, kind, rng), degrade(b, kind, rng)) for a, b in zip(d["a"], d["b"])]
+        keep = np.abs(np.degrees(d["yaw"])) < max_yaw_deg
+        for name, est in estimators.items():
+            hits = []
+            for (a, b), y, k in zip(pairs, d["yaw"], keep):
+                if k:
+                    cands = est.coarse(est.grey(a), est.grey(b), fov_deg)
+                    hits.append(bool(cands) and abs(np.degrees(cands[0][0] - y)) < 4.0)
+            out[name][cond] = float(np.mean(hits))
+    return out
+
+
 def format_report(res: dict) -> str:
     lines = [f"Rotation on 3D-room pairs ({res['split']}, {res['num']} pairs per condition, "
              f"{res['size'][0]}x{res['size'][1]}, {res['fov_deg']:g}-deg camera), MAE / median deg"]

@@ -42,13 +42,19 @@ def rotation_pairs(num: int, seed: int, width: int, height: int, max_yaw_deg: fl
 
 
 def evaluate_rotation(estimator: RotationEstimator, num: int, seed: int, sizes=((128, 96), (320, 240)),
-                      feature_method: str = "sift") -> dict:
+                      feature_method: str = "sift", wide=None) -> dict:
+    """``wide``: a `rotation_wide.WideRotationEstimator` measured on the same pairs (None: skipped)."""
     out = {}
     for w, h in sizes:
         pairs, yaws = rotation_pairs(num, seed, w, h)
         t = time.perf_counter()
         pred = estimator.estimate_batch([p[0] for p in pairs], [p[1] for p in pairs])
         t_model = (time.perf_counter() - t) / max(num, 1)
+        extra = {}
+        if wide is not None:
+            t = time.perf_counter()
+            pw = wide.estimate_batch([p[0] for p in pairs], [p[1] for p in pairs], 60.0)
+            extra = {"wide": _stats(pw - yaws), "wide_seconds_per_pair": (time.perf_counter() - t) / max(num, 1)}
         base, ok = [], []
         t = time.perf_counter()
         for a, b in pairs:
@@ -64,6 +70,7 @@ def evaluate_rotation(estimator: RotationEstimator, num: int, seed: int, sizes=(
                              "on_success": _stats((base - yaws)[ok])},
             "chance": _stats(yaws),
             "seconds_per_pair": {"model_batched": t_model, feature_method: t_base},
+            **extra,
         }
     return out
 
@@ -96,13 +103,19 @@ def evaluate_azimuth(estimator: AzimuthEstimator, num: int, seed: int, levels=No
 
 def evaluate_slfm(num: int = 100, seed: int = 0, rotation_model: str | None = None, azimuth_model: str | None = None,
                   sizes=((128, 96), (320, 240)), levels=None, cache_dir: str | None = "data_cache/slfm",
-                  feature_method: str = "sift") -> dict:
+                  feature_method: str = "sift", wide_model: str | None = None) -> dict:
+    import os
+
+    from .rotation_wide import WideRotationEstimator
+
     rot = RotationEstimator.load(rotation_model or model_path("slfm_rotation.pt"), device="cpu")
     azm = AzimuthEstimator.load(azimuth_model or model_path("slfm_azimuth.pt"), device="cpu")
+    wide_path = wide_model or model_path("slfm_rotation_wide.pt")
+    wide = WideRotationEstimator.load(wide_path) if (wide_model or os.path.exists(wide_path)) else None
     t0 = time.time()
     result = {
         "num": num, "seed": seed,
-        "rotation": evaluate_rotation(rot, num, seed, sizes, feature_method),
+        "rotation": evaluate_rotation(rot, num, seed, sizes, feature_method, wide),
         "azimuth": evaluate_azimuth(azm, num, seed, levels, cache_dir),
     }
     result["seconds"] = time.time() - t0
@@ -112,12 +125,13 @@ def evaluate_slfm(num: int = 100, seed: int = 0, rotation_model: str | None = No
 def format_report(res: dict) -> str:
     lines = [f"SLfM evaluation (num={res['num']}, seed={res['seed']})", "",
              "Rotation on held-out real photos (deg):",
-             f"  {'size':<9} {'model MAE':>9} {'model med':>9} {'feat MAE':>9} {'feat med':>9} {'feat fail':>9} "
-             f"{'chance':>7}"]
+             f"  {'size':<9} {'model MAE':>9} {'model med':>9} {'wide MAE':>9} {'wide med':>9} {'feat MAE':>9} "
+             f"{'feat med':>9} {'feat fail':>9} {'chance':>7}"]
     for size, r in res["rotation"].items():
-        feat = [k for k in r if k not in ("model", "chance", "seconds_per_pair")][0]
-        lines.append(f"  {size:<9} {r['model']['mae_deg']:9.2f} {r['model']['median_deg']:9.2f} "
-                     f"{r[feat]['mae_deg']:9.2f} {r[feat]['median_deg']:9.2f} {100 * r[feat]['failure_rate']:8.1f}% "
+        feat = [k for k in r if k not in ("model", "chance", "seconds_per_pair", "wide", "wide_seconds_per_pair")][0]
+        wide = (f"{r['wide']['mae_deg']:9.3f} {r['wide']['median_deg']:9.3f}" if "wide" in r else f"{'-':>9} {'-':>9}")
+        lines.append(f"  {size:<9} {r['model']['mae_deg']:9.2f} {r['model']['median_deg']:9.2f} {wide} "
+                     f"{r[feat]['mae_deg']:9.3f} {r[feat]['median_deg']:9.3f} {100 * r[feat]['failure_rate']:8.1f}% "
                      f"{r['chance']['mae_deg']:7.2f}")
     lines += ["", "Azimuth, sources within +-90 deg of the front (deg):",
               f"  {'level':<8} {'RT60 s':>11} {'model MAE':>9} {'model med':>9} {'GCC MAE':>8} {'GCC med':>8} "

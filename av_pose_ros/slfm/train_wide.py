@@ -46,6 +46,7 @@ class WideTrainConfig:
     cycle_deg: float = 0.5      # a triplet's loop must close within this
     min_confidence: float = 0.5
     unchecked_confidence: float = 0.9
+    init_encoder: str = ""      # a pretext file (slfm.pretext): start the encoder from its visual encoder
     log: str | None = None
 
 
@@ -169,6 +170,9 @@ def train_wide(cfg: WideTrainConfig) -> dict:
 
     emit(f"teacher: {audit} in {t_teacher:.0f} s")
     model = WideRotationNet()
+    if cfg.init_encoder:
+        state = torch.load(cfg.init_encoder, map_location="cpu", weights_only=True)["state_dict"]
+        model.encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
     est = WideRotationEstimator(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     by_fov = {}
@@ -196,7 +200,8 @@ def train_wide(cfg: WideTrainConfig) -> dict:
     model.eval()
     summary = {"steps": cfg.steps, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed, "spots": len(spots),
                "teacher": audit, "teacher_seconds": t_teacher, "train_seconds": time.time() - t1,
-               "final_loss": float(np.mean(history[-50:])), "labels_used_in_loss": False}
+               "final_loss": float(np.mean(history[-50:])), "labels_used_in_loss": False,
+               "init_encoder": cfg.init_encoder or None}
     save_model_file(cfg.out, WideRotationEstimator.kind, model.config, model, {"training": summary})
     if log:
         log.close()
