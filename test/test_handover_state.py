@@ -114,3 +114,23 @@ def test_state_rule_dwell_times():
     assert s.lost(int(2.1e9), rule) == IDLE
     s.update(int(3.0e9), True, False, StateRule(0.0, 0.4, 1.0))
     assert s.state == OFFERED and s.lost(int(3.5e9), rule) == WITHDRAWN     # the body timed out: no dwell
+
+
+def test_readiness_grace_bridges_one_noisy_frame_but_never_marks_it_reachable():
+    from av_pose_ros.handover import Readiness, ReadyRule
+
+    rule = ReadyRule(hold_s=0.5, grace_s=0.3)
+    r = Readiness()
+    ok = dict(inside=True, confidence=0.9, std_m=0.03, speed_mps=0.05, rule=rule)
+    assert [r.update(int(round(t * 1e9)), **ok) for t in (0.0, 0.2, 0.4)] == [False, False, False]
+    assert not r.update(int(0.5e9), **{**ok, "speed_mps": 0.3})     # a noisy frame: not reachable itself ...
+    assert r.update(int(0.6e9), **ok)                              # ... and the hold from 0.0 s goes on
+    assert not r.update(int(0.7e9), **{**ok, "confidence": 0.2})
+    assert not r.update(int(1.1e9), **{**ok, "confidence": 0.2})   # failing for longer than the grace ...
+    assert not r.update(int(1.2e9), **ok)                          # ... restarts the hold
+    assert r.update(int(1.7e9), **ok)
+    s = HandoverState()
+    rule_s = StateRule(enter_dwell_s=0.0, leave_dwell_s=0.4, withdrawn_s=1.0, ready_grace_s=0.3)
+    states = [s.update(int(round(t * 1e9)), True, ready, rule_s) for t, ready in
+              ((0.0, True), (0.1, False), (0.3, False), (0.5, False), (0.6, True))]
+    assert states == [READY, READY, READY, OFFERED, READY]         # 'ready' survives 0.3 s of unreachable targets

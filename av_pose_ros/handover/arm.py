@@ -42,7 +42,14 @@ class BoneLengths:
     view (median and robust spread of the last `keep` samples)."""
 
     def __init__(self, keep: int = 30):
+        self.keep = keep
         self.samples = {(side, bone): deque(maxlen=keep) for side in ("left", "right") for bone in (0, 1)}
+
+    def resize(self, keep: int) -> None:
+        """Keep the newest `keep` samples from now on (a changed parameter)."""
+        if keep != self.keep:
+            self.keep = keep
+            self.samples = {k: deque(v, maxlen=keep) for k, v in self.samples.items()}
 
     def add(self, joints: np.ndarray, confidence: np.ndarray, camera: np.ndarray, min_confidence: float) -> None:
         for side in ("left", "right"):

@@ -4,8 +4,11 @@ Subscribes `human/pose_3d` (HumanPose3D, any frame); publishes, in the manipulat
 is offered, `handover/target` (PoseStamped: the filtered wrist, x axis along the forearm) and `handover/target_info`
 (HandoverTarget: hand, confidence, reachable, velocity, distance, state), and always `handover/state`
 (std_msgs/String: idle, offered, ready, withdrawn; reliable and transient-local, so a task layer that starts late
-gets the current state). The reach envelope is centred on the `reach_frame` TF frame (the arm's shoulder); a target
-is reachable only inside it, confident and held still for `hold_s`. The work is `pipeline.handover.HandoverTracker`.
+gets the current state; it follows the offer only after `enter_dwell_s` / `leave_dwell_s`, so a noisy arm does not
+make it flicker). The offered arm's elbow and wrist are placed on their camera rays (`camera_frame`) at the
+person's own bone lengths (`arm_from_bone_lengths`): a monocular lifter's depth is worst for an arm held out towards
+the camera. The reach envelope is centred on the `reach_frame` TF frame (the arm's shoulder); a target is reachable
+only inside it, confident, certain and held still for `hold_s`. The work is `pipeline.handover.HandoverTracker`.
 """
 
 from __future__ import annotations

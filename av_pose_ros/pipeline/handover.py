@@ -250,6 +250,7 @@ class HandoverTracker:
         if camera is None:
             return joints, covariance, {}
         p = self.p
+        track.bones.resize(int(p.bone_window))
         if not str(getattr(pose, "source", "")).endswith("_flagged"):   # a refused lift measures no bones
             track.bones.add(joints, pose.confidence, camera, p.min_joint_confidence)
         joints = joints.copy()
