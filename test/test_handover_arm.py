@@ -104,3 +104,15 @@ def test_stage_targets_the_true_wrist_only_with_the_rebuild(rebuild):
         assert np.median(errors) < 0.01 and reachable >= 10
     else:
         assert np.median(errors) > 0.15     # the lifted wrist, far behind the true one
+
+
+def test_without_the_camera_frame_the_stage_still_targets_and_says_why():
+    from test_handover import ARM, lookup_with
+
+    from av_pose_ros.primitives.geometry import make_transform
+
+    no_camera = lookup_with({"camera_link": BASE_FROM_CAM, "arm_base_link": make_transform(None, ARM)})
+    stage = HandoverTracker(params())
+    outs = [stage.on_pose(pose_at(j, 5_000_000_000 + int(t * 1e9)), no_camera) for t, _, j in offer_sequence()]
+    assert any(o.target for o in outs) and all("camera_optical_frame" in o.note for o in outs)
+    assert HandoverTracker(params()).on_pose(pose_at(person("standing"), 10**9), LOOKUP).note is None

@@ -302,6 +302,8 @@ class _Pipeline:
         except StageError as err:
             self.summary.problem(err.code, str(err))
             return
+        if out.note:
+            self.summary.problem("tf_camera", out.note)
         if out.target is not None:
             target_msg, info_msg = handover_msgs(out.target, pose, self.p["handover"].base_frame)
             self.output.emit("/handover/target", target_msg, stamp, RESULT_QOS)

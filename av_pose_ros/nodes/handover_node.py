@@ -65,6 +65,10 @@ class HandoverNode(Node):
             return
         if out.time_jumped:
             self.get_logger().info("pose stamps jumped back in time: handover tracks reset")
+        if out.note:
+            self.health.problem("tf_camera", out.note)
+        else:
+            self.health.clear("tf_camera")
         self.health.clear("tf", "input_pose")
         self.health.good(body=pose.body_id)
         self.publish(out, pose)

@@ -111,6 +111,7 @@ class HandoverOutput:
     state: str                      # the handover state over all tracked people (ready > offered > withdrawn > idle)
     state_changed: bool             # `state` differs from the previous output's
     time_jumped: bool = False       # the pose's stamp went back by more than track_timeout_s: tracks were reset
+    note: str | None = None         # a degraded but working stage (no camera frame for the arm rebuild)
 
 
 class _Track:
@@ -159,17 +160,23 @@ class HandoverTracker:
         try:
             base_from_pose = lookup(p.base_frame, pose.frame_id, pose.stamp_ns)
             base_from_reach = lookup(p.base_frame, p.reach_frame, pose.stamp_ns)
-            camera = lookup(p.base_frame, p.camera_frame, pose.stamp_ns)[:3, 3] if p.arm_from_bone_lengths else None
         except LookupError as err:
-            raise StageError("tf", f"no transform to {p.base_frame} from {pose.frame_id}, the reach frame "
-                                   f"{p.reach_frame} or the camera frame {p.camera_frame}: {err}") from err
+            raise StageError("tf", f"no transform to {p.base_frame} from {pose.frame_id} or the reach frame "
+                                   f"{p.reach_frame}: {err}") from err
+        camera, note = None, None
+        if p.arm_from_bone_lengths:
+            try:
+                camera = lookup(p.base_frame, p.camera_frame, pose.stamp_ns)[:3, 3]
+            except LookupError as err:   # still a target, with the lifter's (worse) arm depth, and said so
+                note = (f"no transform to {p.base_frame} from the camera frame {p.camera_frame}: the offered arm "
+                        f"keeps the lifter's depth ({err})")
         newest = max((t.last_ns for t in self.tracks.values()), default=pose.stamp_ns)
         jumped = pose.stamp_ns + p.track_timeout_s * 1e9 < newest
         if jumped:
             self.reset()
         target = self.update(pose, base_from_pose, base_from_reach[:3, 3], camera)
         out = self._output(target)
-        out.time_jumped = jumped
+        out.time_jumped, out.note = jumped, note
         return out
 
     def on_clock(self, now_ns: int) -> HandoverOutput:
