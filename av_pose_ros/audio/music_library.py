@@ -49,7 +49,7 @@ PEAK_LIMIT = 0.99
 MIN_TRACK_S = 4.0
 INDEX = "index.json"
 INDEX_VERSION = 1
-RENDER_VERSION = 1                   # bump when a change to the rendering makes stored tracks stale (resume key)
+RENDER_VERSION = 2                   # bump when a change to the rendering makes stored tracks stale (resume key)
 ENV_ROOT = "AV_POSE_MUSIC_LIBRARY"
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "music_library"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -391,12 +391,27 @@ def _score_to_midi(score_path: Path, ensemble: str, seconds: float, midi_out: Pa
         if measures:
             bar = max(float(measures[-1].barDuration.quarterLength), 1.0)
             score = score.measures(0, int(np.ceil(limit_ql / bar)) + 1)
+    _play_through(score)
     programs = ENSEMBLES[ensemble]
     for i, part in enumerate(score.parts):
         for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
             old.activeSite.remove(old)
         part.insert(0, instrument.instrumentFromMidiProgram(programs[min(i, len(programs) - 1)]))
     score.write("midi", fp=str(midi_out))
+
+
+def _play_through(score) -> None:
+    """Drop repeat barlines and repeat expressions (da capo, segno, ...): the MIDI writer expands repeats and fails
+    on many corpus scores' (and a cut score's) unmatched ones; the library keeps at most a minute anyway."""
+    from music21 import bar, repeat, stream
+
+    for measure in score.recurse().getElementsByClass(stream.Measure):
+        for side in ("leftBarline", "rightBarline"):
+            if isinstance(getattr(measure, side), bar.Repeat):
+                setattr(measure, side, bar.Barline("regular"))
+    for mark in list(score.recurse().getElementsByClass((repeat.RepeatExpression, repeat.RepeatMark))):
+        if mark.activeSite is not None:
+            mark.activeSite.remove(mark)
 
 
 def corpus_scores(limit_per_folder: dict[str, tuple[int, str]] | None = None) -> list[tuple[str, Path, str]]:
