@@ -116,3 +116,12 @@ def test_without_the_camera_frame_the_stage_still_targets_and_says_why():
     outs = [stage.on_pose(pose_at(j, 5_000_000_000 + int(t * 1e9)), no_camera) for t, _, j in offer_sequence()]
     assert any(o.target for o in outs) and all("camera_optical_frame" in o.note for o in outs)
     assert HandoverTracker(params()).on_pose(pose_at(person("standing"), 10**9), LOOKUP).note is None
+
+
+def test_a_covariance_that_is_not_positive_definite_does_not_break_the_rebuild():
+    joints = person("offer_right", 1.25)
+    s, e, w = (joints[i] for i in ARM_JOINTS)
+    lengths = ArmLengths(float(np.linalg.norm(e - s)), float(np.linalg.norm(w - e)), 0.02, 0.02)
+    bad = -np.eye(3) * 0.01**2                      # from a broken publisher: negative variances
+    fix = reconstruct_arm(CAMERA, s, pushed(e, 0.1), pushed(w, 0.2), (bad, np.zeros((3, 3)), bad), lengths)
+    assert fix.wrist == pytest.approx(w, abs=1e-6) and np.all(np.isfinite(fix.wrist_cov))

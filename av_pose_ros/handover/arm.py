@@ -119,7 +119,8 @@ def reconstruct_arm(camera: np.ndarray, shoulder: np.ndarray, elbow: np.ndarray,
         cov[3 * k:3 * k + 3, 3 * k:3 * k + 3] = 0.5 * (c + c.T)
     cov[9, 9], cov[10, 10] = lengths.upper_std_m ** 2, lengths.fore_std_m ** 2
     n = len(x)
-    root = np.linalg.cholesky(cov * n + np.eye(n) * 1e-12)
+    values, vectors = np.linalg.eigh(cov * n)     # a square root that tolerates a non-positive input covariance
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))
     points = [x] + [x + s * root[:, k] for k in range(n) for s in (1.0, -1.0)]
     arms = [_arm(camera, p, order) for p in points]
     elbow2, wrist2, ok = arms[0]
