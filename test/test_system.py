@@ -105,9 +105,9 @@ def test_sim_graph_end_to_end(ros_context, sim_graph):
     assert "offered" in result["states"], "no offer seen in about three visits"
     # Issue 14's figures (>= 50 reachable targets a minute, error to the true wrist median <= 40 mm, p90 <= 80 mm).
     # The lifter puts the offered wrist ~280 mm too far along its camera ray (15 mm across it); handover_node
-    # rebuilds the arm from the person's bone lengths, which on validation demo bags (seeds 0-2) gives 52 reachable
-    # a minute, median 33 mm, but p90 93 mm, and on held-out seeds 3-5 (3-4.6 Hz of poses on a loaded machine) 17 a
-    # minute, median 67 mm, p90 118 mm: the lifted shoulder's depth and the bone lengths carry a per-visit bias, worse
+    # rebuilds the arm from the person's bone lengths, which on validation demo bags (seeds 0-2) gives 51 reachable
+    # a minute, median 33 mm, but p90 91 mm, and on held-out seeds 3-5 (3-4.6 Hz of poses on a loaded machine) 17 a
+    # minute, median 69 mm, p90 118 mm: the lifted shoulder's depth and the bone lengths carry a per-visit bias, worse
     # on the left arm, and the rate falls with the pose rate (benchmarks/bench_handover.py). Wrong targets are
     # refused rather than offered, which the asserts above check.
     reach = result["reachable_m"]
