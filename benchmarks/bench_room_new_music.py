@@ -80,6 +80,43 @@ def residual_db(model: RoomModel, emission, recording: np.ndarray, k: int) -> fl
     return float(10 * np.log10(np.sum(err ** 2) / np.sum(recording.astype(float) ** 2)))
 
 
+def kernel_correlations(scene, sim, capture: int, switch: int, seed: int, prior: str) -> dict[str, list[float]]:
+    """Correlation of the music kernel with the chirp kernel of the same scene and person, per window, on music the
+    capture heard (track A) and on music it never heard (track B), with the room model's ``prior``."""
+    from functools import partial
+
+    from av_pose_ros.acoustics import empty_room
+    from av_pose_ros.acoustics.kernel import KernelConfig, PoseKernelExtractor
+    from av_pose_ros.acoustics.physics import speed_of_sound
+
+    rig = scene.rig
+    c = speed_of_sound(scene.audio.temperature_c)
+    chirp_scene = dataclasses.replace(scene, audio=dataclasses.replace(scene.audio, probe="chirp"))
+    original = empty_room.RoomModel
+    empty_room.RoomModel = partial(original, prior=prior)
+    try:
+        music, chirp = (PoseKernelExtractor(rig.pairs, rig.direct_path_m(), len(rig.mics), c,
+                                            KernelConfig(probe_mode=mode)) for mode in ("continuous", "periodic"))
+        music.empty_room.request_capture(capture)
+        chirp.empty_room.request_capture(8)
+        for k in range(8):
+            cap = sim.render_capture(chirp_scene, k, person=False, rng=np.random.default_rng([seed, k]))
+            chirp.process(cap.recording, cap.emissions, cap.fs, sequence=k)
+        windows = {"heard": range(capture + 2, capture + 12), "unheard": range(switch + 3, switch + 13)}
+        out: dict[str, list[float]] = {"heard": [], "unheard": []}
+        for k in range(switch + 13):
+            cap = sim.render_capture(scene, k, person=k >= capture, rng=np.random.default_rng([seed, k]))
+            frame = music.process(cap.recording, cap.emissions, cap.fs, sequence=k)
+            which = [name for name, ks in windows.items() if k in ks]
+            if which and frame.kernels is not None:
+                ref = sim.render_capture(chirp_scene, k, rng=np.random.default_rng([seed, k]))
+                reference = chirp.process(ref.recording, ref.emissions, ref.fs, sequence=k).kernels
+                out[which[0]].append(float(np.corrcoef(frame.kernels.ravel(), reference.ravel())[0, 1]))
+    finally:
+        empty_room.RoomModel = original
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1)
@@ -89,6 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--capture", type=int, default=CAPTURE, help="windows of the empty-room capture")
     ap.add_argument("--taps", type=int, default=9600)
     ap.add_argument("--prior", choices=("none", "decay"), nargs="+", default=["none", "decay"])
+    ap.add_argument("--kernels", action="store_true", help="also: correlation of the music kernel (person present) "
+                    "with the chirp kernel of the same scene, on heard and unheard music")
     ap.add_argument("--passes", type=int, default=1, help="empirical-Bayes passes of the decay prior")
     args = ap.parse_args(argv)
     track_b = probes.load_wav(args.track_b, 48000) if args.track_b else (
@@ -118,6 +157,12 @@ def main(argv=None) -> int:
         print(f"prior {prior:6s} fit {fit_s:5.1f} s ({report.iterations} it, fit error {report.fit_error_db:.1f} dB)"
               f"  heard median {np.median(heard):6.1f} dB  unheard median {np.median(unheard):6.1f} dB "
               f"(worst {np.max(unheard):.1f}, share <= -30 dB {np.mean(np.array(unheard) <= -30):.2f})")
+        if args.kernels:
+            corr = kernel_correlations(scene, sim, capture, switch, args.seed, prior)
+            print(f"prior {prior:6s} music vs chirp kernel correlation: heard median "
+                  f"{np.median(corr['heard']) if corr['heard'] else float('nan'):.3f} ({len(corr['heard'])} kernels), "
+                  f"unheard median {np.median(corr['unheard']) if corr['unheard'] else float('nan'):.3f} "
+                  f"({len(corr['unheard'])} kernels)")
     return 0
 
 
