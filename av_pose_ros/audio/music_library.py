@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -380,7 +381,9 @@ def _score_to_midi(score_path: Path, ensemble: str, seconds: float, midi_out: Pa
     from music21 import converter, instrument, stream, tempo
 
     # an ABC file is a book of tunes: parse only its first (the whole book takes tens of seconds)
-    score = converter.parse(str(score_path), **({"number": 1} if score_path.suffix == ".abc" else {}))
+    first = re.search(r"^X:\s*(\d+)", score_path.read_text(errors="replace"), re.M) if score_path.suffix == ".abc" \
+        else None
+    score = converter.parse(str(score_path), **({"number": int(first.group(1))} if first else {}))
     if isinstance(score, stream.Opus):
         score = score.scores[0]
     marks = list(score.recurse().getElementsByClass(tempo.MetronomeMark))
