@@ -270,3 +270,15 @@ def test_build_resumes_reports_bad_sources_and_drops_stale_tracks(tmp_path, monk
     sources = sources[1:]
     ml.build_library(tmp_path, seconds=5.0, progress=False)
     assert not (tmp_path / "tracks" / "rec0.wav").exists() and (tmp_path / "tracks" / "rec1.wav").exists()
+
+
+def test_corpus_scores_are_cut_by_measure_index_and_play_through(tmp_path):
+    """A Humdrum mass whose measure numbers skip was cut to 4 s when cut by number; by index it keeps ~20 s."""
+    pytest.importorskip("music21")
+    from music21 import converter
+
+    scores = {cid: path for cid, path, _ in ml.corpus_scores({"palestrina": (2000, "mass")})}
+    midi = tmp_path / "kyrie.mid"
+    ml._score_to_midi(scores["music21/palestrina/Kyrie_35_b"], "choir", 20.0, midi)
+    quarters = converter.parse(str(midi)).highestTime          # no tempo mark: 120 quarters a minute
+    assert 40 <= quarters <= 64, quarters

@@ -50,7 +50,7 @@ PEAK_LIMIT = 0.99
 MIN_TRACK_S = 4.0
 INDEX = "index.json"
 INDEX_VERSION = 1
-RENDER_VERSION = 2                   # bump when a change to the rendering makes stored tracks stale (resume key)
+RENDER_VERSION = 3                   # bump when a change to the rendering makes stored tracks stale (resume key)
 ENV_ROOT = "AV_POSE_MUSIC_LIBRARY"
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "music_library"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -393,7 +393,8 @@ def _score_to_midi(score_path: Path, ensemble: str, seconds: float, midi_out: Pa
         measures = score.parts[0].getElementsByClass(stream.Measure) if score.parts else []
         if measures:
             bar = max(float(measures[-1].barDuration.quarterLength), 1.0)
-            score = score.measures(0, int(np.ceil(limit_ql / bar)) + 1)
+            # by index: measure numbers in some corpus files skip (Humdrum), so numbers cut far too early
+            score = score.measures(0, int(np.ceil(limit_ql / bar)) + 1, indicesNotNumbers=True)
     _play_through(score)
     programs = ENSEMBLES[ensemble]
     for i, part in enumerate(score.parts):
