@@ -126,3 +126,26 @@ def test_music_graph_publishes_poses_from_continuous_kernels(ros_context, music_
         assert music_graph.dead() is None, f"a node died: {music_graph.dead()}"
     finally:
         probe.close()
+
+
+def test_sim_node_without_a_library_warns_once_and_plays_music(ros_context, tmp_path, monkeypatch):
+    """sim_node with library music and no library: music frames (the synthetic track), one warning in its log and
+    the reason in its diagnostics."""
+    from av_pose_ros.msg import AudioFrame
+    from av_pose_ros.ros.qos import SENSOR_QOS
+
+    from ros_harness import NodeProcess, Probe
+
+    monkeypatch.setenv("AV_POSE_MUSIC_LIBRARY", str(tmp_path / "none"))
+    probe = Probe(ros_context)
+    frames = probe.collect(AudioFrame, "audio/frames", SENSOR_QOS)
+    with NodeProcess("sim_node", {"scenario": "music_library", "realtime": False}) as node:
+        try:
+            assert probe.spin_until(lambda: len(frames) >= 3 and "sim_node" in probe.diagnostics, 40.0), node.stop()
+            values = {v.key: v.value for v in probe.diagnostics["sim_node"].values}
+        finally:
+            probe.close()
+        output = node.stop()
+    assert {f.probe_type for f in frames} == {"music"}
+    assert "music-library build" in values.get("probe_note", "")
+    assert output.count("playing the synthetic track") == 1, output
