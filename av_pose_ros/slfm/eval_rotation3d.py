@@ -113,13 +113,14 @@ def evaluate_rotation3d(split: str = "dev", num: int = 60, fov_deg: float = 90.0
 
 
 def coarse_accuracy(estimators: dict, split: str = "dev", num: int = 60, fov_deg: float = 90.0, size=(320, 240),
-                    cache_dir: str | None = "data_cache/slfm3d", max_yaw_deg: float = 60.0, seed: int = 0) -> dict:
+                    cache_dir: str | None = "data_cache/slfm3d", max_yaw_deg: float = 60.0, seed: int = 0,
+                    conditions=CONDITIONS) -> dict:
     """Share of pairs (|yaw| < ``max_yaw_deg``) whose best coarse candidate is within 4 deg of the truth, per
     condition and estimator: what the learned encoder is for (the refinement fixes the rest)."""
     from .scenes3d import degrade
 
     out = {name: {} for name in estimators}
-    for cond in CONDITIONS:
+    for cond in conditions:
         d = _pairs(split, num, fov_deg, size, cache_dir, cond == "low_texture")
         rng = np.random.default_rng([seed, 99, CONDITIONS.index(cond)])
         kind = "clean" if cond == "low_texture" else cond
