@@ -45,6 +45,8 @@ def register(subparsers) -> None:
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--contrastive-weight", type=float, default=None, help="default: the variant's")
     t.add_argument("--seed", type=int, default=0, help="training seed")
+    t.add_argument("--train-dir", default=None, help="train on the cached groups in this folder instead")
+    t.add_argument("--val-dir", default=None, help="validate on the cached groups in this folder instead")
     t.add_argument("--out", default="models/music_frontend.pt")
     t.set_defaults(func=_train)
 
@@ -56,6 +58,7 @@ def register(subparsers) -> None:
     _common(e)
     e.add_argument("--split", choices=("val", "test"), default="val")
     e.add_argument("--groups", type=int, default=20)
+    e.add_argument("--groups-dir", default=None, help="evaluate the cached groups in this folder (of --split)")
     e.add_argument("--frontend", nargs="*", default=["models/music_frontend.pt"],
                    help="front-end model files (name=path or path)")
     e.add_argument("--model", default="models/lifter.pt", help="the lifter")

@@ -313,3 +313,17 @@ def generate(scenario_path: str, split: str, seed: int, num: int, root: Path | N
         print(f"note: {stale} of {len(groups)} {split} groups were made by another simulator version "
               f"(cache {folder}); delete the folder to regenerate")
     return groups
+
+
+def load_groups(folder: str | Path, num: int | None = None) -> list[dict]:
+    """The cached groups in ``folder`` (``group*.npz``, by index; at most ``num``): to train or evaluate on a set
+    made earlier, e.g. while the music library's track list changed under its cache key."""
+    files = sorted(Path(folder).glob("group[0-9]*.npz"))
+    files = [f for f in files if not f.name.endswith(".tmp.npz")][: num if num else None]
+    if not files:
+        raise FileNotFoundError(f"no music groups in {folder}")
+    out = []
+    for f in files:
+        with np.load(f) as z:
+            out.append({k: z[k] for k in z.files})
+    return out

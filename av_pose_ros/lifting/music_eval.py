@@ -152,18 +152,22 @@ def run(args) -> int:
     import torch
 
     from .lifter import Lifter
-    from .music_dataset import generate
+    from .music_dataset import generate, load_groups
 
     torch.set_num_threads(args.threads)
-    groups = generate(args.scenario, args.split, args.data_seed, args.groups, root=Path(args.cache) if args.cache
-                      else None, workers=args.workers, synthetic=args.synthetic_music, progress=not args.no_progress)
+    if args.groups_dir:
+        groups = load_groups(args.groups_dir, args.groups)
+    else:
+        groups = generate(args.scenario, args.split, args.data_seed, args.groups, root=Path(args.cache) if args.cache
+                          else None, workers=args.workers, synthetic=args.synthetic_music,
+                          progress=not args.no_progress)
     frontends = parse_frontends(args.frontend)
     result = evaluate_groups(groups, frontends, Lifter.load(args.model, threads=args.threads),
                              progress=not args.no_progress)
     summary = summarise(result)
-    summary.update(split=args.split, groups=args.groups, data_seed=args.data_seed,
+    summary.update(split=args.split, groups=len(groups), data_seed=args.data_seed, groups_dir=args.groups_dir,
                    tracks=sorted({str(g["track"]) for g in groups}))
-    print(format_summary(summary, f"{args.split}: {args.groups} groups, {summary['frames']} frames, tracks "
+    print(format_summary(summary, f"{args.split}: {len(groups)} groups, {summary['frames']} frames, tracks "
                                   f"{', '.join(summary['tracks'])}"))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))

@@ -121,18 +121,20 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from .music_dataset import generate
+    from .music_dataset import generate, load_groups
 
     torch.set_num_threads(args.threads)
     root = Path(args.cache) if args.cache else None
     common = dict(root=root, workers=args.workers, synthetic=args.synthetic_music, progress=not args.no_progress)
-    train_groups = generate(args.scenario, "train", args.data_seed, args.train_groups, **common)
-    val_groups = generate(args.scenario, "val", args.data_seed, args.val_groups, **common)
+    train_groups = load_groups(args.train_dir, args.train_groups) if args.train_dir else \
+        generate(args.scenario, "train", args.data_seed, args.train_groups, **common)
+    val_groups = load_groups(args.val_dir, args.val_groups) if args.val_dir else \
+        generate(args.scenario, "val", args.data_seed, args.val_groups, **common)
     model, history = train(train_groups, val_groups, args.variant, args.epochs, args.groups_per_batch, args.lr,
                            args.seed, args.contrastive_weight, progress=not args.no_progress)
     tracks = sorted({str(g["track"]) for g in train_groups})
     meta = {"train": {**history, "command": "av-pose " + " ".join(sys.argv[1:]), "scenario": args.scenario,
-                      "train_groups": args.train_groups, "val_groups": args.val_groups, "data_seed": args.data_seed,
+                      "train_groups": len(train_groups), "val_groups": len(val_groups), "data_seed": args.data_seed,
                       "tracks_train": tracks, "val_tracks": sorted({str(g["track"]) for g in val_groups})}}
     save(args.out, model, meta)
     print(f"val regression loss {history['val_reg'][0]:.4f} (plain kernel) -> {history['best_val_reg']:.4f} "
