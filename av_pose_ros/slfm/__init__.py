@@ -6,7 +6,8 @@ No rclpy here; the ROS node lives in ``av_pose_ros.nodes``.
 
 from .errors import SlfmError, SlfmInputError, SlfmModelError
 from .estimators import AzimuthEstimator, RotationEstimator
+from .rotation_wide import WideRotationEstimator, load_rotation_estimator
 from .tracking import SourceTracker, TrackerConfig, TrackerState
 
-__all__ = ["RotationEstimator", "AzimuthEstimator", "SourceTracker", "TrackerConfig", "TrackerState", "SlfmError",
-           "SlfmInputError", "SlfmModelError"]
+__all__ = ["RotationEstimator", "WideRotationEstimator", "load_rotation_estimator", "AzimuthEstimator",
+           "SourceTracker", "TrackerConfig", "TrackerState", "SlfmError", "SlfmInputError", "SlfmModelError"]
