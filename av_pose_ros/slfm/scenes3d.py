@@ -216,8 +216,8 @@ class LowTextureBank:
 
 def make_pairs3d(num: int, seed: int, split: str = "eval", lens_kw: dict | None = None, max_yaw_deg: float = 90.0,
                  max_translation_m: float = 0.05, low_texture: bool = False) -> dict:
-    """``num`` 3D-room pairs with their relative yaw (rad), drawn exactly as `evaluate_rotation_3d` draws them (so
-    a seed gives the same pairs to every method). Textures: ``split`` photographs (``eval``: held out, ``train``)
+    """``num`` 3D-room pairs with their relative yaw (rad), the same for a seed whichever method evaluates them
+    (`evaluate_rotation_3d`, `eval_rotation3d`). Textures: ``split`` photographs (``eval``: held out, ``train``)
     and procedural scenes. Returns {"a", "b": lists of uint8 RGB, "yaw": (num,), "k1": (num,), "lens": Lens}."""
     from .images import ImageBank, load_real_photos
 
@@ -257,35 +257,21 @@ __all__ = ["Lens", "LowTextureBank", "Room3D", "Surface", "camera_rotation", "de
 def evaluate_rotation_3d(num: int = 60, seed: int = 0, lens_kw: dict | None = None, max_yaw_deg: float = 90.0,
                          max_translation_m: float = 0.05, rotation_model: str | None = None) -> dict:
     """The shipped rotation model (its own sweep, and `WIDE_SWEEP`) and SIFT + RANSAC on the same 3D-room pairs at
-    the same resolution: held-out
-    photographs (`images.load_real_photos("eval")`) and procedural scenes as textures, relative yaw uniform in
-    +-``max_yaw_deg``, up to ``max_translation_m`` of camera translation, radial distortion k1 in [-0.06, 0.04]
-    unless ``lens_kw`` fixes it. Errors (deg) by |relative yaw| band."""
+    the same resolution (`make_pairs3d`: held-out photographs and procedural scenes as textures), relative yaw
+    uniform in +-``max_yaw_deg``, up to ``max_translation_m`` of camera translation, radial distortion k1 in
+    [-0.06, 0.04] unless ``lens_kw`` fixes it. Errors (deg) by |relative yaw| band."""
     import time
 
     from .baselines import feature_yaw
     from .estimators import WIDE_SWEEP, RotationEstimator, model_path
-    from .images import ImageBank, load_real_photos
 
     path = rotation_model or model_path("slfm_rotation.pt")
     est, wide = RotationEstimator.load(path), RotationEstimator.load(path, sweep=WIDE_SWEEP)
-    bank = ImageBank(load_real_photos("eval"), n_procedural=20, seed=seed + 777, p_real=0.5)
-    rng = np.random.default_rng([seed, 4243])
+    pairs = make_pairs3d(num, seed, "eval", lens_kw, max_yaw_deg, max_translation_m)
+    lens = pairs["lens"]
     truth, model, model_wide, sift, ok = [], [], [], [], []
     t_model = t_sift = 0.0
-    lens = None
-    for _ in range(num):
-        kw = dict(lens_kw or {})
-        kw.setdefault("k1", float(rng.uniform(-0.06, 0.04)))
-        lens = Lens(**kw)
-        yaw = float(np.radians(rng.uniform(-max_yaw_deg, max_yaw_deg)))
-        for _ in range(20):  # a room crowded with boxes may leave no spot for the camera: draw another
-            room = sample_room3d(rng, bank)
-            try:
-                a, b = sample_pair3d(room, yaw, rng, lens, max_translation_m)
-                break
-            except RuntimeError:
-                continue
+    for a, b, yaw in zip(pairs["a"], pairs["b"], pairs["yaw"]):
         t = time.perf_counter()
         model.append(est.estimate(a, b, fov_deg=lens.hfov_deg))
         t_model += time.perf_counter() - t
