@@ -46,9 +46,10 @@ PARAMS = [
           256, 480000),
     Param("music_memory", 0.5, "Music: weight of earlier windows in each band of the kernel (0 = none).",
           0.0, 0.99),
-    Param("music_frontend", "models/music_frontend.pt", "Music: learned front end (frequency-wise attention, "
-          "contrastive pose extraction) applied to continuous-mode kernels; a relative path is looked up in the "
-          "package, '' switches it off. A missing or unreadable file gives the plain kernel and a diagnostic."),
+    Param("music_frontend", "", "Music: learned front-end model applied to continuous-mode kernels (e.g. "
+          "models/music_frontend.pt; a relative path is looked up in the package); '' = off, the default, because "
+          "on val it does not beat the plain kernel yet (models/music_frontend.md). A missing or unreadable file "
+          "gives the plain kernel and a diagnostic."),
     Param("max_room_residual_db", -30.0, "Music: windows whose recording the empty-room model explains worse "
           "than this (music it never heard) give no kernel.", -200.0, 0.0),
     Param("empty_room_update", "keypoints", "Slow empty-room update while nobody is present, driven by "
