@@ -88,3 +88,50 @@ def test_extractor_band_output_is_extra_and_lossless():
         assert np.all(np.isfinite(b.bands.features))
         np.testing.assert_allclose(np.abs(b.bands.analytic.sum(axis=1)), b.kernels, rtol=1e-3,
                                    atol=1e-4 * b.kernels.max())
+
+
+def test_kernel_stage_publishes_the_front_end_kernel_in_music_mode(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from av_pose_ros.lifting import music_frontend as mf
+    from av_pose_ros.pipeline.kernel import PARAMS, KernelHandler
+
+    model = mf.MusicFrontend(mf.FrontendConfig(bands=6, use_cpe=False))
+    torch.nn.init.normal_(model.attention.score[-1].weight, std=1.0)       # non-uniform band weights
+    path = mf.save(tmp_path / "fe.pt", model)
+    positions = {"speaker_0": (0, 0, 0), "mic_0": (0.06, 0, 0), "speaker_1": (0, 0.5, 0), "mic_1": (0.07, 0.5, 0)}
+
+    def lookup(frame, name, stamp):
+        t = np.eye(4)
+        t[:3, 3] = positions[name]
+        return t
+
+    def run(frontend: str):
+        p = SimpleNamespace(**{spec.name: spec.default for spec in PARAMS})
+        for k, v in dict(taps=480, max_range_m=1.5, room_taps=1300, music_capture_frames=6,
+                         max_room_residual_db=-10.0, music_frontend=frontend).items():
+            setattr(p, k, v)
+        handler = KernelHandler(p, lookup)
+        emission = MusicEmission(probes.synthetic_music(0.4, seed=3), 2, WINDOW)
+        outs = []
+        for k in range(12):
+            h = _rooms(k >= 9)
+            audio = SimpleNamespace(audio=_capture(emission, k, h), probe=emission.window(k), sample_rate=FS,
+                                    sequence=k, frame_id="camera_link", speaker_frames=["speaker_0", "speaker_1"],
+                                    mic_frames=["mic_0", "mic_1"], stamp_ns=k * 100_000_000, probe_type="music")
+            outs.append(handler.on_audio(audio, now_s=k * 0.1))
+        return outs
+
+    plain, learned = run(""), run(str(path))
+    published = [(a, b) for a, b in zip(plain, learned) if a.kernels is not None]
+    assert published and all(b.kernels is not None for _, b in published)
+    for a, b in published:
+        assert b.kernels.shape == a.kernels.shape
+        assert not np.allclose(a.kernels, b.kernels)                       # the front end changed the kernel
+        assert np.isclose(b.kernels.max(), a.kernels.max(), rtol=1e-4)     # at the plain kernel's level
+        assert b.report.values["music_frontend"] == "on" and a.report.values["music_frontend"] == "off"
+    broken = run(str(tmp_path / "missing.pt"))
+    assert "music_frontend" in broken[-1].report.problems
+    np.testing.assert_array_equal(broken[-1].kernels, plain[-1].kernels)
