@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     e.add_argument("--frontend", nargs="*", default=["models/music_frontend.pt"],
                    help="front-end model files (name=path or path)")
     e.add_argument("--model", default="models/lifter.pt", help="the lifter")
+    e.add_argument("--lifter-music", default=None,
+                   help="a lifter fine-tuned on music kernels (models/lifter_music.pt): adds the rows music_lifter "
+                        "(plain continuous kernel) and music_lifter_chirp (the chirp kernel of the same scenes)")
     e.add_argument("--json", default=None, help="write the results here")
     e.add_argument("--plot", default=None, help="write a PNG bar chart here")
     e.set_defaults(func=_eval)

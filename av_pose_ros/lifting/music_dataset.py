@@ -327,3 +327,52 @@ def load_groups(folder: str | Path, num: int | None = None) -> list[dict]:
         with np.load(f) as z:
             out.append({k: z[k] for k in z.files})
     return out
+
+
+# -- lifter samples -----------------------------------------------------------------------------------------------
+def group_samples(g: dict, source: str = "music") -> dict:
+    """One group as lifter samples (``dataset.FIELDS``, stacked): to fine-tune or evaluate the lifter on it.
+
+    ``source="music"``: one sample per music frame (``POSITIVES`` + ``len(NEGATIVE_AT)``) with the plain continuous
+    kernel; ``"chirp"``: one per pose with the chirp kernel of the same scene. The coarse fields come from
+    ``features.coarse_locate`` as in ``dataset.simulate_sample``; a frame the pipeline refused, or the locator could
+    not place, has ``coarse_ok`` false (the trainer skips it, as it skips the lifter's own refused frames). Groups
+    store no pose name or image size: ``pose`` is -1 and ``image_size`` (2 cx, 2 cy), the rays' own default."""
+    from .features import LiftingInputError, coarse_locate
+
+    if source == "music":
+        poses, kernels, ok = g["pose_id"].astype(int), g["kernels"], g["ok"].astype(bool)
+    elif source == "chirp":
+        poses, kernels, ok = np.arange(len(g["chirp"])), g["chirp"], g["chirp_ok"].astype(bool)
+    else:
+        raise ValueError(f"source must be 'music' or 'chirp', got {source!r}")
+    rows = []
+    for pose, kernel, good in zip(poses, kernels, ok):
+        p = {k: g[f"pose_{k}"][pose] for k in POSE_FIELDS}
+        K = p["K"].astype(np.float32)
+        row = dict(keypoints=p["keypoints"], K=K, world_from_camera=p["world_from_camera"],
+                   kernels=kernel.astype(np.float32), speakers=p["speakers"], mics=p["mics"], joints=p["joints"],
+                   fs=p["fs"], c=p["c"], stature=p["stature"], distance=p["distance"], pose=np.int16(-1),
+                   image_size=np.array([2 * K[0, 2], 2 * K[1, 2]], np.float32),
+                   coarse_centre=np.zeros(3, np.float32), coarse_rotation=np.eye(3, dtype=np.float32),
+                   coarse_ok=np.bool_(False))
+        try:
+            if not good or not np.any(kernel):
+                raise LiftingInputError("no kernel")
+            coarse = coarse_locate(p["keypoints"].astype(float), K.astype(float),
+                                   p["world_from_camera"].astype(float), kernel, p["speakers"].astype(float),
+                                   p["mics"].astype(float), float(p["fs"]), float(p["c"]))
+            row.update(coarse_centre=coarse.centre.astype(np.float32),
+                       coarse_rotation=coarse.rotation.astype(np.float32), coarse_ok=np.bool_(True))
+        except LiftingInputError:
+            pass
+        rows.append(row)
+    from .dataset import FIELDS
+
+    return {k: np.stack([r[k] for r in rows]) for k in FIELDS}
+
+
+def groups_samples(groups: list[dict], source: str = "music") -> dict:
+    """``group_samples`` of every group, concatenated."""
+    parts = [group_samples(g, source) for g in groups]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -50,22 +50,34 @@ def frontend_kernels(frontend, g: dict, i: int) -> np.ndarray | None:
     return frontend.apply(g["analytic"][i], g["features"][i])
 
 
-def evaluate_groups(groups: list[dict], frontends: dict, lifter, progress: bool = True) -> dict:
-    """Predictions of every method on every frame of ``groups``: {method: (N, 17, 3)}, failures, truth, levels."""
+def evaluate_groups(groups: list[dict], frontends: dict, lifter, progress: bool = True,
+                    music_lifter=None) -> dict:
+    """Predictions of every method on every frame of ``groups``: {method: (N, 17, 3)}, failures, truth, levels.
+
+    ``music_lifter`` (a ``Lifter`` fine-tuned on music kernels) adds two methods: ``music_lifter`` on the plain
+    continuous kernel and ``music_lifter_chirp`` on the chirp kernel of the same scene (does it still lift chirps?)."""
     from tqdm import tqdm
 
-    methods = ["continuous", *frontends, "chirp"]
+    extra = ["music_lifter", "music_lifter_chirp"] if music_lifter is not None else []
+    methods = ["continuous", *frontends, *extra, "chirp"]
     preds = {m: [] for m in methods}
     failed = {m: [] for m in methods}
     truth, level, pose_of = [], [], []
     for g in tqdm(groups, desc="evaluating music groups", disable=not progress):
         chirp = {p: _lift(lifter, g, p, g["chirp"][p] if g["chirp_ok"][p] else None) for p in (0, 1)}
+        if music_lifter is not None:
+            chirp_m = {p: _lift(music_lifter, g, p, g["chirp"][p] if g["chirp_ok"][p] else None) for p in (0, 1)}
         for i in range(len(g["ok"])):
             pose = int(g["pose_id"][i])
             for name, fe in [("continuous", None), *frontends.items()]:
                 joints, bad = _lift(lifter, g, pose, frontend_kernels(fe, g, i))
                 preds[name].append(joints)
                 failed[name].append(bad)
+            if music_lifter is not None:
+                music = _lift(music_lifter, g, pose, frontend_kernels(None, g, i))
+                for name, (joints, bad) in (("music_lifter", music), ("music_lifter_chirp", chirp_m[pose])):
+                    preds[name].append(joints)
+                    failed[name].append(bad)
             preds["chirp"].append(chirp[pose][0])
             failed["chirp"].append(chirp[pose][1])
             truth.append(g["pose_joints"][pose].astype(float))
@@ -162,10 +174,12 @@ def run(args) -> int:
                           else None, workers=args.workers, synthetic=args.synthetic_music,
                           progress=not args.no_progress)
     frontends = parse_frontends(args.frontend)
+    music_lifter = Lifter.load(args.lifter_music, threads=args.threads) if args.lifter_music else None
     result = evaluate_groups(groups, frontends, Lifter.load(args.model, threads=args.threads),
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, music_lifter=music_lifter)
     summary = summarise(result)
-    summary.update(split=args.split, groups=len(groups), data_seed=args.data_seed, groups_dir=args.groups_dir,
+    summary.update(split=args.split, groups=len(groups), lifter=args.model, lifter_music=args.lifter_music,
+                   data_seed=args.data_seed, groups_dir=args.groups_dir,
                    tracks=sorted({str(g["track"]) for g in groups}))
     print(format_summary(summary, f"{args.split}: {len(groups)} groups, {summary['frames']} frames, tracks "
                                   f"{', '.join(summary['tracks'])}"))
