@@ -141,6 +141,23 @@ def _param_text(value) -> str:
     return str(value)
 
 
+MUSIC_LIFTER = "models/lifter_music.pt"
+
+
+def scenario_lifter(scenario: str) -> str:
+    """Lifter weights for a sim scenario when ``model_path`` is not given: a music-probe scenario gets the lifter
+    fine-tuned on music kernels (``MUSIC_LIFTER``, when the package has it), since the chirp-trained default doubles
+    its error on them (models/music_frontend.md); '' (the node's default) otherwise or if the scenario cannot be
+    read (the sim node reports that)."""
+    from av_pose_ros.sim.scenario import ScenarioError, load_scenario
+
+    try:
+        probe = load_scenario(scenario).probe
+    except (OSError, ValueError, KeyError, TypeError, ScenarioError):
+        return ""
+    return MUSIC_LIFTER if probe == "music" and package_file(MUSIC_LIFTER).is_file() else ""
+
+
 def resolve(graph: str, arguments: dict[str, str], share: Path | None = None) -> list[ResolvedNode]:
     """The nodes of `graph` with their parameter files (under `share`, else wherever the package's config lives)
     and values from `arguments`."""
@@ -159,6 +176,9 @@ def resolve(graph: str, arguments: dict[str, str], share: Path | None = None) ->
             files.append(Path(arguments["params_file"]))
         params: dict[str, object] = dict(spec.fixed_params)
         params.update({p: arguments[a] for p, a in spec.argument_params.items() if arguments[a]})
+        if graph == "sim" and spec is _LIFTER and not arguments["model_path"]:
+            if music_model := scenario_lifter(arguments["scenario"]):
+                params["model_path"] = music_model
         params["use_sim_time"] = truthy(arguments["use_sim_time"])
         env: dict[str, str] = {}
         if truthy(arguments["virtual_room"]) and spec.executable in ("audio_io_node", "virtual_room_node"):
