@@ -61,3 +61,16 @@ def test_music_scenario_launches_the_music_lifter_when_it_exists(tmp_path, monke
     assert "model_path" not in lifter_params("scenario:=handover")        # chirp scenario: the default lifter
     assert lifter_params("scenario:=music", "model_path:=/x.pt")["model_path"] == "/x.pt"   # explicit wins
     assert "model_path" not in lifter_params("scenario:=no_such_scenario")
+
+
+def test_eval_adds_music_lifter_rows_on_the_same_frames(group):
+    from av_pose_ros.lifting.lifter import Lifter
+    from av_pose_ros.lifting.music_eval import evaluate_groups, summarise
+
+    lifter = Lifter.load("models/lifter.pt", threads=1)
+    result = evaluate_groups([group], {}, lifter, progress=False, music_lifter=lifter)
+    assert list(result["preds"]) == ["continuous", "music_lifter", "music_lifter_chirp", "chirp"]
+    # the same weights on the same kernels: the new rows must equal the old ones frame by frame
+    np.testing.assert_allclose(result["preds"]["music_lifter"], result["preds"]["continuous"])
+    np.testing.assert_allclose(result["preds"]["music_lifter_chirp"], result["preds"]["chirp"])
+    assert summarise(result)["methods"]["music_lifter_chirp"]["vs_chirp"] == pytest.approx(1.0)
