@@ -6,7 +6,8 @@ their processes from this module, so the two cannot drift apart. Plain Python, n
 Launch arguments (`name:=value` on either command line):
   namespace     ROS namespace for every node (default: none)
   params_file   extra parameter YAML applied after the per-node files in config/ (default: none)
-  model_path    lifter weights (default: models/lifter.pt of the package)
+  model_path    lifter weights (default: models/lifter.pt of the package; sim with a music-probe scenario:
+                models/lifter_music.pt when the package has it)
   rig           rig name from config/rigs/ or a path (default: default)
   scenario      scenario name from config/scenarios/ or a path, for the sim (default: handover, the demo world)
   use_slfm      also run slfm_node (default: false)
