@@ -6,12 +6,14 @@ turn and publishes it on TF; tests compare the two."""
 
 from __future__ import annotations
 
-import numpy as np
+from types import SimpleNamespace
+
 from sensor_msgs.msg import CameraInfo, Image
 
 from av_pose_ros.msg import HeadRotation
-from av_pose_ros.ros.conversions import head_rotation_to_msg, make_header
+from av_pose_ros.ros.conversions import head_rotation_to_msg
 from av_pose_ros.ros.images import image_from_numpy
+from av_pose_ros.ros.messages import camera_info_msg
 from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 from av_pose_ros.slfm.head_motion import HeadCamera, HeadMotion
 
@@ -34,13 +36,9 @@ class SimHead:
 
     def _info(self, stamp_ns: int) -> CameraInfo:
         lens = self.camera.lens
-        msg = CameraInfo(header=make_header(stamp_ns, HEAD_CAMERA_FRAME), width=lens.width, height=lens.height,
-                         distortion_model="plumb_bob")
-        msg.k = [float(v) for v in lens.K.ravel()]
-        msg.d = [float(lens.k1), float(lens.k2), 0.0, 0.0, 0.0]
-        msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        msg.p = [float(v) for v in np.hstack([lens.K, np.zeros((3, 1))]).ravel()]
-        return msg
+        model = SimpleNamespace(width=lens.width, height=lens.height, distortion_model="plumb_bob", K=lens.K,
+                                D=[lens.k1, lens.k2, 0.0, 0.0, 0.0])
+        return camera_info_msg(model, stamp_ns, HEAD_CAMERA_FRAME)
 
     def on_window(self, sequence: int, stamp_ns: int) -> None:
         t = sequence * self.window_s
