@@ -60,6 +60,15 @@ def test_clock_and_stamps_going_back_reset_once_per_event(ros_context):
         # small steps back are not a jump
         jumps.stamp("audio/frames", int(5.5 * S))
         assert len(resets) == 2
+        # a lagging upstream node's old-timeline stamps, then its first new ones long after the clock jumped: the
+        # same event again (reset, no line); stamps going back within the new timeline are a new event
+        jumps.stamp("audio/frames", 100 * S)
+        time.sleep(2.1)   # past the debounce
+        jumps.stamp("audio/frames", int(5.2 * S))
+        assert len(resets) == 3 and jumps.jumps == 1
+        time.sleep(2.1)
+        jumps.stamp("audio/frames", int(3.0 * S))
+        assert len(resets) == 4 and jumps.jumps == 2
     finally:
         executor.shutdown()
         node.destroy_node()

@@ -26,6 +26,7 @@ class TimeJumps:
         self._streams: dict[str, BackwardsTime] = {}
         self._lock = threading.Lock()
         self._last_jump = -1e9
+        self._clock_target_ns: int | None = None   # the clock's time just after its last jump back
         self.jumps = 0
         threshold = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-int(tolerance_s * 1e9)),
                                   on_clock_change=False)
@@ -33,26 +34,33 @@ class TimeJumps:
 
     def _on_clock_jump(self, jump) -> None:
         if jump.clock_change == ClockChange.ROS_TIME_NO_CHANGE:
+            self._clock_target_ns = self._node.get_clock().now().nanoseconds
             self._fire(f"the clock went back {-jump.delta.nanoseconds * 1e-9:.1f} s")
 
     def stamp(self, stream: str, stamp_ns: int) -> bool:
-        """Note an input stamp; True (after handling the jump) when it went back by more than the tolerance."""
+        """Note an input stamp; True (after handling the jump) when it went back by more than the tolerance.
+
+        Stamps that go back from the old timeline (ahead of where the clock jumped to) to the new one are the clock
+        jump seen again, however late a lagging upstream node delivers them: the reset runs, the line is not
+        repeated."""
         with self._lock:
             watch = self._streams.setdefault(stream, BackwardsTime(self._tolerance_s))
             back = watch.newest_ns is not None and stamp_ns < watch.newest_ns - watch.tolerance_ns
             newest = watch.newest_ns
             watch.jumped(stamp_ns)
         if back:
-            self._fire(f"{stream} stamps went back {(newest - stamp_ns) * 1e-9:.1f} s", keep=stream)
+            target, tol = self._clock_target_ns, watch.tolerance_ns
+            seen = target is not None and newest > target + tol and stamp_ns >= target - tol
+            self._fire(f"{stream} stamps went back {(newest - stamp_ns) * 1e-9:.1f} s", keep=stream, seen=seen)
         return back
 
-    def _fire(self, why: str, keep: str | None = None) -> None:
+    def _fire(self, why: str, keep: str | None = None, seen: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
             for name, watch in self._streams.items():
                 if name != keep:
                     watch.reset()   # the other streams will start over too; their old newest is the future now
-            repeated = now - self._last_jump < self._debounce_s
+            repeated = seen or now - self._last_jump < self._debounce_s
             self._last_jump = now
         if not repeated:  # one line per event; the reset itself runs every time (late messages of the old timeline)
             self.jumps += 1
