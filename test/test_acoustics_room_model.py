@@ -3,6 +3,7 @@ kernel pipeline uses it: probe-mode detection, the emission history it needs, an
 
 import numpy as np
 import pytest
+from room_helpers import mix, two_pair_room
 
 from av_pose_ros.acoustics import probes
 from av_pose_ros.acoustics.emission import MusicEmission, SlottedEmission
@@ -11,11 +12,6 @@ from av_pose_ros.acoustics.room_model import RoomModel
 
 FS = 48000
 
-
-def mix(x, h):
-    """(M, Nx) recording of emission x (S, Nx) through responses h (S, M, L): plain np.convolve, tap 0 = emission."""
-    return np.stack([sum(np.convolve(x[s], h[s, m])[: x.shape[1]] for s in range(h.shape[0]))
-                     for m in range(h.shape[1])])
 
 
 def decaying_responses(rng, s, m, taps):
@@ -92,14 +88,7 @@ PAIRS = np.array([[0, 0], [1, 1]])
 
 @pytest.fixture(scope="module")
 def room():
-    rng = np.random.default_rng(3)
-    h = np.zeros((2, 2, ROOM_TAPS))
-    for s in range(2):
-        for m in range(2):
-            h[s, m, 8 if s == m else 60] = 1.0 if s == m else 0.3
-            h[s, m, 300 + 40 * s + 13 * m] = 0.05                 # a wall
-            h[s, m] += 0.005 * rng.standard_normal(ROOM_TAPS) * np.exp(-np.arange(ROOM_TAPS) / 300)
-    return 0.2 * h
+    return two_pair_room(ROOM_TAPS)
 
 
 def stream(h, emission, k, extra=None):

@@ -1,6 +1,6 @@
 """Bad input for a music probe at the kernel stage (no rclpy): a lost window, a clipped window, a track change and a
 room the model does not explain each get a diagnostic code, and the stream recovers without a new capture. The room
-is a synthetic one convolved here (as in test_acoustics_room_model.py), 50 ms windows to keep it fast."""
+is the synthetic one of room_helpers.py, 50 ms windows to keep it fast."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from room_helpers import mix, two_pair_room
 
 from av_pose_ros.acoustics import probes
 from av_pose_ros.acoustics.emission import MusicEmission
@@ -21,21 +22,10 @@ SPEAKERS = ["speaker_0", "speaker_1"]
 MICS = ["mic_0", "mic_1"]
 
 
-def mix(x, h):
-    return np.stack([sum(np.convolve(x[s], h[s, m])[: x.shape[1]] for s in range(h.shape[0]))
-                     for m in range(h.shape[1])])
-
 
 @pytest.fixture(scope="module")
 def room():
-    rng = np.random.default_rng(3)
-    h = np.zeros((2, 2, ROOM_TAPS))
-    for s in range(2):
-        for m in range(2):
-            h[s, m, DIRECT if s == m else 60] = 1.0 if s == m else 0.3
-            h[s, m, 300 + 40 * s + 13 * m] = 0.05
-            h[s, m] += 0.005 * rng.standard_normal(ROOM_TAPS) * np.exp(-np.arange(ROOM_TAPS) / 300)
-    return 0.2 * h
+    return two_pair_room(ROOM_TAPS, direct=DIRECT)
 
 
 def window(h, emission, k, gain=1.0):
