@@ -69,6 +69,15 @@ def test_motions_move():
     assert wrist_x[1] > wrist_x[0] + 0.25
 
 
+def test_a_walker_with_no_room_to_walk_steps_on_the_spot():
+    """A walker 0.8 m or less from the camera has a zero-length path (it crashed the generator: 0 / 0)."""
+    walk = Motion("walking", 1.7, path_length_m=0.0)
+    (pose_a, a, _), (pose_b, b, _) = walk.at(0.0), walk.at(0.4)
+    assert np.all(np.isfinite(a)) and np.allclose(a, b)
+    moved = np.abs(body_joints(1.7, pose_b) - body_joints(1.7, pose_a)).max()
+    assert moved > 0.05                                      # the legs still swing
+
+
 def test_placement_faces_the_camera():
     position = (3.0, 1.0)
     yaw = facing_yaw(position, (0.0, 0.0))

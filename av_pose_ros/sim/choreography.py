@@ -129,6 +129,8 @@ class Motion:
             return self._handover(t)
         if self.pose_name == "walking":
             travelled = self.speed * t
+            if self.path_length <= 0.0:                     # no room to walk (<= 0.8 m away): step on the spot
+                return walking_pose(2 * np.pi * travelled / self.stride), np.zeros(2), 0.0
             leg, lap = np.modf(travelled / self.path_length)
             outward = int(lap) % 2 == 0                     # towards the camera first, then back
             along = (leg if outward else 1 - leg) * self.path_length - 0.5 * self.path_length
