@@ -98,7 +98,7 @@ def test_calibration_travels_in_the_model_file(tmp_path):
     from av_pose_ros.lifting.train import save_model
 
     path = tmp_path / "lifter.pt"
-    save_model(path, LifterNet(NetConfig(width=4, grid_n=8)), {"val_mpjpe_mm": 1.0}, {})
+    save_model(path, LifterNet(NetConfig(width=4, grid_n=8)), {"val_mpjpe_mm": 1.0, "calibration_source": "chirp"}, {})
     assert calibration_of(Lifter.load(path).info) is None and rule_of(Lifter.load(path).info) == RefusalRule()
     rule = RefusalRule(max_tof_gap_m=0.3, max_ray_gap_m=0.08)
     cal = Calibration(0.1, [0.1] * len(FEATURES), [0.2] * len(FEATURES), [0.3] * len(FEATURES), rule.to_dict())
@@ -107,6 +107,7 @@ def test_calibration_travels_in_the_model_file(tmp_path):
     assert Calibration.from_dict(calibration_of(info)) == cal
     assert rule_of(info) == rule
     assert info["metrics"]["val_mpjpe_mm"] == 1.0
+    assert "calibration_source" not in info["metrics"]     # a copied calibration's mark goes with it
 
 
 def test_range_target_reads_only_families_with_people_beyond_the_window():

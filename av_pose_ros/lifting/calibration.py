@@ -338,6 +338,7 @@ def write_calibration(model: str | Path, cal: Calibration, report: dict) -> None
         payload["metadata"]["calibration"] = entry
     else:
         payload.setdefault("metrics", {})["calibration"] = entry
+        payload["metrics"].pop("calibration_source", None)   # a calibration copied from elsewhere is replaced
     tmp = Path(str(model) + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, model)

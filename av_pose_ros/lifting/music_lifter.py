@@ -10,13 +10,14 @@ placed, as ``train-lifter`` validates); ``test`` is never read here.
     python -m av_pose_ros.lifting.music_lifter --train-dir A B --val-dir C --chirp-enc DIR --out models/lifter_music.pt
 
 The calibration stored in the init file (``metrics.calibration``: refusal thresholds, confidence, covariance) is
-copied unchanged and marked ``calibration_source: chirp``: it was fitted to the chirp lifter on chirp frames.
+copied unchanged and marked ``calibration_source: chirp``: it was fitted to the chirp lifter on chirp frames. Refit
+it on music frames with ``python -m av_pose_ros.lifting.calibration --model OUT --families music`` (which drops
+the mark: the fit's report names its families).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -24,8 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from .model import NetConfig, stage_losses
-from .train import EncodedDataset, encode_split, evaluate_loss, save_model, shift_batch
+from .model import NetConfig
+from .train import EncodedDataset, cosine_schedule, encode_split, evaluate_loss, save_model, shift_batch, train_step
 
 
 def _load_chirp_encodings(folder: str | Path, num: int) -> EncodedDataset:
@@ -77,8 +78,7 @@ def fine_tune(args) -> dict:
     val_chirp_loader = DataLoader(val_chirp, batch_size=32)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     total = args.epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s / max(1, total), 1.0))))
+    sched = cosine_schedule(opt, total)
     aug = torch.Generator().manual_seed(args.seed + 7919)
     spacing = cfg.grid_size_m / cfg.grid_n
     first = evaluate_loss(net, val_loader, "cpu")["val_mpjpe_mm"]
@@ -91,13 +91,7 @@ def fine_tune(args) -> dict:
         run, n = 0.0, 0
         for rays, audio, target, _ in loader:
             rays, audio, target = shift_batch(rays, audio, target, spacing, 1, aug)
-            losses = stage_losses(net, net(rays, audio), target)
-            opt.zero_grad(set_to_none=True)
-            sum(losses).backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            run, n = run + losses[-1].item(), n + 1
+            run, n = run + train_step(net, rays, audio, target, opt, sched), n + 1
         m = evaluate_loss(net, val_loader, "cpu")["val_mpjpe_mm"]
         mc = evaluate_loss(net, val_chirp_loader, "cpu")["val_mpjpe_mm"]
         history.append({"epoch": epoch + 1, "val_music_mm": m, "val_chirp_mm": mc, "train_l1_mm": 1000 * run / n,

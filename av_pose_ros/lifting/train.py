@@ -136,6 +136,28 @@ def save_model(path: Path, net: LifterNet, metrics: dict, train_info: dict) -> N
 
 
 @torch.no_grad()
+def cosine_schedule(opt, total_steps: int, *, warm_steps: int = 0):
+    """Linear warm-up over ``warm_steps``, then cosine decay to 2 % of the base LR at ``total_steps``."""
+    def lr_at(step):
+        if step < warm_steps:
+            return (step + 1) / warm_steps
+        p = (step - warm_steps) / max(1, total_steps - warm_steps)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
+def train_step(net, rays, audio, target, opt, sched, *, model=None, device="cpu") -> float:
+    """One optimiser step on every stage's loss (``model``: ``net`` or its DDP wrapper); the last stage's loss."""
+    losses = stage_losses(net, (model or net)(rays.to(device), audio.to(device)), target.to(device))
+    opt.zero_grad(set_to_none=True)
+    sum(losses).backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    sched.step()
+    return losses[-1].item()
+
+
 def evaluate_loss(net, loader, device) -> dict:
     """Validation: mean per-joint error (mm) of the last stage's soft-argmax and of the first stage."""
     net.eval()
@@ -289,15 +311,7 @@ def train_lifter(config: LifterTrainConfig, log: Callable[..., None] = print) ->
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, len(train_loader))
     total = epochs * steps_per_epoch
-    warm = max(1, int(0.03 * total))
-
-    def lr_at(step):
-        if step < warm:
-            return (step + 1) / warm
-        p = (step - warm) / max(1, total - warm)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = cosine_schedule(opt, total, warm_steps=max(1, int(0.03 * total)))
     start_epoch, best, history = 0, float("inf"), []
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -330,15 +344,7 @@ def train_lifter(config: LifterTrainConfig, log: Callable[..., None] = print) ->
         run_loss, n = 0.0, 0
         for rays, audio, target, _ in bar:
             rays, audio, target = shift_batch(rays, audio, target, cfg.grid_size_m / cfg.grid_n, shift_voxels, aug_gen)
-            outs = model(rays.to(device), audio.to(device))
-            losses = stage_losses(net, outs, target.to(device))
-            loss = sum(losses)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            run_loss += losses[-1].item()
+            run_loss += train_step(net, rays, audio, target, opt, sched, model=model, device=device)
             n += 1
             bar.set_postfix(last_l1_mm=f"{1000 * run_loss / n:.0f}", lr=f"{sched.get_last_lr()[0]:.1e}")
             if max_minutes:
