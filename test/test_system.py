@@ -150,18 +150,25 @@ def test_nodes_report_and_recover_from_faults(ros_context, sim_graph):
         assert probe.publish_until(keypoints, stale, lambda: "input_stale" in probe.diagnostic_message("lifter_node"),
                                    30.0)
 
-        # Upstream stops: the pose kernel node goes away; the lifter says audio is missing; then it comes back.
+        # Upstream stops: the pose kernel node goes away; the lifter says audio is missing and keeps the person
+        # posed from the vision-only fallback, flagged; then the audio comes back and so do the CNN's poses.
         kernel_proc = sim_graph.procs["pose_kernel_node"]
         kernel_proc.terminate()
         kernel_proc.wait(timeout=20)
         assert probe.spin_until(lambda: "no_audio" in probe.diagnostic_message("lifter_node"), 30.0)
+        count = len(poses)
+        assert probe.spin_until(lambda: any(m.source == "vision_only" for m in poses[count:]), 30.0), \
+            "no vision-only fallback poses while the audio was gone"
+        fallback = next(m for m in poses[count:] if m.source == "vision_only")
+        assert max(fallback.confidence) < 0.6, "a vision-only pose published as if it were measured"
         count = len(poses)
         restarted = Launch([ResolvedNode("pose_kernel_node", "pose_kernel_node", "",
                                          [REPO / "config" / "pose_kernel_node.yaml"], {}, {})], quiet=True,
                            env=child_env())
         restarted.start()
         try:
-            assert probe.spin_until(lambda: len(poses) > count + 2, 90.0), "no poses after the upstream returned"
+            assert probe.spin_until(lambda: any(m.source.startswith("cnn") for m in poses[count:]), 90.0), \
+                "no CNN poses after the upstream returned"
             assert probe.spin_until(lambda: "no_audio" not in probe.diagnostic_message("lifter_node"), 30.0)
         finally:
             restarted.stop()

@@ -181,7 +181,7 @@ class _Output:
 class _Pipeline:
     """The stage handlers of the chosen stages, fed message by message; `stamp` is the message's log time."""
 
-    def __init__(self, stages: list[str], p: dict, lifter, output: _Output, summary: Summary):
+    def __init__(self, stages: list[str], p: dict, lifter, output: _Output, summary: Summary, fallback=None):
         from av_pose_ros.pipeline.common import BackwardsTime
         from av_pose_ros.pipeline.handover import HandoverTracker
         from av_pose_ros.pipeline.kernel import KernelHandler
@@ -191,7 +191,7 @@ class _Pipeline:
         self.stages, self.p, self.output, self.summary = stages, p, output, summary
         self.tree = TransformTree(cache_s=10.0)
         self.kernel = KernelHandler(p["kernel"], self.tree.lookup)
-        self.lifter = LifterHandler(p["lifter"], self.tree.lookup, lifter)
+        self.lifter = LifterHandler(p["lifter"], self.tree.lookup, lifter, fallback)
         self.handover = HandoverTracker(p["handover"])
         self.back = BackwardsTime()
         self.next_tick: int | None = None   # handover_node's 10 Hz timer, on the recording's clock
@@ -358,18 +358,20 @@ def reprocess(bag: BagReader, out: Path, stages: list[str], model_path: str | No
     p = {s: load_parameters(NODES[s], stage_params(s), params or []) for s in STAGES}
     if model_path:  # a path the user typed is relative to where they are, not to the package
         p["lifter"].model_path = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
-    lifter = None
+    lifter = fallback = None
     if "lifter" in stages:
-        from av_pose_ros.pipeline.lifter import load_lifter
+        from av_pose_ros.pipeline.lifter import load_fallback, load_lifter
 
         try:
             lifter = load_lifter(p["lifter"])
+            fallback = load_fallback(p["lifter"])
         except (OSError, ValueError, RuntimeError) as err:
-            raise ReprocessError(f"cannot load lifter weights {p['lifter'].model_path}: {err}") from err
+            raise ReprocessError(f"cannot load the lifter's weights ({p['lifter'].model_path}, fallback "
+                                 f"{p['lifter'].fallback_model_path or 'none'}): {err}") from err
 
     summary = Summary(out, stages)
     output = _Output(bag, out, storage, {t for s in stages for t in OUTPUTS[s]}, summary)
-    pipe = _Pipeline(stages, p, lifter, output, summary)
+    pipe = _Pipeline(stages, p, lifter, output, summary, fallback)
     start = time.monotonic()
     last_stamp = bag.start_ns
     bar = tqdm(bag.messages(), total=bag.message_count, unit="msg", disable=not progress, desc="reprocess")

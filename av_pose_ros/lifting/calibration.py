@@ -328,17 +328,24 @@ def reliability_plot(conf: np.ndarray, hit: np.ndarray, path: str, title: str) -
 
 
 def write_calibration(model: str | Path, cal: Calibration, report: dict) -> None:
-    """Store the calibration in the model file's metadata (legacy lifter files: ``metrics.calibration``; files of
-    ``primitives.model_files``: ``metadata.calibration``), atomically."""
+    """Store the calibration in the model file's metadata (a copied calibration's ``calibration_source`` mark is
+    dropped)."""
+    store_in_model(model, "calibration", {**cal.as_dict(), "report": report}, drop=("calibration_source",))
+
+
+def store_in_model(model: str | Path, key: str, entry: dict, drop: tuple[str, ...] = ()) -> None:
+    """``entry`` under ``key`` of the model file's metadata (legacy lifter files: ``metrics``; files of
+    ``primitives.model_files``: ``metadata``), the keys in ``drop`` removed, written atomically."""
     import torch
 
     payload = torch.load(model, map_location="cpu", weights_only=True)
-    entry = {**cal.as_dict(), "report": report}
     if "metadata" in payload and isinstance(payload["metadata"], dict):
-        payload["metadata"]["calibration"] = entry
+        meta = payload["metadata"]
     else:
-        payload.setdefault("metrics", {})["calibration"] = entry
-        payload["metrics"].pop("calibration_source", None)   # a calibration copied from elsewhere is replaced
+        meta = payload.setdefault("metrics", {})
+    meta[key] = entry
+    for name in drop:
+        meta.pop(name, None)
     tmp = Path(str(model) + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, model)

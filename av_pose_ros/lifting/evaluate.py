@@ -16,8 +16,12 @@ A frame a method cannot lift (too few keypoints; no kernel for the audio methods
 the errors, with every joint at the box-centre ray at 2.5 m (a deliberately poor guess), so refusals raise the
 errors instead of vanishing from them. The CNN's frames are also flagged when its refusal rule (``refusal``,
 thresholds stored in the model by ``calibration``; the rule lifter_node applies) puts them outside what it can
-measure; they keep the CNN's pose in the errors. ``flagged_fraction`` and the errors over the unflagged frames
-(``mpjpe_unflagged_mm``, ``wrist_unflagged_mm``) are reported beside them. ``methods.cnn`` also reports its
+measure; they keep the CNN's pose in the errors. A frame the CNN cannot lift but ``vision_learned`` can (no
+usable kernel) is scored, flagged, at the vision-only fallback's pose: what lifter_node publishes then
+(``fallback``); ``fallback_fraction``, ``not_published_fraction`` (nothing publishable: too few keypoints) and
+``mpjpe_published_mm`` (over the frames a consumer receives a pose for) say how each frame was published.
+``flagged_fraction`` and the errors over the unflagged frames (``mpjpe_unflagged_mm``, ``wrist_unflagged_mm``) are
+reported beside them. ``methods.cnn`` also reports its
 calibration on these frames (``calibration``: Brier score of the confidence against "joint error < 0.1 m" and the
 base rate's, 1- and 2-sigma coverage of the covariance as defined in ``calibration``), the refusal checks that
 fired (``refusal_reasons``) and ``beyond_range`` (frames whose person stands beyond the kernel window's reach,
@@ -123,10 +127,7 @@ def _cnn_family(lifter, s: dict, other_kernels: np.ndarray) -> dict:
 
 
 def _vision_learned(vision_lifter, s: dict) -> np.ndarray:
-    args = _args(s)
-    grid, rays, audio = vision_lifter.prepare(*args, speed_of_sound=float(s["c"]))
-    raw = grid.to_world(vision_lifter.run_network(rays, audio)[0])
-    return snap(raw, *args[:3]) if vision_lifter.snap_to_rays else raw
+    return vision_lifter.predict_vision(*_args(s)[:3])
 
 
 def _predict_frame(s: dict, other_kernels, lifter, vision_lifter) -> tuple[dict, dict, object]:
@@ -180,11 +181,14 @@ def evaluate(scenario: str, num: int, seed: int, model: str = "models/lifter.pt"
     flagged = {m: np.zeros(num, bool) for m in names}
     times = {m: [] for m in names if m in METHODS}
     assessed = [None] * num
+    fallback = np.zeros(num, bool)     # frames the CNN could not lift, published from the vision-only fallback
     step = max(1, num // 2)       # audio_shuffled reads the kernels of the frame half a run away
     for i in tqdm(range(num), desc=f"evaluating {Path(str(scenario)).stem}", disable=not progress, leave=False):
         s = ds.sample_at(data, i)
         out, took, assessed[i] = _predict_frame(s, data["kernels"][(i + step) % num], lifter, vision_lifter)
         flagged["cnn"][i] = assessed[i] is not None and assessed[i].verdict.flagged
+        if out.get("cnn") is None and out.get("vision_learned") is not None:   # lifter_node's vision fallback
+            out["cnn"], flagged["cnn"][i], fallback[i] = out["vision_learned"], True, True
         guess = _default_guess(*_args(s)[:3])
         for m in names:
             if out.get(m) is None:
@@ -197,8 +201,24 @@ def evaluate(scenario: str, num: int, seed: int, model: str = "models/lifter.pt"
     summary = _summary(scenario, num, seed, split, preds, flagged, times, truth, data)
     summary["methods"]["cnn"].update(refusal_summary(assessed, preds["cnn"], truth, flagged["cnn"],
                                                      data["distance"].astype(float)))
-    return {"summary": summary, "preds": preds, "truth": truth, "stature": data["stature"].astype(float),
+    lifted = np.array([a is not None for a in assessed])
+    summary["methods"]["cnn"].update(publication_summary(preds["cnn"], truth, fallback, lifted))
+    return {"summary": summary, "preds": preds, "flagged": flagged, "lifted": lifted, "truth": truth,
+            "stature": data["stature"].astype(float),
             "distance": data["distance"].astype(float), "data": data}
+
+
+def publication_summary(pred: np.ndarray, truth: np.ndarray, fallback: np.ndarray, lifted: np.ndarray) -> dict:
+    """How each frame was published: lifted with audio, from the vision-only fallback (no usable kernel), or not
+    at all (no usable keypoints: the detector missed the person; scored at the default guess), with MPJPE over the
+    frames that were published (what a consumer of `human/pose_3d` receives)."""
+    published = lifted | fallback
+    err = np.linalg.norm(pred - truth, axis=-1).mean(axis=1)
+    out = {"fallback_fraction": float(fallback.mean()), "not_published_fraction": float(np.mean(~published)),
+           "mpjpe_published_mm": float(1000 * err[published].mean()) if published.any() else float("nan")}
+    if fallback.any():
+        out["mpjpe_fallback_mm"] = float(1000 * err[fallback].mean())
+    return out
 
 
 def refusal_summary(assessed: list, pred: np.ndarray, truth: np.ndarray, flagged: np.ndarray,

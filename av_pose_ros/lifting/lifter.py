@@ -131,6 +131,14 @@ class Lifter:
         self.last_timing = {"encode_s": t1 - t0, "network_s": t2 - t1, "total_s": time.perf_counter() - t0}
         return joints, confidence
 
+    def predict_vision(self, keypoints, K, world_from_camera) -> np.ndarray:
+        """Joints (17, 3) of a vision-only model (``config.use_audio`` false) from the keypoints alone: the fallback
+        for a frame without a pose kernel. ValueError for a model that needs audio."""
+        if self.config.use_audio:
+            raise ValueError("predict_vision needs a vision-only model (`av-pose train-lifter --no-audio`)")
+        no_audio = np.zeros((1, 1), np.float32), np.zeros((1, 3)), np.zeros((1, 3))   # shapes only: never read
+        return self.predict(keypoints, K, world_from_camera, *no_audio, 1.0)[0]
+
 
 def snap(joints: np.ndarray, keypoints, K, world_from_camera) -> np.ndarray:
     """Move each joint onto its keypoint ray (keeping its depth along the ray) when the keypoint is confident and

@@ -65,6 +65,9 @@ def register(subparsers) -> None:
     e.add_argument("--lifter-music", default=None,
                    help="a lifter fine-tuned on music kernels (models/lifter_music.pt): adds the rows music_lifter "
                         "(plain continuous kernel) and music_lifter_chirp (the chirp kernel of the same scenes)")
+    e.add_argument("--fallback", default="models/lifter_vision.pt",
+                   help="vision-only model that poses a frame without a usable kernel, as lifter_node does (the "
+                        "frame still counts in `failed`); '' scores such frames at the default guess instead")
     e.add_argument("--json", default=None, help="write the results here")
     e.add_argument("--plot", default=None, help="write a PNG bar chart here")
     e.set_defaults(func=_eval)

@@ -5,7 +5,8 @@ Methods: ``continuous`` (the plain continuous-mode kernel, as the pipeline gives
 given (``name=path``), ``oracle_uniform`` is not needed (a front end with equal weights *is* ``continuous``), and
 ``chirp`` (the chirp probe in the same room, same pose; one kernel per pose, counted once per music frame of it so
 that every method is scored on the same frames). A frame the pipeline refused (no kernel) or the lifter could not
-lift is scored at the evaluation's default guess, as ``eval-lifter`` scores refusals, and counted in ``failed``.
+lift is counted in ``failed`` and scored at the vision-only fallback's pose (what lifter_node publishes then,
+``--fallback``), or without a fallback at the evaluation's default guess, as ``eval-lifter`` scores refusals.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def _pose_args(g: dict, pose: int) -> tuple:
             g["pose_world_from_camera"][pose].astype(float))
 
 
-def _lift(lifter, g: dict, pose: int, kernels: np.ndarray | None):
-    """(joints (17, 3), failed?) of the lifter on one pose of a group with the given kernels."""
+def _lift(lifter, g: dict, pose: int, kernels: np.ndarray | None, fallback=None):
+    """(joints (17, 3), failed?) of the lifter on one pose of a group with the given kernels; a failed frame gets
+    the ``fallback``'s pose (a ``VisionFallback``) when it has one, else the default guess."""
     from .features import LiftingInputError
 
     kp, K, wfc = _pose_args(g, pose)
@@ -37,6 +39,11 @@ def _lift(lifter, g: dict, pose: int, kernels: np.ndarray | None):
                                        speed_of_sound=float(g["pose_c"][pose]))
             if np.all(np.isfinite(joints)):
                 return joints, False
+        except LiftingInputError:
+            pass
+    if fallback is not None:
+        try:
+            return fallback.pose(kp, K, wfc)[0], True
         except LiftingInputError:
             pass
     return _default_guess(kp, K, wfc), True
@@ -51,7 +58,7 @@ def frontend_kernels(frontend, g: dict, i: int) -> np.ndarray | None:
 
 
 def evaluate_groups(groups: list[dict], frontends: dict, lifter, progress: bool = True,
-                    music_lifter=None) -> dict:
+                    music_lifter=None, fallback=None) -> dict:
     """Predictions of every method on every frame of ``groups``: {method: (N, 17, 3)}, failures, truth, levels.
 
     ``music_lifter`` (a ``Lifter`` fine-tuned on music kernels) adds two methods: ``music_lifter`` on the plain
@@ -64,17 +71,18 @@ def evaluate_groups(groups: list[dict], frontends: dict, lifter, progress: bool 
     failed = {m: [] for m in methods}
     truth, level, pose_of = [], [], []
     for g in tqdm(groups, desc="evaluating music groups", disable=not progress):
-        chirp = {p: _lift(lifter, g, p, g["chirp"][p] if g["chirp_ok"][p] else None) for p in (0, 1)}
+        chirp = {p: _lift(lifter, g, p, g["chirp"][p] if g["chirp_ok"][p] else None, fallback) for p in (0, 1)}
         if music_lifter is not None:
-            chirp_m = {p: _lift(music_lifter, g, p, g["chirp"][p] if g["chirp_ok"][p] else None) for p in (0, 1)}
+            chirp_m = {p: _lift(music_lifter, g, p, g["chirp"][p] if g["chirp_ok"][p] else None, fallback)
+                       for p in (0, 1)}
         for i in range(len(g["ok"])):
             pose = int(g["pose_id"][i])
             for name, fe in [("continuous", None), *frontends.items()]:
-                joints, bad = _lift(lifter, g, pose, frontend_kernels(fe, g, i))
+                joints, bad = _lift(lifter, g, pose, frontend_kernels(fe, g, i), fallback)
                 preds[name].append(joints)
                 failed[name].append(bad)
             if music_lifter is not None:
-                music = _lift(music_lifter, g, pose, frontend_kernels(None, g, i))
+                music = _lift(music_lifter, g, pose, frontend_kernels(None, g, i), fallback)
                 for name, (joints, bad) in (("music_lifter", music), ("music_lifter_chirp", chirp_m[pose])):
                     preds[name].append(joints)
                     failed[name].append(bad)
@@ -163,6 +171,7 @@ def parse_frontends(specs: list[str]) -> dict:
 def run(args) -> int:
     import torch
 
+    from .fallback import VisionFallback
     from .lifter import Lifter
     from .music_dataset import generate, load_groups
 
@@ -175,10 +184,12 @@ def run(args) -> int:
                           progress=not args.no_progress)
     frontends = parse_frontends(args.frontend)
     music_lifter = Lifter.load(args.lifter_music, threads=args.threads) if args.lifter_music else None
+    fallback = VisionFallback.load(args.fallback, threads=args.threads) if args.fallback else None
     result = evaluate_groups(groups, frontends, Lifter.load(args.model, threads=args.threads),
-                             progress=not args.no_progress, music_lifter=music_lifter)
+                             progress=not args.no_progress, music_lifter=music_lifter, fallback=fallback)
     summary = summarise(result)
     summary.update(split=args.split, groups=len(groups), lifter=args.model, lifter_music=args.lifter_music,
+                   fallback=args.fallback or None,
                    data_seed=args.data_seed, groups_dir=args.groups_dir,
                    tracks=sorted({str(g["track"]) for g in groups}))
     print(format_summary(summary, f"{args.split}: {len(groups)} groups, {summary['frames']} frames, tracks "

@@ -2,20 +2,21 @@
 
 Subscribes `human/keypoints_2d`, `audio/pose_kernel`, `camera/camera_info` (sensor-data QoS) and TF. Each
 Keypoints2D is paired with the PoseKernel nearest in stamp within `sync_slop_s` (message_filters' approximate-time
-policy for two inputs,
-`av_pose_ros.primitives.pairing`); camera, speaker and microphone poses come from TF at the keypoints'
-stamp, expressed in `output_frame`. Publishes `human/pose_3d` (stamp = image acquisition time), `human/markers`
-(MarkerArray, joints coloured by confidence) and TF frames `body_<id>` (mid-hip) and `<joint>_<id>` (REP-155) under
-`output_frame`. Lifting runs in its own thread on the newest pair only: when it falls behind, older pairs are
-dropped (counted in diagnostics), never queued; it waits up to `tf_timeout_s` for transforms at the keypoints'
-stamp. Without audio it publishes nothing metric and says so. A frame outside what the lifter can measure (the
-refusal rule of `av_pose_ros.lifting.refusal`, the one `eval-lifter` applies: beyond the kernel window's range,
-audio and vision disagreeing, too few keypoints, ...) is still published but marked: `source` "cnn_flagged", low
-calibrated confidence, wide covariance, a WARN diagnostic `outside_measurable` naming the failed checks and a
-throttled log line; it clears on the next frame that passes. Parameters are live except the model, its device and
-threads (read-only). When time goes back (a looped bag, a restarted simulator) pairing, the camera model and the TF
-buffer start over. The per-message work is `av_pose_ros.pipeline.lifter.LifterHandler`, which `av-pose reprocess`
-runs too.
+policy for two inputs, `av_pose_ros.primitives.pairing`); camera, speaker and microphone poses come from TF at the
+keypoints' stamp, expressed in `output_frame`. Publishes `human/pose_3d` (stamp = image acquisition time),
+`human/markers` (MarkerArray, joints coloured by confidence) and TF frames `body_<id>` (mid-hip) and `<joint>_<id>`
+(REP-155) under `output_frame`. Lifting runs in its own thread on the newest pair only: when it falls behind, older
+pairs are dropped (counted in diagnostics), never queued; it waits up to `tf_timeout_s` for transforms at the
+keypoints' stamp. A frame without a usable pose kernel (audio refused, dropped or stopped) is published from the
+vision-only fallback (`fallback_model_path`): `source` "vision_only", flagged `no_audio`, low confidence and wide
+covariance, with a `no_audio` diagnostic; with no fallback, nothing is published and the diagnostic says so. A frame
+outside what the lifter can measure (the refusal rule of `av_pose_ros.lifting.refusal`, the one `eval-lifter`
+applies: beyond the kernel window's range, audio and vision disagreeing, too few keypoints, ...) is still published
+but marked: `source` "cnn_flagged", low calibrated confidence, wide covariance, a WARN diagnostic
+`outside_measurable` naming the failed checks and a throttled log line; it clears on the next frame that passes.
+Parameters are live except the model, its device and threads (read-only). When time goes back (a looped bag, a
+restarted simulator) pairing, the camera model and the TF buffer start over. The per-message work is
+`av_pose_ros.pipeline.lifter.LifterHandler`, which `av-pose reprocess` runs too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from visualization_msgs.msg import MarkerArray
 
 from av_pose_ros.msg import HumanPose3D, Keypoints2D, PoseKernel
 from av_pose_ros.pipeline.common import StageError
-from av_pose_ros.pipeline.lifter import PARAMS, LifterHandler, load_lifter
+from av_pose_ros.pipeline.lifter import PARAMS, LifterHandler, load_fallback, load_lifter
 from av_pose_ros.primitives.paths import package_file
 from av_pose_ros.ros.conversions import MessageError, kernels_from_msg, keypoints_from_msg
 from av_pose_ros.ros.diagnostics import ERROR, WARN, Health
@@ -48,7 +49,7 @@ class LifterNode(Node):
         self.health = Health(self)
         self.tf = TfBuffer(self)
         self.tf_out = TfPublisher(self)
-        self.handler = LifterHandler(self.p, self.tf.lookup, self._load_lifter())
+        self.handler = LifterHandler(self.p, self.tf.lookup, self._load_lifter(), self._load_fallback())
         self.flagged = 0     # poses published flagged (outside what the lifter can measure)
         self.jumps = TimeJumps(self, self.on_time_jump)
         self.pose_pub = self.create_publisher(HumanPose3D, "human/pose_3d", RESULT_QOS)
@@ -74,6 +75,16 @@ class LifterNode(Node):
         except (OSError, ValueError, RuntimeError) as err:
             self.health.problem("model", f"cannot load lifter weights {package_file(self.p.model_path)}: {err} "
                                          "(train them with `av-pose train-lifter` or set model_path)", level=ERROR)
+            return None
+
+    def _load_fallback(self):
+        """The vision-only fallback, or None with a WARN diagnostic (frames without audio then publish nothing)."""
+        try:
+            return load_fallback(self.p)
+        except (OSError, ValueError, RuntimeError) as err:
+            self.health.problem("fallback_model", f"cannot load the vision-only fallback "
+                                                  f"{package_file(self.p.fallback_model_path)}: {err} (frames "
+                                                  "without audio publish nothing; set fallback_model_path)")
             return None
 
     def now_ns(self) -> int:

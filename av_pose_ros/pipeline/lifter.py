@@ -11,7 +11,13 @@ rule `eval-lifter` applies): confidence is the calibrated chance that a joint is
 calibrated ray-aligned Gaussian (m^2, in `output_frame`). A frame outside what the lifter can measure (range, audio
 and vision disagreeing, too few keypoints, ...) is still published, *marked*: `source` "cnn_flagged", every joint
 at the flagged frames' low confidence and wide covariance, and `PoseOutput.flag_reasons` say why (the node turns
-them into a diagnostic and a throttled log line)."""
+them into a diagnostic and a throttled log line).
+
+When the audio is absent (no pose kernel for longer than `audio_wait_s` before a keypoint frame: the audio stopped or
+every window is refused), or a frame's kernel cannot be used, the frame is published from the vision-only fallback
+(`av_pose_ros.lifting.fallback`, `fallback_model_path`) when one is loaded: `source` "vision_only", flagged
+`no_audio`, with that network's val-fitted low confidence and wide covariance. A single missing window while kernels
+flow publishes nothing for its frame (the previous pose, a window old, stands)."""
 
 from __future__ import annotations
 
@@ -34,6 +40,9 @@ PARAMS = [
     Param("audio_wait_s", 0.5, "How long a keypoint frame waits for its pose kernel before it counts as unmatched "
           "(s): a kernel arrives a capture window plus the sound device's latency after the image of the same "
           "instant (0.15-0.45 s on a robot).", 0.0, 5.0),
+    Param("fallback_model_path", "models/lifter_vision.pt", "Vision-only lifter for frames without a usable pose "
+          "kernel: their pose is published flagged (source vision_only, low confidence, wide covariance); empty: "
+          "such frames publish nothing.", read_only=True),
     Param("min_joint_confidence", 0.0, "Joints below this confidence are left out of TF and markers.", 0.0, 1.0),
     Param("position_std_m", 0.05, "Only for a model without a stored calibration: position standard deviation of a "
           "joint with confidence 1 (m; the covariance is this / confidence, round).", 0.001, 1.0),
@@ -56,6 +65,17 @@ def load_lifter(p):
     return Lifter.load(package_file(p.model_path), threads=p.torch_threads, device=p.device)
 
 
+def load_fallback(p):
+    """The vision-only fallback of parameters `p` (None when `fallback_model_path` is empty); OSError, ValueError or
+    RuntimeError when its weights cannot be loaded."""
+    if not p.fallback_model_path:
+        return None
+    from av_pose_ros.lifting.fallback import VisionFallback  # deferred: torch import
+    from av_pose_ros.primitives.paths import package_file
+
+    return VisionFallback.load(package_file(p.fallback_model_path), threads=p.torch_threads, device=p.device)
+
+
 def camera_matrix(k) -> np.ndarray:
     """K (3x3) from CameraInfo.k; StageError when it is zero or not finite (an uncalibrated camera)."""
     K = np.asarray(k, dtype=float).reshape(3, 3)
@@ -75,7 +95,7 @@ class PoseOutput:
     joints: np.ndarray
     confidence: np.ndarray
     covariance: np.ndarray
-    source: str = "cnn"                  # "cnn_flagged": outside what the lifter can measure (flag_reasons)
+    source: str = "cnn"      # "cnn_flagged": outside what the lifter can measure; "vision_only": no usable audio
     joint_names: list[str] = field(default_factory=lambda: list(COCO17_JOINTS))
     flag_reasons: tuple[str, ...] = ()   # failed refusal checks (av_pose_ros.lifting.refusal.CHECKS)
     flag_message: str = ""               # the evidence behind them, for the diagnostic
@@ -113,12 +133,14 @@ def lift_pose(lifter, kp, kernels, K: np.ndarray, lookup: Lookup, output_frame: 
 class LifterHandler:
     """Pairing, camera model and lifting with the lifter_node parameters `p`. `lookup(target, source, stamp_ns,
     timeout_s)` gives transforms; `lifter` is the loaded model (None: nothing can be lifted, said in diagnostics).
+    `fallback` (a `lifting.fallback.VisionFallback` or None) lifts the frames no kernel pairs with.
     Inputs (`on_*`, `reset`) come from one thread, `lift` may run on another."""
 
-    def __init__(self, p, lookup: Lookup, lifter):
+    def __init__(self, p, lookup: Lookup, lifter, fallback=None):
         self.p = p
         self.lookup = lookup
         self.lifter = lifter
+        self.fallback = fallback
         self.pairer = NearestPairer(self._slop_ns(), self._wait_ns())
         self._camera: tuple[object, int] | None = None   # (CameraInfo.k, arrival time ns)
         self._lock = threading.Lock()
@@ -176,12 +198,20 @@ class LifterHandler:
         if stale:
             report.problem("input_stale", f"{len(stale)} keypoint frame(s) stamped far from any pose kernel (e.g. "
                                           f"{stale[0].stamp_ns * 1e-9:.3f} s): clocks or stamps disagree")
+        ready = [(lead.stamp_ns, lead.item, follow.item) for lead, follow in pairs]
         if len(stale) < len(unmatched):
+            # audio absent: no kernel for longer than the wait before the frame (the audio stopped, or every window
+            # is refused); a single missing window while kernels flow publishes nothing (the last pose stands)
+            absent = [u for u in unmatched if u.stamp_ns - self.pairer.newest_following_ns > self.pairer.max_wait_ns]
+            what = "published from the vision-only fallback, flagged" if self.fallback and absent else \
+                "nothing published"
             report.problem("no_audio", f"keypoint frames without a pose kernel within {self.p.sync_slop_s * 1e3:.0f} "
-                                       "ms: nothing metric published")
+                                       f"ms: {what} (not metric)")
+            if self.fallback is not None:
+                ready = sorted(ready + [(u.stamp_ns, u.item, None) for u in absent], key=lambda r: r[0])
         elif pairs:
             report.clear("no_audio")
-        return [(lead.item, follow.item) for lead, follow in pairs], report
+        return [(kp, kernels) for _, kp, kernels in ready], report
 
     # -- lifting -------------------------------------------------------------------------------------------------
     def camera_matrix(self, now_ns: int) -> np.ndarray:
@@ -192,8 +222,9 @@ class LifterHandler:
         return camera_matrix(camera[0])
 
     def lift(self, kp, kernels, now_ns: int, timeout_s: float | None = None) -> PoseOutput | None:
-        """The pose of the first person of `kp` (None when the frame has nobody). StageError with the diagnostic
-        code when it cannot; transforms are waited for up to `timeout_s` (default: the `tf_timeout_s` parameter)."""
+        """The pose of the first person of `kp` (None when the frame has nobody); `kernels` None: a frame no kernel
+        paired with (the fallback's pose). StageError with the diagnostic code when it cannot; transforms are
+        waited for up to `timeout_s` (default: the `tf_timeout_s` parameter)."""
         if self.lifter is None:
             raise StageError("model", "no lifter model loaded: nothing published")
         K = self.camera_matrix(now_ns)
@@ -201,10 +232,35 @@ class LifterHandler:
             return None
         p = self.p
         wait = p.tf_timeout_s if timeout_s is None else timeout_s
-        out = lift_pose(self.lifter, kp, kernels, K, lambda t, s, stamp: self.lookup(t, s, stamp, wait),
-                        p.output_frame, p.position_std_m)
+        lookup = lambda t, s, stamp: self.lookup(t, s, stamp, wait)  # noqa: E731
+        if kernels is None:
+            return self._fallback(kp, K, lookup, "no pose kernel for this frame")
+        try:
+            out = lift_pose(self.lifter, kp, kernels, K, lookup, p.output_frame, p.position_std_m)
+        except StageError as err:
+            if err.code != "input_lifting" or self.fallback is None:
+                raise
+            return self._fallback(kp, K, lookup, f"the pose kernel could not be used ({err})")
         self.published += 1
         v = out.verdict
         return PoseOutput(kp.stamp_ns, p.output_frame, kp.body_ids[0], out.joints, out.confidence, out.covariance,
                           source="cnn_flagged" if v.flagged else "cnn", flag_reasons=v.reasons,
                           flag_message=v.message() if v.flagged else "")
+
+    def _fallback(self, kp, K: np.ndarray, lookup: Lookup, why: str) -> PoseOutput:
+        """The vision-only fallback's pose of `kp`'s first person, flagged `no_audio` (StageError without one)."""
+        from av_pose_ros.lifting.fallback import MESSAGE, NO_AUDIO
+
+        if self.fallback is None:
+            raise StageError("no_audio", f"{why}: no vision-only fallback loaded, nothing published")
+        try:
+            world_from_camera = lookup(self.p.output_frame, kp.frame_id, kp.stamp_ns)
+        except LookupError as err:
+            raise StageError("tf", str(err)) from err
+        try:
+            joints, confidence, covariance = self.fallback.pose(kp.keypoints[0], K, world_from_camera)
+        except ValueError as err:
+            raise StageError("input_lifting", str(err)) from err
+        self.published += 1
+        return PoseOutput(kp.stamp_ns, self.p.output_frame, kp.body_ids[0], joints, confidence, covariance,
+                          source="vision_only", flag_reasons=(NO_AUDIO,), flag_message=f"{why}; {MESSAGE}")
