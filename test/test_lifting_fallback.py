@@ -129,3 +129,28 @@ def test_a_single_missing_window_while_kernels_flow_is_not_a_fallback():
     stamps = [frame.stamp_ns for frame, _ in handed]
     assert 500_000_000 not in stamps and all(kernels is not None for _, kernels in handed)
     assert len(stamps) >= 8
+
+
+def test_eval_lifter_scores_a_frame_without_kernel_at_the_fallback(monkeypatch):
+    """eval-lifter's CNN row is what lifter_node publishes: a frame whose kernel is missing gets the vision-only
+    pose, flagged, and the summary says how many frames were published that way."""
+    from av_pose_ros.lifting import Lifter
+    from av_pose_ros.lifting import dataset as ds
+    from av_pose_ros.lifting.evaluate import evaluate
+
+    real = ds.generate
+
+    def first_frame_unheard(*args, **kwargs):
+        data = dict(real(*args, **kwargs))
+        data["kernels"] = data["kernels"].copy()
+        data["kernels"][0] = 0.0
+        return data
+
+    monkeypatch.setattr(ds, "generate", first_frame_unheard)
+    r = evaluate("default", 2, 0, workers=1, progress=False, lifter=Lifter.load(REPO / "models" / "lifter.pt"),
+                 vision_lifter=Lifter.load(VISION))
+    assert np.allclose(r["preds"]["cnn"][0], r["preds"]["vision_learned"][0]) and r["flagged"]["cnn"][0]
+    assert not r["lifted"][0] and r["lifted"][1]
+    cnn = r["summary"]["methods"]["cnn"]
+    assert cnn["fallback_fraction"] == 0.5 and cnn["not_published_fraction"] == 0.0
+    assert np.isfinite(cnn["mpjpe_fallback_mm"]) and np.isfinite(cnn["mpjpe_published_mm"])
