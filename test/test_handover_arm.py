@@ -125,3 +125,17 @@ def test_a_covariance_that_is_not_positive_definite_does_not_break_the_rebuild()
     bad = -np.eye(3) * 0.01**2                      # from a broken publisher: negative variances
     fix = reconstruct_arm(CAMERA, s, pushed(e, 0.1), pushed(w, 0.2), (bad, np.zeros((3, 3)), bad), lengths)
     assert fix.wrist == pytest.approx(w, abs=1e-6) and np.all(np.isfinite(fix.wrist_cov))
+
+
+@pytest.mark.parametrize("source", ["cnn_flagged", "vision_only"])
+def test_poses_that_measured_nothing_teach_no_bone_lengths(source):
+    """A refused lift and the vision-only fallback (no audio) measure no bone: only measured poses do."""
+    from types import SimpleNamespace
+
+    stage = HandoverTracker(params())
+    standing = person("standing", 1.25)        # arms across the view: a measured pose would teach both bones
+    for k in range(10):
+        stage.on_pose(SimpleNamespace(**{**vars(pose_at(standing, 10**9 + k * 10**8)), "source": source}), LOOKUP)
+    assert all(len(s) == 0 for s in stage.tracks["b1"].bones.samples.values())
+    stage.on_pose(SimpleNamespace(**{**vars(pose_at(standing, 2 * 10**9)), "source": "cnn"}), LOOKUP)
+    assert all(len(s) == 1 for s in stage.tracks["b1"].bones.samples.values())

@@ -258,7 +258,8 @@ class HandoverTracker:
             return joints, covariance, {}
         p = self.p
         track.bones.resize(int(p.bone_window))
-        if not str(getattr(pose, "source", "")).endswith("_flagged"):   # a refused lift measures no bones
+        source = str(getattr(pose, "source", ""))
+        if not (source.endswith("_flagged") or source == "vision_only"):   # a refused or unheard lift measures none
             track.bones.add(joints, pose.confidence, camera, p.min_joint_confidence)
         joints = joints.copy()
         covariance = (np.tile(np.eye(3) * p.measurement_std_m**2, (len(joints), 1, 1)) if covariance is None
