@@ -16,16 +16,15 @@ A frame a method cannot lift (too few keypoints; no kernel for the audio methods
 the errors, with every joint at the box-centre ray at 2.5 m (a deliberately poor guess), so refusals raise the
 errors instead of vanishing from them. The CNN's frames are also flagged when its refusal rule (``refusal``,
 thresholds stored in the model by ``calibration``; the rule lifter_node applies) puts them outside what it can
-measure; they keep the CNN's pose in the errors. A frame the CNN cannot lift but ``vision_learned`` can (no
-usable kernel) is scored, flagged, at the vision-only fallback's pose: what lifter_node publishes then
-(``fallback``); ``fallback_fraction``, ``not_published_fraction`` (nothing publishable: too few keypoints) and
+measure; they keep the CNN's pose in the errors. A frame the CNN cannot lift but ``vision_learned`` can (no usable
+kernel) is scored, flagged, at the vision-only fallback's pose: what lifter_node publishes then (``fallback``);
+``fallback_fraction``, ``not_published_fraction`` (nothing publishable: too few keypoints) and
 ``mpjpe_published_mm`` (over the frames a consumer receives a pose for) say how each frame was published.
 ``flagged_fraction`` and the errors over the unflagged frames (``mpjpe_unflagged_mm``, ``wrist_unflagged_mm``) are
-reported beside them. ``methods.cnn`` also reports its
-calibration on these frames (``calibration``: Brier score of the confidence against "joint error < 0.1 m" and the
-base rate's, 1- and 2-sigma coverage of the covariance as defined in ``calibration``), the refusal checks that
-fired (``refusal_reasons``) and ``beyond_range`` (frames whose person stands beyond the kernel window's reach,
-and the share of them flagged).
+reported beside them. ``methods.cnn`` also reports its calibration on these frames (``calibration``: Brier score of
+the confidence against "joint error < 0.1 m" and the base rate's, 1- and 2-sigma coverage of the covariance as
+defined in ``calibration``), the refusal checks that fired (``refusal_reasons``) and ``beyond_range`` (frames whose
+person stands beyond the kernel window's reach, and the share of them flagged).
 
 ``--suite`` runs every family of ``FAMILIES`` (one scenario file each, ``config/scenarios/``), each on its own
 frames with every method, and prints one table, a bar chart and ``{"families": {name: summary}}``.
