@@ -160,7 +160,8 @@ def test_nodes_report_and_recover_from_faults(ros_context, sim_graph):
         assert probe.spin_until(lambda: any(m.source == "vision_only" for m in poses[count:]), 30.0), \
             "no vision-only fallback poses while the audio was gone"
         fallback = next(m for m in poses[count:] if m.source == "vision_only")
-        assert max(fallback.confidence) < 0.6, "a vision-only pose published as if it were measured"
+        widest = np.linalg.eigvalsh(np.reshape(fallback.position_covariance, (-1, 3, 3))).max()
+        assert np.sqrt(widest) > 0.1, "a vision-only pose published with a measured pose's covariance"
         count = len(poses)
         restarted = Launch([ResolvedNode("pose_kernel_node", "pose_kernel_node", "",
                                          [REPO / "config" / "pose_kernel_node.yaml"], {}, {})], quiet=True,
