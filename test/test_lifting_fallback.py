@@ -154,3 +154,4 @@ def test_eval_lifter_scores_a_frame_without_kernel_at_the_fallback(monkeypatch):
     cnn = r["summary"]["methods"]["cnn"]
     assert cnn["fallback_fraction"] == 0.5 and cnn["not_published_fraction"] == 0.0
     assert np.isfinite(cnn["mpjpe_fallback_mm"]) and np.isfinite(cnn["mpjpe_published_mm"])
+    assert np.isfinite(r["summary"]["methods"]["vision_learned"]["wrist_published_mm"])

@@ -18,13 +18,14 @@ errors instead of vanishing from them. The CNN's frames are also flagged when it
 thresholds stored in the model by ``calibration``; the rule lifter_node applies) puts them outside what it can
 measure; they keep the CNN's pose in the errors. A frame the CNN cannot lift but ``vision_learned`` can (no usable
 kernel) is scored, flagged, at the vision-only fallback's pose: what lifter_node publishes then (``fallback``);
-``fallback_fraction``, ``not_published_fraction`` (nothing publishable: too few keypoints) and
-``mpjpe_published_mm`` (over the frames a consumer receives a pose for) say how each frame was published.
-``flagged_fraction`` and the errors over the unflagged frames (``mpjpe_unflagged_mm``, ``wrist_unflagged_mm``) are
-reported beside them. ``methods.cnn`` also reports its calibration on these frames (``calibration``: Brier score of
-the confidence against "joint error < 0.1 m" and the base rate's, 1- and 2-sigma coverage of the covariance as
-defined in ``calibration``), the refusal checks that fired (``refusal_reasons``) and ``beyond_range`` (frames whose
-person stands beyond the kernel window's reach, and the share of them flagged).
+``fallback_fraction``, ``not_published_fraction`` (nothing publishable: too few keypoints) and every method's
+``mpjpe_published_mm`` / ``wrist_published_mm`` (over the frames the system published a pose for, the same frames
+for every method) say how each frame was published and what it cost. ``flagged_fraction`` and the errors over the
+unflagged frames (``mpjpe_unflagged_mm``, ``wrist_unflagged_mm``) are reported beside them. ``methods.cnn`` also
+reports its calibration on these frames (``calibration``: Brier score of the confidence against "joint error < 0.1
+m" and the base rate's, 1- and 2-sigma coverage of the covariance as defined in ``calibration``), the refusal checks
+that fired (``refusal_reasons``) and ``beyond_range`` (frames whose person stands beyond the kernel window's reach,
+and the share of them flagged).
 
 ``--suite`` runs every family of ``FAMILIES`` (one scenario file each, ``config/scenarios/``), each on its own
 frames with every method, and prints one table, a bar chart and ``{"families": {name: summary}}``.
@@ -202,6 +203,8 @@ def evaluate(scenario: str, num: int, seed: int, model: str = "models/lifter.pt"
                                                      data["distance"].astype(float)))
     lifted = np.array([a is not None for a in assessed])
     summary["methods"]["cnn"].update(publication_summary(preds["cnn"], truth, fallback, lifted))
+    for m, row in summary["methods"].items():      # every method on the frames the system published a pose for
+        row.update(published_errors(preds[m], truth, lifted | fallback))
     return {"summary": summary, "preds": preds, "flagged": flagged, "lifted": lifted, "truth": truth,
             "stature": data["stature"].astype(float),
             "distance": data["distance"].astype(float), "data": data}
@@ -211,13 +214,20 @@ def publication_summary(pred: np.ndarray, truth: np.ndarray, fallback: np.ndarra
     """How each frame was published: lifted with audio, from the vision-only fallback (no usable kernel), or not
     at all (no usable keypoints: the detector missed the person; scored at the default guess), with MPJPE over the
     frames that were published (what a consumer of `human/pose_3d` receives)."""
-    published = lifted | fallback
-    err = np.linalg.norm(pred - truth, axis=-1).mean(axis=1)
-    out = {"fallback_fraction": float(fallback.mean()), "not_published_fraction": float(np.mean(~published)),
-           "mpjpe_published_mm": float(1000 * err[published].mean()) if published.any() else float("nan")}
+    out = {"fallback_fraction": float(fallback.mean()), "not_published_fraction": float(np.mean(~(lifted | fallback)))}
     if fallback.any():
-        out["mpjpe_fallback_mm"] = float(1000 * err[fallback].mean())
+        out["mpjpe_fallback_mm"] = float(1000 * np.linalg.norm(pred - truth, axis=-1)[fallback].mean())
     return out
+
+
+def published_errors(pred: np.ndarray, truth: np.ndarray, published: np.ndarray) -> dict:
+    """MPJPE and wrist error (mm) over the frames the system published a pose for: the detector's misses (no
+    usable keypoints, the same default guess for every method) left out, so methods compare on what they lift."""
+    if not published.any():
+        return {"mpjpe_published_mm": float("nan"), "wrist_published_mm": float("nan")}
+    err = np.linalg.norm(pred[published] - truth[published], axis=-1)
+    return {"mpjpe_published_mm": float(1000 * err.mean()),
+            "wrist_published_mm": float(1000 * err[:, [LEFT_WRIST, RIGHT_WRIST]].mean())}
 
 
 def refusal_summary(assessed: list, pred: np.ndarray, truth: np.ndarray, flagged: np.ndarray,
