@@ -104,12 +104,11 @@ def test_sim_graph_end_to_end(ros_context, sim_graph):
     assert result["false_reachable"] == 0, "a reachable target while the hand was not offered"
     assert "offered" in result["states"], "no offer seen in about three visits"
     # Issue 14's figures (>= 50 reachable targets a minute, error to the true wrist median <= 40 mm, p90 <= 80 mm).
-    # The lifter puts the offered wrist ~280 mm too far along its camera ray (15 mm across it); handover_node
-    # rebuilds the arm from the person's bone lengths, which on validation demo bags (seeds 0-2) gives 51 reachable
-    # a minute, median 33 mm, but p90 91 mm, and on held-out seeds 3-5 (3-4.6 Hz of poses on a loaded machine) 17 a
-    # minute, median 69 mm, p90 118 mm: the lifted shoulder's depth and the bone lengths carry a per-visit bias, worse
-    # on the left arm, and the rate falls with the pose rate (benchmarks/bench_handover.py). Wrong targets are
-    # refused rather than offered, which the asserts above check.
+    # handover_node rebuilds the offered arm from the person's bone lengths (the lifter's arm depth is its weakest);
+    # with the step-6 lifter, validation demo bags (seeds 0-2) give 111 reachable a minute, median 25 mm, p90 54 mm,
+    # and held-out seeds 3-5 give 100-106 a minute, medians 33 / 37 / 67 mm, p90 62 / 76 / 127 mm: one visitor in
+    # three runs is still off (benchmarks/bench_handover.py). Wrong targets are refused rather than offered, which
+    # the asserts above check; this run's figures decide pass or xfail, nothing is loosened.
     reach = result["reachable_m"]
     per_minute = len(reach) * 60 / result["seconds"]
     if not (per_minute >= 50 and np.median(reach) <= 0.04 and np.percentile(reach, 90) <= 0.08):
