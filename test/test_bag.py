@@ -146,7 +146,9 @@ def test_record_reads_back_with_rosbags(sim_bag):
 
 
 def unique_poses(path: Path, topic: str = "/human/pose_3d") -> dict[int, np.ndarray]:
-    """stamp -> joints of the poses whose stamp occurs once (a stamp twice would mean two graphs on the domain)."""
+    """stamp -> joints of the poses lifted with audio whose stamp occurs once (a stamp twice would mean two graphs
+    on the domain). The vision-only fallback's poses are left out: whether a frame waited in vain for its kernel
+    depends on when the kernel arrived, which differs between a live run and its replay."""
     from rclpy.serialization import deserialize_message
 
     from av_pose_ros.msg import HumanPose3D
@@ -155,7 +157,7 @@ def unique_poses(path: Path, topic: str = "/human/pose_3d") -> dict[int, np.ndar
     with BagReader(path) as bag:
         poses = [pose3d_from_msg(deserialize_message(d, HumanPose3D)) for _, _, d in bag.messages([topic])]
     counts = Counter(p.stamp_ns for p in poses)
-    return {p.stamp_ns: p.joints for p in poses if counts[p.stamp_ns] == 1}
+    return {p.stamp_ns: p.joints for p in poses if counts[p.stamp_ns] == 1 and p.source.startswith("cnn")}
 
 
 def test_replay_to_a_subscriber_and_a_fresh_lifter(ros_context, sim_bag):
@@ -196,7 +198,7 @@ def test_replay_to_a_subscriber_and_a_fresh_lifter(ros_context, sim_bag):
     got = [stamp_of(m) for m in keypoints]
     assert got == [s for s in recorded_keypoint_stamps if s in set(got)] and len(got) >= 0.5 * len(
         recorded_keypoint_stamps)
-    fresh = {p.stamp_ns: p.joints for p in map(pose3d_from_msg, relifted)}
+    fresh = {p.stamp_ns: p.joints for p in map(pose3d_from_msg, relifted) if p.source.startswith("cnn")}
     common = sorted(set(fresh) & set(recorded_live))
     assert len(common) >= 5, f"only {len(common)} re-lifted poses share a stamp with the live ones"
     worst = max(float(np.abs(fresh[s] - recorded_live[s]).max()) for s in common)

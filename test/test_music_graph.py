@@ -112,7 +112,9 @@ def test_music_graph_publishes_poses_from_continuous_kernels(ros_context, music_
     poses = probe.collect(HumanPose3D, "human/pose_3d", RESULT_QOS)
     kernels = probe.collect(PoseKernel, "audio/pose_kernel", SENSOR_QOS)
     try:
-        assert probe.spin_until(lambda: len(poses) >= 5, 60.0), (
+        # until the empty-room capture (82 windows) is done, the person is posed by the vision-only fallback
+        lifted = lambda: [m for m in poses if m.source.startswith("cnn")]  # noqa: E731
+        assert probe.spin_until(lambda: len(lifted()) >= 5, 60.0), (
             f"no 3D poses from the music graph; pose_kernel_node says: {probe.diagnostic_message('pose_kernel_node')}")
         def kernel_values() -> dict:
             return {v.key: v.value for v in probe.diagnostics["pose_kernel_node"].values}
@@ -128,7 +130,8 @@ def test_music_graph_publishes_poses_from_continuous_kernels(ros_context, music_
         sources = {pose3d_from_msg(m).source for m in poses}
         print("pose sources", sources, "residual", values["music_room_residual_db"], "dB")
         # the lifter's own poses (cnn_flagged: its refusal rule distrusts them; music kernels are weaker than chirp's)
-        assert sources and sources <= {"cnn", "cnn_flagged"}
+        # and, before the empty room was known, the vision-only fallback's
+        assert sources and sources <= {"cnn", "cnn_flagged", "vision_only"}
         assert music_graph.dead() is None, f"a node died: {music_graph.dead()}"
     finally:
         probe.close()
