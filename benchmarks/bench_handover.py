@@ -26,7 +26,7 @@ from av_pose_ros.bag.reader import BagReader  # noqa: E402
 from av_pose_ros.bag.reprocess import load_parameters, stage_params  # noqa: E402
 from av_pose_ros.primitives.skeleton import JOINT_INDEX  # noqa: E402
 
-GATES = ("inside", "confident", "certain", "still", "plausible")
+GATES = ("inside", "confident", "certain", "still", "plausible", "bones")
 RANGE_BINS = (0.0, 0.7, 0.8, 0.9, 10.0)
 
 

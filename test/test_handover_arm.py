@@ -139,3 +139,33 @@ def test_poses_that_measured_nothing_teach_no_bone_lengths(source):
     assert all(len(s) == 0 for s in stage.tracks["b1"].bones.samples.values())
     stage.on_pose(SimpleNamespace(**{**vars(pose_at(standing, 2 * 10**9)), "source": "cnn"}), LOOKUP)
     assert all(len(s) == 1 for s in stage.tracks["b1"].bones.samples.values())
+
+
+@pytest.mark.parametrize("require", [True, False])
+def test_an_arm_without_measured_bones_is_not_reachable(require):
+    """Someone already holding a hand out when tracking starts: no bone was seen across the view, so the arm keeps
+    the lifter's (too deep) wrist. It is published as offered but not reachable until the person lowers the arm
+    (bones measured) and offers again; without the requirement the wrong wrist would be handed to the planner."""
+    def lifted(joints):      # too deep, yet with human proportions (so plausible_arm cannot tell)
+        out, (s, e, w) = joints.copy(), ARM_JOINTS
+        reach = float(np.linalg.norm(joints[w] - joints[s]))
+        out[e], out[w] = pushed(joints[e], 0.15 * reach), pushed(joints[w], 0.3 * reach)
+        return out
+
+    stage = HandoverTracker(params(require_bone_lengths=require))
+    held = [(t, w, j) for t, w, j in offer_sequence() if w > 0.95]           # the hold only: arm out all along
+    again = [(t + 10.0, w, j) for t, w, j in offer_sequence()]               # rest (arms across the view), offer
+    first, second = [], []
+    for frames, seen in ((held, first), (again, second)):
+        for t, w, joints in frames:
+            out = stage.on_pose(pose_at(lifted(joints) if w > 0.05 else joints, 5_000_000_000 + int(t * 1e9)),
+                                LOOKUP)
+            if out.target is not None and w > 0.95:
+                seen.append((out.target, np.linalg.norm(out.target.position - joints[JOINT_INDEX["right_wrist"]])))
+    assert first and second
+    if require:
+        assert not any(t.reachable for t, _ in first) and not any(t.gates["bones"] for t, _ in first)
+        assert sum(t.reachable for t, _ in second) >= 10 and all(t.gates["bones"] for t, _ in second)
+    else:
+        wrong = [err for t, err in first if t.reachable]
+        assert len(wrong) >= 5 and min(wrong) > 0.15       # reachable, and far behind the true wrist

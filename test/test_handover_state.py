@@ -87,7 +87,7 @@ def test_real_withdrawal_leaves_within_the_dwell():
 def test_short_pose_gaps_and_dropouts_keep_the_offer():
     """A lifter that skips poses (no messages for 0.3 s) or refuses a frame's arm keeps an offered state; the body
     timeout (track_timeout_s of clock time without poses) withdraws at once."""
-    stage = HandoverTracker(params())
+    stage = HandoverTracker(params(require_bone_lengths=False))   # arm out from the start, lifted exactly
     joints = person("offer_right", 1.25)
     stamps = [t for t in np.arange(0.0, 3.0, 0.1) if not 1.0 <= t < 1.3]      # a 0.3 s gap
     states = []

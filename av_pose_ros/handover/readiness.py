@@ -34,6 +34,7 @@ class ReadyRule:
     max_position_std_m: float = 0.08  # largest standard deviation of the wrist's measured covariance
     forearm_ratio: tuple[float, float] = (0.6, 1.0)   # plausible forearm / upper-arm length (anatomy: about 0.8)
     grace_s: float = 0.0              # failures this short do not restart the hold (the failing frames never count)
+    require_bone_lengths: bool = False  # the arm must have been rebuilt from the person's bone lengths (arm.py)
 
 
 def plausible_arm(shoulder: np.ndarray, elbow: np.ndarray, wrist: np.ndarray, ratio: tuple[float, float]) -> bool:
@@ -49,11 +50,12 @@ def position_std(covariance: np.ndarray) -> float:
 
 
 def gates(inside: bool, confidence: float, std_m: float, speed_mps: float, rule: ReadyRule,
-          plausible: bool = True) -> dict[str, bool]:
-    """Each condition `reachable` needs, by name (what a breakdown of refused targets counts)."""
+          plausible: bool = True, rebuilt: bool = True) -> dict[str, bool]:
+    """Each condition `reachable` needs, by name (what a breakdown of refused targets counts). `rebuilt`: the arm
+    was placed at the person's own bone lengths (needed only when the rule requires it)."""
     return {"inside": bool(inside), "confident": confidence >= rule.min_confidence,
             "certain": std_m <= rule.max_position_std_m, "still": speed_mps <= rule.max_speed_mps,
-            "plausible": bool(plausible)}
+            "plausible": bool(plausible), "bones": bool(rebuilt) or not rule.require_bone_lengths}
 
 
 class Readiness:
@@ -68,10 +70,10 @@ class Readiness:
         self.still_since_ns = self.last_ok_ns = None
 
     def update(self, stamp_ns: int, inside: bool, confidence: float, std_m: float, speed_mps: float,
-               rule: ReadyRule, plausible: bool = True) -> bool:
+               rule: ReadyRule, plausible: bool = True, rebuilt: bool = True) -> bool:
         """Reachable: every gate passes on this frame and the hold (gaps up to ``grace_s`` of failing frames
         bridged: one frame of a lifter's noise is not the hand moving away) has lasted ``hold_s``."""
-        self.gates = gates(inside, confidence, std_m, speed_mps, rule, plausible)
+        self.gates = gates(inside, confidence, std_m, speed_mps, rule, plausible, rebuilt)
         if not all(self.gates.values()):
             if not _within(self.last_ok_ns, stamp_ns, rule.grace_s):
                 self.reset()

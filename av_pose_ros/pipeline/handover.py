@@ -82,9 +82,13 @@ PARAMS = [
           "is the rays' origin); used by arm_from_bone_lengths."),
     Param("arm_covariance_scale", 0.39, "Variance factor on the rebuilt wrist's covariance: its calibration (fitted "
           "so that the 1-sigma ellipsoid holds 68 % of the true wrists on validation demo runs; "
-          "benchmarks/bench_handover.py --fit-scale).", 0.01, 100.0),
+          "benchmarks/bench_handover.py breaks the errors down).", 0.01, 100.0),
     Param("min_bone_samples", 5, "Across-view measurements each bone of an arm needs before its lengths are "
           "trusted (until then the lifted arm is used).", 1, 1000),
+    Param("require_bone_lengths", True, "With arm_from_bone_lengths: a hand is reachable only once its arm was "
+          "rebuilt from the person's bone lengths. Until they are measured (someone already in front of the camera "
+          "when tracking started) the target is published but not reachable: the lifter's own depth of an arm held "
+          "out towards the camera is 0.1-0.2 m off at handover range (benchmarks/bench_handover.py)."),
     Param("bone_window", 30, "Across-view measurements kept per bone (the newest): the person in front of the camera "
           "now, not an earlier visitor tracked under the same body id.", 1, 10000),
 ]
@@ -135,7 +139,8 @@ def _state_rule(p) -> StateRule:
 def _rule(p) -> ReadyRule:
     ratio = tuple(float(v) for v in p.forearm_ratio_range)
     ratio = ratio if len(ratio) == 2 else (0.0, float("inf"))   # not [low, high]: no proportion check
-    return ReadyRule(p.hold_s, p.max_speed_mps, p.min_reach_confidence, p.max_position_std_m, ratio, p.ready_grace_s)
+    return ReadyRule(p.hold_s, p.max_speed_mps, p.min_reach_confidence, p.max_position_std_m, ratio, p.ready_grace_s,
+                     bool(p.arm_from_bone_lengths and p.require_bone_lengths))
 
 
 class HandoverTracker:
@@ -241,7 +246,7 @@ class HandoverTracker:
         else:
             plausible = plausible_arm(shoulder, choice.elbow, choice.wrist, rule.forearm_ratio)
         reachable = track.readiness.update(pose.stamp_ns, envelope.contains(position), choice.confidence, std,
-                                           float(np.linalg.norm(velocity)), rule, plausible)
+                                           float(np.linalg.norm(velocity)), rule, plausible, choice.hand in arms)
         state = track.state.update(pose.stamp_ns, True, reachable, _state_rule(p))
         if state not in (OFFERED, READY):
             return None                  # seen, not yet for enter_dwell_s: no target (the filter is warming up)
