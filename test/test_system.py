@@ -156,10 +156,13 @@ def test_nodes_report_and_recover_from_faults(ros_context, sim_graph):
         kernel_proc = sim_graph.procs["pose_kernel_node"]
         kernel_proc.terminate()
         kernel_proc.wait(timeout=20)
-        assert probe.spin_until(lambda: "no_audio" in probe.diagnostic_message("lifter_node"), 30.0)
+        assert probe.spin_until(lambda: "no_audio" in probe.diagnostic_message("lifter_node"), 30.0), (
+            f"lifter_node did not say the audio is gone: {probe.diagnostic_message('lifter_node')!r}")
         count = len(poses)
-        assert probe.spin_until(lambda: any(m.source == "vision_only" for m in poses[count:]), 30.0), \
-            "no vision-only fallback poses while the audio was gone"
+        assert probe.spin_until(lambda: any(m.source == "vision_only" for m in poses[count:]), 30.0), (
+            f"no vision-only fallback poses while the audio was gone ({len(poses) - count} poses, sources "
+            f"{sorted({m.source for m in poses[count:]})}); lifter_node says "
+            f"{probe.diagnostic_message('lifter_node')!r}")
         fallback = next(m for m in poses[count:] if m.source == "vision_only")
         widest = np.linalg.eigvalsh(np.reshape(fallback.position_covariance, (-1, 3, 3))).max()
         assert np.sqrt(widest) > 0.1, "a vision-only pose published with a measured pose's covariance"
@@ -169,9 +172,13 @@ def test_nodes_report_and_recover_from_faults(ros_context, sim_graph):
                            env=child_env())
         restarted.start()
         try:
-            assert probe.spin_until(lambda: any(m.source.startswith("cnn") for m in poses[count:]), 90.0), \
-                "no CNN poses after the upstream returned"
-            assert probe.spin_until(lambda: "no_audio" not in probe.diagnostic_message("lifter_node"), 30.0)
+            assert probe.spin_until(lambda: any(m.source.startswith("cnn") for m in poses[count:]), 90.0), (
+                f"no CNN poses after the upstream returned ({len(poses) - count} poses, sources "
+                f"{sorted({m.source for m in poses[count:]})}); lifter_node says "
+                f"{probe.diagnostic_message('lifter_node')!r}, pose_kernel_node "
+                f"{probe.diagnostic_message('pose_kernel_node')!r}")
+            assert probe.spin_until(lambda: "no_audio" not in probe.diagnostic_message("lifter_node"), 30.0), (
+                f"lifter_node still says the audio is gone: {probe.diagnostic_message('lifter_node')!r}")
         finally:
             restarted.stop()
         for name in ("sim_node", "lifter_node", "handover_node"):
