@@ -41,6 +41,11 @@ EXTRA_PARAMS = [
     Param("head_motion_amplitude_deg", 20.0, "Head turn amplitude (deg).", 0.0, 90.0, read_only=True),
     Param("head_motion_period_s", 8.0, "Head motion period (s; steps: 0, +A, 0, -A).", 0.5, 600.0, read_only=True),
     Param("head_camera_period_s", 0.5, "Time between head camera images (s).", 0.05, 10.0, read_only=True),
+    Param("head_sound", "none", "A steady source in a reverberant room heard by the (turning) head's two ears, on "
+          "binaural/frames (16 kHz, left and right ear; slfm_node's audio input).",
+          choices=("none", "noise", "music"), read_only=True),
+    Param("head_sound_azimuth_deg", 145.0, "Direction of that source in head_base_link (deg, + left; 145: behind, "
+          "to the left, which a head that does not turn mirrors to the front).", -180.0, 180.0, read_only=True),
 ]
 
 
@@ -61,7 +66,7 @@ class SimNode(AudioIONode):
         self.tf = TfPublisher(self)
         self.tf.send_static(self.rig_transforms())
         self.head = None
-        if self.p.head_motion != "none":
+        if self.p.head_motion != "none" or self.p.head_sound != "none":   # a still head hears too
             from av_pose_ros.nodes.sim_head import SimHead
 
             self.head = SimHead(self, int(self.p.seed), self.source.window_samples / self.source.fs)
