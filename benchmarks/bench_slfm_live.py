@@ -67,10 +67,10 @@ def run_once(source_deg: float, kind: str, seed: int, seconds: float, warmup_tim
         rclpy.try_shutdown(context=context)
     stamps = np.array([ns_from_time(t.header.stamp) for t in truth], float)
     yaws = np.array([t.integrated_yaw for t in truth])
-    window_ns = 5e8      # slfm_node's audio_window_s (1 s): the direction is stamped at the window's start
+    half_window = 5e8   # ns, half of slfm_node's audio_window_s (1 s): a direction is stamped at its window's start
     resolved, errors, right_side = [], [], []
     for d in directions[1:]:
-        true = float(wrap_angle(math.radians(source_deg) - np.interp(ns_from_time(d.header.stamp) + window_ns,
+        true = float(wrap_angle(math.radians(source_deg) - np.interp(ns_from_time(d.header.stamp) + half_window,
                                                                       stamps, yaws)))
         resolved.append(not d.front_back_folded)
         if not d.front_back_folded:
