@@ -152,9 +152,15 @@ def complete_rir(
     fs: int = SAMPLE_RATE,
     head_radius: float = HEAD_RADIUS,
     c: float = SPEED_OF_SOUND,
+    head=None,
 ) -> np.ndarray:
-    """Image-source response up to ``complete_until`` seconds, continued by a level-matched diffuse tail."""
-    early = binaural_rir(image_positions, image_gains, head_center, head_yaw, length, fs, head_radius, c)
+    """Image-source response up to ``complete_until`` seconds, continued by a level-matched diffuse tail.
+    ``head`` (``slfm.heads``: anything with ``rir`` and ``radius``) replaces the spherical head of ``head_radius``."""
+    if head is None:
+        early = binaural_rir(image_positions, image_gains, head_center, head_yaw, length, fs, head_radius, c)
+    else:
+        early = head.rir(image_positions, image_gains, head_center, head_yaw, length, fs, c)
+        head_radius = head.radius
     cut = int(complete_until * fs)
     if cut >= length - 1 or rt60 <= 0:
         return early

@@ -30,8 +30,9 @@ def _config_rng(seed: int, index: int) -> np.random.Generator:
 
 def simulate_config(index: int, seed: int, bank: SourceBank, views: int = 4, clip_seconds: float = 1.0,
                     max_turn_deg: float = 30.0, rt60_range=(0.15, 0.8), snr_db_range=(20.0, 40.0),
-                    kind: str | None = None, front_only: bool = False):
-    """Simulate one configuration. Returns (clips (V, 2, n) float32, turns (V,), azimuths (V,), rt60, kind)."""
+                    kind: str | None = None, front_only: bool = False, head=None):
+    """Simulate one configuration. Returns (clips (V, 2, n) float32, turns (V,), azimuths (V,), rt60, kind).
+    ``head``: a ``slfm.heads`` model (default: the spherical training head)."""
     rng = _config_rng(seed, index)
     n = int(round(clip_seconds * SAMPLE_RATE))
     for _ in range(100):
@@ -46,12 +47,12 @@ def simulate_config(index: int, seed: int, bank: SourceBank, views: int = 4, cli
     for v in range(views):
         rir_len = int(SAMPLE_RATE * 0.7)
         sig, src_kind = bank.draw(n + rir_len, rng, kind=src_kind)
-        clips[v] = _render_exact(cfg, cfg.base_yaw + turns[v], sig, rng, n, snr_db_range)
+        clips[v] = _render_exact(cfg, cfg.base_yaw + turns[v], sig, rng, n, snr_db_range, head)
     return clips, turns, az, cfg.rt60, src_kind
 
 
-def _render_exact(cfg, yaw, sig, rng, n, snr_db_range):
-    out = render_view(cfg, yaw, sig, rng, snr_db=float(rng.uniform(*snr_db_range)))
+def _render_exact(cfg, yaw, sig, rng, n, snr_db_range, head=None):
+    out = render_view(cfg, yaw, sig, rng, snr_db=float(rng.uniform(*snr_db_range)), head=head)
     if out.shape[1] < n:
         out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
     return out[:, :n]
@@ -157,16 +158,17 @@ class AudioPairSet:
 
 
 def eval_audio_set(n: int, seed: int, level: str, views: int = 1, clip_seconds: float = 1.0, cache_dir=None,
-                   kind: str | None = None):
+                   kind: str | None = None, head=None):
     """Held-out evaluation clips for one reverberation level: sources within +-90 deg of the front, held-out speech
-    voices. Returns (clips (n, 2, samples), true azimuth (n,), rt60 (n,), kinds list)."""
+    voices, heard by ``head`` (default the spherical training head; the same rooms, sources and signals for every
+    head). Returns (clips (n, 2, samples), true azimuth (n,), rt60 (n,), kinds list)."""
     speech = speech_corpus(cache_dir, count=60, seed=seed, split="eval") if cache_dir is not None else None
     bank = SourceBank(speech)
     out, az, rt, kinds = [], [], [], []
     base = 1_000_000 + 100_000 * list(RT60_LEVELS).index(level)
     for i in range(n):
         clips, _, a, r, k = simulate_config(base + i, seed, bank, views=1, clip_seconds=clip_seconds,
-                                            rt60_range=RT60_LEVELS[level], kind=kind, front_only=True)
+                                            rt60_range=RT60_LEVELS[level], kind=kind, front_only=True, head=head)
         out.append(clips[0])
         az.append(a[0])
         rt.append(r)

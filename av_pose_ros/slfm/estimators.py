@@ -152,16 +152,22 @@ class AzimuthEstimator:
 
     kind = "slfm_azimuth"
 
-    def __init__(self, model: AzimuthNet, device="cpu", path: str | None = None):
+    def __init__(self, model: AzimuthNet, device="cpu", path: str | None = None, calibration=None):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.path = path
         self.fs = int(model.config.get("sample_rate", SAMPLE_RATE))
+        self.calibration = calibration  # slfm.head_calibration.HeadCalibration of this head, or None (Woodworth)
 
     @classmethod
-    def load(cls, path, device=None) -> AzimuthEstimator:
+    def load(cls, path, device=None, calibration=None) -> AzimuthEstimator:
+        """``calibration``: a ``HeadCalibration`` (or the path of its JSON file) fitted for the head in use."""
+        if calibration is not None and not hasattr(calibration, "lateral"):
+            from .head_calibration import HeadCalibration
+
+            calibration = HeadCalibration.load(calibration)
         model, _ = _load(path, cls.kind, AzimuthNet)
-        return cls(model, _default_device(device), str(path))
+        return cls(model, _default_device(device), str(path), calibration)
 
     def _prepare(self, binaural, fs) -> np.ndarray:
         if isinstance(binaural, torch.Tensor):
@@ -204,14 +210,23 @@ class AzimuthEstimator:
         """Source azimuth in the head frame (rad): 0 straight ahead, + to the left, folded to [-pi/2, pi/2]."""
         return float(self.estimate_batch([binaural], fs)[0])
 
-    @torch.no_grad()
     def estimate_batch(self, clips, fs: int = SAMPLE_RATE) -> np.ndarray:
+        if self.calibration is not None:
+            return self.calibration.lateral(self.delay_batch(clips, fs))
+        return self._per_clip(clips, fs, lambda m, f: m.forward_features(f))
+
+    def delay_batch(self, clips, fs: int = SAMPLE_RATE) -> np.ndarray:
+        """Interaural delay (s, + = left ear first) the model reads from each clip, before any head curve."""
+        return self._per_clip(clips, fs, lambda m, f: m.delay(f)[0])
+
+    @torch.no_grad()
+    def _per_clip(self, clips, fs, readout) -> np.ndarray:
         xs = [self._prepare(c, fs) for c in clips]
         out = np.empty(len(xs))
         m = self.model
         for i, x in enumerate(xs):  # clips may differ in length
             feats = binaural_features(torch.from_numpy(x).unsqueeze(0).to(self.device), m.n_fft, m.hop, m.max_bin)
-            phi = m.forward_features(torch.cat([feats, swap_features(feats)]))
+            phi = readout(m, torch.cat([feats, swap_features(feats)]))
             out[i] = float(0.5 * (phi[0] - phi[1]))  # exactly antisymmetric in the ears
         return out
 

@@ -99,13 +99,15 @@ def _image_sources(cfg: RoomConfig) -> None:
 
 
 def render_view(cfg: RoomConfig, yaw: float, signal: np.ndarray, rng: np.random.Generator,
-                snr_db: float | None = 35.0, fs: int = SAMPLE_RATE, head_radius: float = HEAD_RADIUS) -> np.ndarray:
+                snr_db: float | None = 35.0, fs: int = SAMPLE_RATE, head_radius: float = HEAD_RADIUS,
+                head=None) -> np.ndarray:
     """Binaural recording (2, n) float32 of ``signal`` (mono, length n + RIR length) by a head turned to ``yaw``
-    (room frame). The first RIR-length samples are dropped so the clip is in steady state."""
+    (room frame). The first RIR-length samples are dropped so the clip is in steady state. ``head``: a
+    ``slfm.heads`` model instead of the spherical head of ``head_radius``."""
     direct = int(np.linalg.norm(cfg.source - cfg.head) / SPEED_OF_SOUND * fs)
     length = int(fs * min(max(0.6 * cfg.rt60, 0.15), 0.6)) + direct
     rir = complete_rir(cfg.images, cfg.gains, cfg.head, yaw, cfg.rt60, cfg.complete_until, length, rng, fs,
-                       head_radius)
+                       head_radius, head=head)
     n_out = signal.size - length
     if n_out <= 0:
         raise ValueError("source signal shorter than the room response")

@@ -1,0 +1,191 @@
+"""Which interaural delay means which direction, for this head: learned from the head's own turns, no labels.
+
+The azimuth model measures an interaural delay; turning it into an angle needs the head's delay-vs-direction
+curve. The default is the spherical-head (Woodworth) curve of the training head, but a real head is not that
+sphere: its low-frequency delays are longer, its ears sit behind and below the centre, and the curve saturates
+differently towards the side. Read through the wrong curve, every lateral source is placed a few degrees off.
+
+SLfM's point is that a turning head teaches itself: a fixed source heard at turns ``delta_v`` (known from the
+camera) has head-frame direction ``psi - delta_v`` in view ``v``, so the delays of one recording at several turns
+must all be explained by one unknown direction ``psi``. ``fit_head_calibration`` alternates (1) the best
+full-circle ``psi`` of every recording under the current curves (grid search; front and back both tried) and
+(2) the monotone, odd curves (piecewise linear in |delay|, non-negative slopes, Huber-weighted least squares)
+that best map the measured delays onto the lateral angles those directions imply. The turns fix the angular
+scale: a curve stretched or squashed cannot make the views agree.
+
+A real head is not front/back symmetric either (the ears sit behind the centre, the face and the back of the head
+differ): a source 20 deg behind the left ear gives a shorter delay than one 20 deg in front of it (MIT KEMAR:
+176 vs 217 us). So a source behind gets its own curve; the per-window readout stays front-folded (``lateral``),
+and ``apparent_lateral`` tells the tracker where a source in any direction will be read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from .binaural import woodworth_itd
+from .constants import HEAD_RADIUS
+
+_GRID = np.deg2rad(np.arange(-180.0, 180.0, 0.5))
+
+
+def _fold(az):
+    """Lateral angle (front-folded azimuth, [-pi/2, pi/2]) of a direction anywhere on the circle."""
+    return np.arcsin(np.clip(np.sin(az), -1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class HeadCalibration:
+    """Odd, monotone maps from interaural delay (s, + = left ear first) to lateral angle (rad, + left): linear
+    between ``delays_s`` (increasing, from 0) and ``laterals_rad`` (non-decreasing, from 0, at most pi/2) for
+    sources in front; ``back_laterals_rad`` (same knots) for sources behind, empty for a symmetric head."""
+
+    delays_s: tuple
+    laterals_rad: tuple
+    back_laterals_rad: tuple = ()
+    head: str = ""
+    recordings: int = 0
+    residual_deg: float = float("nan")
+
+    @classmethod
+    def woodworth(cls, head_radius: float = HEAD_RADIUS, knots: int = 12) -> HeadCalibration:
+        lateral = np.linspace(0.0, math.pi / 2, knots)
+        return cls(tuple(woodworth_itd(lateral, head_radius).tolist()), tuple(lateral.tolist()), head="spherical")
+
+    def lateral(self, delay_s) -> np.ndarray:
+        """The per-window reading: front-folded azimuth of a delay (as if the source were in front)."""
+        return _odd_interp(delay_s, self.delays_s, self.laterals_rad)
+
+    def apparent_lateral(self, direction_rad) -> np.ndarray:
+        """What ``lateral`` reads for a source at ``direction_rad`` (head frame, full circle): its folded angle in
+        front; behind, the front reading of the delay the back curve gives."""
+        direction = np.asarray(direction_rad, dtype=float)
+        folded = _fold(direction)
+        if not self.back_laterals_rad:
+            return folded
+        behind = np.abs(np.angle(np.exp(1j * direction))) > math.pi / 2
+        delay = _odd_interp(folded, self.back_laterals_rad, self.delays_s)
+        return np.where(behind, self.lateral(delay), folded)
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path) -> HeadCalibration:
+        try:
+            raw = json.loads(Path(path).read_text())
+            cal = cls(tuple(float(x) for x in raw["delays_s"]), tuple(float(x) for x in raw["laterals_rad"]),
+                      tuple(float(x) for x in raw.get("back_laterals_rad", ())), str(raw.get("head", "")),
+                      int(raw.get("recordings", 0)), float(raw.get("residual_deg", "nan")))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: not a head calibration file ({e}); make one with "
+                             "`av-pose calibrate-head`") from None
+        d = np.asarray(cal.delays_s)
+        curves = [np.asarray(cal.laterals_rad)] + ([np.asarray(cal.back_laterals_rad)] if cal.back_laterals_rad else [])
+        if d.size < 2 or np.any(np.diff(d) <= 0) or any(
+                c.size != d.size or np.any(np.diff(c) < 0) or c[-1] > 1.58 for c in curves):
+            raise ValueError(f"{path}: the delay and lateral tables must be increasing, of equal length >= 2")
+        return cal
+
+
+def _odd_interp(x, xp, fp) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return np.sign(x) * np.interp(np.abs(x), xp, fp)
+
+
+def _ramps(abs_delay: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Design matrix of a piecewise-linear function with value 0 at 0: column k rises from knot k to knot k+1."""
+    lo, hi = knots[:-1], knots[1:]
+    return np.clip((abs_delay[:, None] - lo[None, :]) / (hi - lo)[None, :], 0.0, 1.0)
+
+
+def best_directions(readings: np.ndarray, turns: np.ndarray, calibration: HeadCalibration,
+                    scale_rad: float = math.radians(4.0)) -> np.ndarray:
+    """(N,) full-circle direction in view 0's head frame that best explains each recording's (N, V) per-window
+    readings at turns (N, V) (rad, + left), robustly (Huber of ``scale_rad``)."""
+    pred = calibration.apparent_lateral(_GRID[None, None, :] - turns[:, :, None])     # (N, V, G)
+    r = np.abs(pred - readings[:, :, None])
+    cost = np.where(r < scale_rad, 0.5 * r**2, scale_rad * (r - 0.5 * scale_rad)).sum(1)
+    return _GRID[np.argmin(cost, axis=1)]
+
+
+def _monotone_fit(abs_delay, target, knots, scale, current, smoothness: float = 0.01) -> np.ndarray:
+    """Huber-weighted non-negative-slope least squares of ``target`` on |delay| -> laterals at the knots, with a
+    penalty on changes of slope (``smoothness`` per view) so that sparse knots follow their neighbours."""
+    resid = current - target
+    w = np.sqrt(np.where(np.abs(resid) < scale, 1.0, scale / np.maximum(np.abs(resid), 1e-12)))
+    n = knots.size - 1
+    bend = (np.eye(n, k=1) - np.eye(n))[:-1] * math.sqrt(smoothness * abs_delay.size)
+    slopes, _ = nnls(np.vstack([_ramps(abs_delay, knots) * w[:, None], bend]),
+                     np.concatenate([target * w, np.zeros(n - 1)]))
+    return np.minimum(np.concatenate([[0.0], np.cumsum(slopes)]), math.pi / 2)
+
+
+def fit_head_calibration(delays_s, turns_rad, *, knots: int = 12, iterations: int = 8, huber_deg: float = 4.0,
+                         min_back_views: int = 100, back_gain: float = 0.92, head: str = "") -> HeadCalibration:
+    """Fit the delay -> lateral curves from recordings of fixed sources at known head turns.
+
+    delays_s: (N, V) measured interaural delays (s) of N recordings, each at V head yaws; turns_rad: (N, V) the head's
+    yaw of each view relative to the recording's first view (rad, + left; from the camera or TF). No directions.
+    A separate curve for sources behind is fitted when at least ``min_back_views`` views hear their source from
+    behind, and kept when it explains the recordings better: its median residual below ``back_gain`` times the
+    symmetric curve's (a label-free choice; a symmetric head gains nothing from it but noise)."""
+    delays, turns = np.asarray(delays_s, float), np.asarray(turns_rad, float)
+    if delays.shape != turns.shape or delays.ndim != 2 or delays.shape[1] < 2:
+        raise ValueError(f"need (N, V >= 2) delays and turns of the same shape, got {delays.shape}, {turns.shape}")
+    ok = np.all(np.isfinite(delays), axis=1) & (np.ptp(turns, axis=1) > math.radians(5.0))
+    delays, turns = delays[ok], turns[ok]
+    if delays.shape[0] < 20:
+        raise ValueError(f"only {delays.shape[0]} recordings with a turn of more than 5 deg; need at least 20")
+    knot_d = np.linspace(0.0, float(np.quantile(np.abs(delays), 0.99)), knots)
+    fit = _Alternation(delays, turns, knot_d, math.radians(huber_deg), iterations, head)
+    symmetric = fit.run(min_back_views=None)
+    if fit.back_views(symmetric) < min_back_views:
+        return symmetric
+    asymmetric = fit.run(min_back_views=min_back_views)
+    return asymmetric if asymmetric.residual_deg < back_gain * symmetric.residual_deg else symmetric
+
+
+@dataclass
+class _Alternation:
+    """Directions given the curves, curves given the directions; scored by the median residual (deg)."""
+
+    delays: np.ndarray
+    turns: np.ndarray
+    knots: np.ndarray
+    scale: float
+    iterations: int
+    head: str
+
+    def view_directions(self, cal: HeadCalibration) -> np.ndarray:
+        psi = best_directions(cal.lateral(self.delays), self.turns, cal, self.scale)
+        return np.angle(np.exp(1j * (psi[:, None] - self.turns)))
+
+    def back_views(self, cal: HeadCalibration) -> int:
+        return int(np.sum(np.abs(self.view_directions(cal)) > math.pi / 2))
+
+    def run(self, min_back_views: int | None) -> HeadCalibration:
+        cal = HeadCalibration.woodworth()
+        abs_d, sign = np.abs(self.delays).ravel(), np.sign(self.delays).ravel()
+        for _ in range(self.iterations):
+            view_dir = self.view_directions(cal).ravel()
+            behind = np.abs(view_dir) > math.pi / 2
+            target = sign * _fold(view_dir)                      # lateral angle implied, mirrored to |delay|
+            current = sign * cal.lateral(self.delays).ravel()
+            two = min_back_views is not None and behind.sum() >= min_back_views
+            sides = [~behind, behind] if two else [np.ones_like(behind)]
+            curves = [_monotone_fit(abs_d[m], target[m], self.knots, self.scale, current[m]) for m in sides]
+            cal = HeadCalibration(tuple(self.knots.tolist()), tuple(curves[0].tolist()),
+                                  tuple(curves[1].tolist()) if two else (), head=self.head)
+        resid = np.degrees(cal.lateral(self.delays) - cal.apparent_lateral(self.view_directions(cal)))
+        return HeadCalibration(cal.delays_s, cal.laterals_rad, cal.back_laterals_rad, head=self.head,
+                               recordings=int(self.delays.shape[0]), residual_deg=float(np.median(np.abs(resid))))
+
+
+__all__ = ["HeadCalibration", "fit_head_calibration", "best_directions"]
