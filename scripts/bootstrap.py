@@ -35,7 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 APT_PACKAGES = ["libportaudio2", "libusb-1.0-0", "libgl1", "libegl1", "libgomp1", "espeak-ng", "pulseaudio",
-                "libasound2-plugins", "alsa-utils"]
+                "libasound2-plugins", "alsa-utils",
+                "libmysofa1"]  # its MIT KEMAR HRIR set: the measured head SLfM is evaluated on (slfm/heads.py)
 # BGM-mode music library (av_pose_ros/audio/music_library.py): renderer, GM soundfont, recorded and MIDI game music.
 MUSIC_APT_PACKAGES = ["fluidsynth", "fluid-soundfont-gm", "drascula-music", "asc-music", "planetblupi-music-midi"]
 ROS_PROBE = "import rclpy, std_msgs.msg, sensor_msgs.msg, geometry_msgs.msg, rosidl_generator_py"

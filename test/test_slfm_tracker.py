@@ -104,7 +104,10 @@ def test_sources_behind_a_spherical_head_in_a_reverberant_room():
         still, turned = results[0.0], results[25.0]
         assert still[0].front_back_confidence < 0.7 and abs(still[0].azimuth) <= np.pi / 2  # mirrored, and says so
         assert still[1] > 50.0 and still[2] < 10.0  # the per-window answer is the mirror in front
-        assert turned[0].resolved and turned[1] < 10.0, (az_deg, turned)
+        # within the tracker's side band (10 deg) of the interaural axis front and back are one direction: there
+        # the lateral angle is what is checked (120 deg turned by 25 ends 5 deg behind the axis)
+        near_axis = abs(abs(np.degrees(truth)) - 90.0) < 10.0
+        assert turned[0].resolved and (turned[2] if near_axis else turned[1]) < 10.0, (az_deg, turned)
 
 
 def _handler_params(**over):

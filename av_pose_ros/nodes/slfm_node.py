@@ -82,14 +82,21 @@ class SlfmNode(Node):
 
     def _load(self, kind: str, path: str):
         from av_pose_ros.slfm import AzimuthEstimator, SlfmModelError
+        from av_pose_ros.slfm.head_calibration import HeadCalibration
         from av_pose_ros.slfm.rotation_wide import load_rotation_estimator
 
         load = load_rotation_estimator if kind == "rotation" else AzimuthEstimator.load
         try:
-            return load(package_file(path))
+            estimator = load(package_file(path))
         except (SlfmModelError, OSError) as err:
             self.health.problem(f"model_{kind}", f"cannot load the {kind} model {path}: {err}", ERROR)
             return None
+        if kind == "azimuth" and self.p.head_calibration_path:
+            try:
+                estimator.calibration = HeadCalibration.load(package_file(self.p.head_calibration_path))
+            except ValueError as err:
+                self.health.problem("head_calibration", f"{err}; using the spherical-head curve")
+        return estimator
 
     def on_image(self, msg: Image) -> None:
         self.jumps.stamp("head_camera/image_raw", ns_from_time(msg.header.stamp))

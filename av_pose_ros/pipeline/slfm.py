@@ -26,6 +26,8 @@ PARAMS = [
     Param("mode", "both", "Which estimates to run.", choices=("both", "vision", "audio"), read_only=True),
     Param("rotation_model_path", "models/slfm_rotation.pt", "Visual rotation model.", read_only=True),
     Param("azimuth_model_path", "models/slfm_azimuth.pt", "Binaural azimuth model.", read_only=True),
+    Param("head_calibration_path", "models/slfm_head_calibration.json", "Which interaural delay means which "
+          "direction for this head (`av-pose calibrate-head`); '' = the spherical-head curve.", read_only=True),
     Param("head_frame", "head_link", "Frame of the head (sound directions are in it)."),
     Param("yaw_parent_frame", "head_base_link", "Parent of head_frame for the integrated-yaw TF."),
     Param("publish_tf", True, "Publish yaw_parent_frame -> head_frame rotated by the integrated yaw."),
@@ -116,7 +118,8 @@ class SlfmHandler:
         config = TrackerConfig(measurement_std_deg=p.tracker_measurement_std_deg,
                                drift_std_deg=p.tracker_drift_std_deg, resolved_threshold=p.front_back_resolved,
                                evidence_weight=min(1.0, p.audio_hop_s / p.audio_window_s))
-        self.tracker = SourceTracker(lambda clip, fs: 0.0, config)  # fed the handler's own estimates
+        self.tracker = SourceTracker(lambda clip, fs: 0.0, config,  # fed the handler's own estimates
+                                     head_calibration=getattr(azimuth, "calibration", None))
         self._yaw_lock = threading.Lock()
         self.reset()
 

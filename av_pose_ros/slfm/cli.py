@@ -1,4 +1,5 @@
-"""Command line for SLfM: ``av-pose train-slfm``, ``av-pose eval-slfm`` and ``av-pose eval-slfm-tracking``.
+"""Command line for SLfM: ``av-pose train-slfm``, ``av-pose eval-slfm``, ``av-pose eval-slfm-tracking`` and
+``av-pose calibrate-head``.
 
 ``register(subparsers)`` is wired into the top-level ``av-pose`` command; ``python -m av_pose_ros.slfm.cli ...``
 runs the same subcommands on their own.
@@ -49,7 +50,8 @@ def _eval(args) -> int:
         res = evaluate_slfm(num=args.num, seed=args.seed, rotation_model=args.rotation_model,
                             azimuth_model=args.azimuth_model, sizes=args.sizes or ((128, 96), (320, 240)),
                             levels=args.levels, cache_dir=args.cache_dir, feature_method=args.features,
-                            wide_model=args.wide_model)
+                            wide_model=args.wide_model, head_calibration=args.head_calibration,
+                            measured_head_recordings=args.measured_head_recordings, progress=not args.json)
     except SlfmError as exc:
         print(f"eval-slfm: {exc}", file=sys.stderr)
         return 2
@@ -61,6 +63,26 @@ def _eval(args) -> int:
                                                 args.rotation3d_size, wide_model=args.wide_model)
     print(json.dumps(res, indent=2) if args.json else format_report(res) + (
         "\n\n" + format_3d(res["rotation3d"]) if "rotation3d" in res else ""))
+    return 0
+
+
+def _calibrate_head(args) -> int:
+    from .estimators import AzimuthEstimator, model_path
+    from .head_calibration import fit_head_calibration
+    from .head_eval import turn_recordings
+    from .heads import head_model
+
+    try:
+        head = head_model(args.head)
+        estimator = AzimuthEstimator.load(args.azimuth_model or model_path("slfm_azimuth.pt"), device="cpu")
+        delays, turns, _ = turn_recordings(estimator, head, args.recordings, args.seed, progress=not args.quiet)
+        cal = fit_head_calibration(delays, turns, head=head.name)
+    except (OSError, ValueError) as exc:
+        print(f"calibrate-head: {exc}", file=sys.stderr)
+        return 2
+    cal.save(args.out)
+    print(f"{args.out}: {cal.recordings} recordings, median residual {cal.residual_us:.1f} us, "
+          f"{'separate' if cal.back_delays_s else 'one'} curve for sources behind")
     return 0
 
 
@@ -108,7 +130,28 @@ def register(subparsers) -> None:
     e.add_argument("--rotation3d-hfov", type=float, default=90.0, help="3D-room camera field of view (deg)")
     e.add_argument("--rotation3d-size", type=_size, default=(320, 240), help="3D-room image size")
     e.add_argument("--wide-model", default=None, help="wide rotation model (default models/slfm_rotation_wide.pt)")
+    e.add_argument("--head-calibration", default=None,
+                   help="head calibration to read the azimuth model through "
+                        "(default models/slfm_head_calibration.json)")
+    e.add_argument("--measured-head-recordings", type=int, default=300,
+                   help="also the measured MIT KEMAR head (libmysofa1): its own-turn calibration from this many "
+                        "recordings; 0 = skip that table (it takes about 1 s per recording)")
     e.set_defaults(func=_eval)
+
+    c = subparsers.add_parser(
+        "calibrate-head", help="learn the head's delay -> direction curves from its own turns (no labels)",
+        description="Record a fixed source at several head yaws (known turns, unknown directions), read the "
+                    "azimuth model's interaural delays and fit which delay means which direction for this head "
+                    "(slfm/head_calibration.py). The recordings are simulated through the chosen head; slfm_node "
+                    "and SourceTracker read the result through `head_calibration_path`.")
+    c.add_argument("--head", default="spherical", choices=["spherical", "kemar"],
+                   help="spherical = the training head (the shipped file); kemar = the measured MIT KEMAR head")
+    c.add_argument("--recordings", type=int, default=600, help="recordings, four head yaws each")
+    c.add_argument("--seed", type=int, default=11, help="rooms of the recordings (eval-slfm's clips are others)")
+    c.add_argument("--azimuth-model", default=None, help="default models/slfm_azimuth.pt")
+    c.add_argument("--out", default="models/slfm_head_calibration.json")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=_calibrate_head)
 
     from .tracking_eval import add_arguments, run
 

@@ -3,7 +3,10 @@
 * Rotation: pairs of views of the held-out real photographs (never used in training), relative yaw uniform in
   +-``max_yaw_deg``, evaluated at one or more image sizes; the SLfM rotation model vs SIFT + RANSAC homography.
 * Azimuth: held-out rooms and voices at each reverberation level, sources within +-90 deg of the front; the SLfM
-  audio model vs GCC-PHAT with the same spherical-head ITD model.
+  audio model (read through the spherical-head curve, and through the shipped head calibration learned from the
+  training head's turns) vs GCC-PHAT with the same spherical-head ITD model.
+* Measured head (when Debian's libmysofa1 is installed): the same clips heard by the MIT KEMAR head
+  (``slfm.head_eval``).
 Errors in degrees: mean absolute error (MAE) and median; "chance" is the error of always answering 0.
 """
 
@@ -75,10 +78,11 @@ def evaluate_rotation(estimator: RotationEstimator, num: int, seed: int, sizes=(
     return out
 
 
-def evaluate_azimuth(estimator: AzimuthEstimator, num: int, seed: int, levels=None, cache_dir=None) -> dict:
+def evaluate_azimuth(estimator: AzimuthEstimator, num: int, seed: int, levels=None, cache_dir=None,
+                     calibration=None) -> dict:
     levels = list(levels or RT60_LEVELS)
     out = {}
-    all_model, all_gcc, all_true = [], [], []
+    all_model, all_gcc, all_true, all_cal = [], [], [], []
     for level in levels:
         clips, az, rt60, kinds = eval_audio_set(num, seed, level, cache_dir=cache_dir)
         true = fold_front(az)
@@ -88,6 +92,9 @@ def evaluate_azimuth(estimator: AzimuthEstimator, num: int, seed: int, levels=No
         entry = {"rt60_range_s": list(RT60_LEVELS[level]), "mean_rt60_s": float(rt60.mean()),
                  "model": _stats(pred - true), "gcc_phat": _stats(gcc - true), "chance": _stats(true),
                  "by_source": {}}
+        if calibration is not None:
+            all_cal.append(calibration.lateral(estimator.delay_batch(list(clips), 16000)) - true)
+            entry["model_calibrated"] = _stats(all_cal[-1])
         for k in ("speech", "music", "noise"):
             m = kinds == k
             if m.any():
@@ -98,26 +105,39 @@ def evaluate_azimuth(estimator: AzimuthEstimator, num: int, seed: int, levels=No
         all_true.append(true)
     out["all"] = {"model": _stats(np.concatenate(all_model)), "gcc_phat": _stats(np.concatenate(all_gcc)),
                   "chance": _stats(np.concatenate(all_true))}
+    if all_cal:
+        out["all"]["model_calibrated"] = _stats(np.concatenate(all_cal))
     return out
 
 
 def evaluate_slfm(num: int = 100, seed: int = 0, rotation_model: str | None = None, azimuth_model: str | None = None,
                   sizes=((128, 96), (320, 240)), levels=None, cache_dir: str | None = "data_cache/slfm",
-                  feature_method: str = "sift", wide_model: str | None = None) -> dict:
+                  feature_method: str = "sift", wide_model: str | None = None, head_calibration: str | None = None,
+                  measured_head_recordings: int = 300, progress: bool = False) -> dict:
+    """Every table of ``eval-slfm``; ``measured_head_recordings`` = 0 skips the measured head."""
     import os
 
+    from .head_calibration import HeadCalibration
+    from .head_eval import evaluate_measured_head
+    from .heads import KEMAR_SOFA, MeasuredHead
     from .rotation_wide import WideRotationEstimator
 
     rot = RotationEstimator.load(rotation_model or model_path("slfm_rotation.pt"), device="cpu")
     azm = AzimuthEstimator.load(azimuth_model or model_path("slfm_azimuth.pt"), device="cpu")
     wide_path = wide_model or model_path("slfm_rotation_wide.pt")
     wide = WideRotationEstimator.load(wide_path) if (wide_model or os.path.exists(wide_path)) else None
+    cal_path = head_calibration or model_path("slfm_head_calibration.json")
+    shipped = HeadCalibration.load(cal_path) if os.path.exists(cal_path) else None
     t0 = time.time()
     result = {
         "num": num, "seed": seed,
         "rotation": evaluate_rotation(rot, num, seed, sizes, feature_method, wide),
-        "azimuth": evaluate_azimuth(azm, num, seed, levels, cache_dir),
+        "azimuth": evaluate_azimuth(azm, num, seed, levels, cache_dir, shipped),
     }
+    if measured_head_recordings > 0 and KEMAR_SOFA.exists():
+        result["measured_head"] = evaluate_measured_head(
+            azm, MeasuredHead.from_sofa(KEMAR_SOFA), num, seed, shipped=shipped,
+            recordings=measured_head_recordings, levels=levels, cache_dir=cache_dir, progress=progress)
     result["seconds"] = time.time() - t0
     return result
 
@@ -133,12 +153,19 @@ def format_report(res: dict) -> str:
         lines.append(f"  {size:<9} {r['model']['mae_deg']:9.2f} {r['model']['median_deg']:9.2f} {wide} "
                      f"{r[feat]['mae_deg']:9.3f} {r[feat]['median_deg']:9.3f} {100 * r[feat]['failure_rate']:8.1f}% "
                      f"{r['chance']['mae_deg']:7.2f}")
-    lines += ["", "Azimuth, sources within +-90 deg of the front (deg):",
-              f"  {'level':<8} {'RT60 s':>11} {'model MAE':>9} {'model med':>9} {'GCC MAE':>8} {'GCC med':>8} "
-              f"{'chance':>7}"]
+    lines += ["", "Azimuth, sources within +-90 deg of the front (deg; 'calibrated' = through the shipped head "
+              "calibration):",
+              f"  {'level':<8} {'RT60 s':>11} {'model MAE':>9} {'model med':>9} {'calib MAE':>9} {'calib med':>9} "
+              f"{'GCC MAE':>8} {'GCC med':>8} {'chance':>7}"]
     for level, r in res["azimuth"].items():
         rt = "" if level == "all" else f"{r['rt60_range_s'][0]:.2f}-{r['rt60_range_s'][1]:.2f}"
-        lines.append(f"  {level:<8} {rt:>11} {r['model']['mae_deg']:9.2f} {r['model']['median_deg']:9.2f} "
+        cal = r.get("model_calibrated")
+        cal = f"{cal['mae_deg']:9.2f} {cal['median_deg']:9.2f}" if cal else f"{'-':>9} {'-':>9}"
+        lines.append(f"  {level:<8} {rt:>11} {r['model']['mae_deg']:9.2f} {r['model']['median_deg']:9.2f} {cal} "
                      f"{r['gcc_phat']['mae_deg']:8.2f} {r['gcc_phat']['median_deg']:8.2f} "
                      f"{r['chance']['mae_deg']:7.2f}")
+    if "measured_head" in res:
+        from .head_eval import format_measured_head
+
+        lines += ["", format_measured_head(res["measured_head"])]
     return "\n".join(lines)

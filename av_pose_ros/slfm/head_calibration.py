@@ -9,9 +9,11 @@ SLfM's point is that a turning head teaches itself: a fixed source heard at turn
 camera) has head-frame direction ``psi - delta_v`` in view ``v``, so the delays of one recording at several turns
 must all be explained by one unknown direction ``psi``. ``fit_head_calibration`` alternates (1) the best
 full-circle ``psi`` of every recording under the current curves (grid search; front and back both tried) and
-(2) the monotone, odd curves (piecewise linear in |delay|, non-negative slopes, Huber-weighted least squares)
-that best map the measured delays onto the lateral angles those directions imply. The turns fix the angular
-scale: a curve stretched or squashed cannot make the views agree.
+(2) the monotone curves delay = f(lateral angle) (piecewise linear, non-negative slopes, Huber-weighted least
+squares) that best predict the measured delays from the directions. The curve is fitted in that direction, delay
+from angle, because the noise is in the measured delay: regressing the angle on a noisy delay would shrink the
+curve a little more every round. The turns fix the angular scale: a curve stretched or squashed cannot make the
+views agree.
 
 A real head is not front/back symmetric either (the ears sit behind the centre, the face and the back of the head
 differ): a source 20 deg behind the left ear gives a shorter delay than one 20 deg in front of it (MIT KEMAR:
@@ -42,36 +44,42 @@ def _fold(az):
 
 @dataclass(frozen=True)
 class HeadCalibration:
-    """Odd, monotone maps from interaural delay (s, + = left ear first) to lateral angle (rad, + left): linear
-    between ``delays_s`` (increasing, from 0) and ``laterals_rad`` (non-decreasing, from 0, at most pi/2) for
-    sources in front; ``back_laterals_rad`` (same knots) for sources behind, empty for a symmetric head."""
+    """Interaural delay (s, + = left ear first) of a source at each lateral angle ``laterals_rad`` (0 .. pi/2):
+    ``delays_s`` in front, ``back_delays_s`` behind (empty for a symmetric head); both increasing, linear between
+    the knots, odd in the angle."""
 
-    delays_s: tuple
     laterals_rad: tuple
-    back_laterals_rad: tuple = ()
+    delays_s: tuple
+    back_delays_s: tuple = ()
     head: str = ""
     recordings: int = 0
-    residual_deg: float = float("nan")
+    residual_us: float = 0.0
 
     @classmethod
     def woodworth(cls, head_radius: float = HEAD_RADIUS, knots: int = 12) -> HeadCalibration:
         lateral = np.linspace(0.0, math.pi / 2, knots)
-        return cls(tuple(woodworth_itd(lateral, head_radius).tolist()), tuple(lateral.tolist()), head="spherical")
+        return cls(tuple(lateral.tolist()), tuple(woodworth_itd(lateral, head_radius).tolist()), head="spherical")
 
     def lateral(self, delay_s) -> np.ndarray:
         """The per-window reading: front-folded azimuth of a delay (as if the source were in front)."""
         return _odd_interp(delay_s, self.delays_s, self.laterals_rad)
 
+    def delay(self, direction_rad) -> np.ndarray:
+        """Delay (s) of a source at ``direction_rad`` (head frame, full circle)."""
+        direction = np.angle(np.exp(1j * np.asarray(direction_rad, dtype=float)))
+        folded = _fold(direction)
+        front = _odd_interp(folded, self.laterals_rad, self.delays_s)
+        if not self.back_delays_s:
+            return front
+        return np.where(np.abs(direction) > math.pi / 2, _odd_interp(folded, self.laterals_rad, self.back_delays_s),
+                        front)
+
     def apparent_lateral(self, direction_rad) -> np.ndarray:
         """What ``lateral`` reads for a source at ``direction_rad`` (head frame, full circle): its folded angle in
         front; behind, the front reading of the delay the back curve gives."""
-        direction = np.asarray(direction_rad, dtype=float)
-        folded = _fold(direction)
-        if not self.back_laterals_rad:
-            return folded
-        behind = np.abs(np.angle(np.exp(1j * direction))) > math.pi / 2
-        delay = _odd_interp(folded, self.back_laterals_rad, self.delays_s)
-        return np.where(behind, self.lateral(delay), folded)
+        if not self.back_delays_s:
+            return _fold(np.asarray(direction_rad, dtype=float))
+        return self.lateral(self.delay(direction_rad))
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -80,17 +88,17 @@ class HeadCalibration:
     def load(cls, path) -> HeadCalibration:
         try:
             raw = json.loads(Path(path).read_text())
-            cal = cls(tuple(float(x) for x in raw["delays_s"]), tuple(float(x) for x in raw["laterals_rad"]),
-                      tuple(float(x) for x in raw.get("back_laterals_rad", ())), str(raw.get("head", "")),
-                      int(raw.get("recordings", 0)), float(raw.get("residual_deg", "nan")))
+            cal = cls(tuple(float(x) for x in raw["laterals_rad"]), tuple(float(x) for x in raw["delays_s"]),
+                      tuple(float(x) for x in raw.get("back_delays_s", ())), str(raw.get("head", "")),
+                      int(raw.get("recordings", 0)), float(raw.get("residual_us", 0.0)))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}: not a head calibration file ({e}); make one with "
                              "`av-pose calibrate-head`") from None
-        d = np.asarray(cal.delays_s)
-        curves = [np.asarray(cal.laterals_rad)] + ([np.asarray(cal.back_laterals_rad)] if cal.back_laterals_rad else [])
-        if d.size < 2 or np.any(np.diff(d) <= 0) or any(
-                c.size != d.size or np.any(np.diff(c) < 0) or c[-1] > 1.58 for c in curves):
-            raise ValueError(f"{path}: the delay and lateral tables must be increasing, of equal length >= 2")
+        lat = np.asarray(cal.laterals_rad)
+        curves = [np.asarray(cal.delays_s)] + ([np.asarray(cal.back_delays_s)] if cal.back_delays_s else [])
+        if lat.size < 2 or np.any(np.diff(lat) <= 0) or lat[-1] > 1.58 or any(
+                c.size != lat.size or np.any(np.diff(c) <= 0) for c in curves):
+            raise ValueError(f"{path}: the lateral and delay tables must be increasing, of equal length >= 2")
         return cal
 
 
@@ -99,37 +107,38 @@ def _odd_interp(x, xp, fp) -> np.ndarray:
     return np.sign(x) * np.interp(np.abs(x), xp, fp)
 
 
-def _ramps(abs_delay: np.ndarray, knots: np.ndarray) -> np.ndarray:
+def _ramps(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     """Design matrix of a piecewise-linear function with value 0 at 0: column k rises from knot k to knot k+1."""
     lo, hi = knots[:-1], knots[1:]
-    return np.clip((abs_delay[:, None] - lo[None, :]) / (hi - lo)[None, :], 0.0, 1.0)
+    return np.clip((x[:, None] - lo[None, :]) / (hi - lo)[None, :], 0.0, 1.0)
 
 
-def best_directions(readings: np.ndarray, turns: np.ndarray, calibration: HeadCalibration,
-                    scale_rad: float = math.radians(4.0)) -> np.ndarray:
-    """(N,) full-circle direction in view 0's head frame that best explains each recording's (N, V) per-window
-    readings at turns (N, V) (rad, + left), robustly (Huber of ``scale_rad``)."""
-    pred = calibration.apparent_lateral(_GRID[None, None, :] - turns[:, :, None])     # (N, V, G)
-    r = np.abs(pred - readings[:, :, None])
-    cost = np.where(r < scale_rad, 0.5 * r**2, scale_rad * (r - 0.5 * scale_rad)).sum(1)
+def best_directions(delays: np.ndarray, turns: np.ndarray, calibration: HeadCalibration,
+                    scale_s: float = 40e-6) -> np.ndarray:
+    """(N,) full-circle direction in view 0's head frame that best explains each recording's (N, V) delays at
+    turns (N, V) (rad, + left), robustly (Huber of ``scale_s``)."""
+    pred = calibration.delay(_GRID[None, None, :] - turns[:, :, None])               # (N, V, G)
+    r = np.abs(pred - delays[:, :, None])
+    cost = np.where(r < scale_s, 0.5 * r**2, scale_s * (r - 0.5 * scale_s)).sum(1)
     return _GRID[np.argmin(cost, axis=1)]
 
 
-def _monotone_fit(abs_delay, target, knots, scale, current, smoothness: float = 0.01) -> np.ndarray:
-    """Huber-weighted non-negative-slope least squares of ``target`` on |delay| -> laterals at the knots, with a
+def _monotone_fit(lateral, delay, knots, scale, current, smoothness: float = 0.01) -> np.ndarray:
+    """Huber-weighted increasing least squares of ``delay`` on the lateral angle -> delays at the knots, with a
     penalty on changes of slope (``smoothness`` per view) so that sparse knots follow their neighbours."""
-    resid = current - target
+    resid = current - delay
     w = np.sqrt(np.where(np.abs(resid) < scale, 1.0, scale / np.maximum(np.abs(resid), 1e-12)))
     n = knots.size - 1
-    bend = (np.eye(n, k=1) - np.eye(n))[:-1] * math.sqrt(smoothness * abs_delay.size)
-    slopes, _ = nnls(np.vstack([_ramps(abs_delay, knots) * w[:, None], bend]),
-                     np.concatenate([target * w, np.zeros(n - 1)]))
-    return np.minimum(np.concatenate([[0.0], np.cumsum(slopes)]), math.pi / 2)
+    unit = scale / math.radians(1.0)           # slopes in delay per degree are of order scale / 1 deg
+    bend = (np.eye(n, k=1) - np.eye(n))[:-1] * math.sqrt(smoothness * lateral.size) * unit
+    a = np.vstack([_ramps(lateral, knots) * w[:, None], bend / unit])
+    slopes, _ = nnls(a, np.concatenate([delay * w, np.zeros(n - 1)]))
+    return np.concatenate([[0.0], np.cumsum(np.maximum(slopes, 1e-9))])
 
 
-def fit_head_calibration(delays_s, turns_rad, *, knots: int = 12, iterations: int = 8, huber_deg: float = 4.0,
-                         min_back_views: int = 100, back_gain: float = 0.92, head: str = "") -> HeadCalibration:
-    """Fit the delay -> lateral curves from recordings of fixed sources at known head turns.
+def fit_head_calibration(delays_s, turns_rad, *, knots: int = 12, iterations: int = 20, huber_us: float = 40.0,
+                         min_back_views: int = 100, back_gain: float = 0.95, head: str = "") -> HeadCalibration:
+    """Fit the lateral angle -> delay curves from recordings of fixed sources at known head turns.
 
     delays_s: (N, V) measured interaural delays (s) of N recordings, each at V head yaws; turns_rad: (N, V) the head's
     yaw of each view relative to the recording's first view (rad, + left; from the camera or TF). No directions.
@@ -143,18 +152,17 @@ def fit_head_calibration(delays_s, turns_rad, *, knots: int = 12, iterations: in
     delays, turns = delays[ok], turns[ok]
     if delays.shape[0] < 20:
         raise ValueError(f"only {delays.shape[0]} recordings with a turn of more than 5 deg; need at least 20")
-    knot_d = np.linspace(0.0, float(np.quantile(np.abs(delays), 0.99)), knots)
-    fit = _Alternation(delays, turns, knot_d, math.radians(huber_deg), iterations, head)
+    fit = _Alternation(delays, turns, np.linspace(0.0, math.pi / 2, knots), huber_us * 1e-6, iterations, head)
     symmetric = fit.run(min_back_views=None)
     if fit.back_views(symmetric) < min_back_views:
         return symmetric
     asymmetric = fit.run(min_back_views=min_back_views)
-    return asymmetric if asymmetric.residual_deg < back_gain * symmetric.residual_deg else symmetric
+    return asymmetric if asymmetric.residual_us < back_gain * symmetric.residual_us else symmetric
 
 
 @dataclass
 class _Alternation:
-    """Directions given the curves, curves given the directions; scored by the median residual (deg)."""
+    """Directions given the curves, curves given the directions; scored by the median residual (us)."""
 
     delays: np.ndarray
     turns: np.ndarray
@@ -164,28 +172,28 @@ class _Alternation:
     head: str
 
     def view_directions(self, cal: HeadCalibration) -> np.ndarray:
-        psi = best_directions(cal.lateral(self.delays), self.turns, cal, self.scale)
+        psi = best_directions(self.delays, self.turns, cal, self.scale)
         return np.angle(np.exp(1j * (psi[:, None] - self.turns)))
 
     def back_views(self, cal: HeadCalibration) -> int:
         return int(np.sum(np.abs(self.view_directions(cal)) > math.pi / 2))
 
     def run(self, min_back_views: int | None) -> HeadCalibration:
-        cal = HeadCalibration.woodworth()
-        abs_d, sign = np.abs(self.delays).ravel(), np.sign(self.delays).ravel()
+        cal = HeadCalibration.woodworth(knots=self.knots.size)
         for _ in range(self.iterations):
             view_dir = self.view_directions(cal).ravel()
             behind = np.abs(view_dir) > math.pi / 2
-            target = sign * _fold(view_dir)                      # lateral angle implied, mirrored to |delay|
-            current = sign * cal.lateral(self.delays).ravel()
+            folded = _fold(view_dir)
+            lateral, delay = np.abs(folded), np.sign(folded) * self.delays.ravel()  # mirrored to + angles
+            current = np.abs(cal.delay(view_dir))
             two = min_back_views is not None and behind.sum() >= min_back_views
             sides = [~behind, behind] if two else [np.ones_like(behind)]
-            curves = [_monotone_fit(abs_d[m], target[m], self.knots, self.scale, current[m]) for m in sides]
+            curves = [_monotone_fit(lateral[m], delay[m], self.knots, self.scale, current[m]) for m in sides]
             cal = HeadCalibration(tuple(self.knots.tolist()), tuple(curves[0].tolist()),
                                   tuple(curves[1].tolist()) if two else (), head=self.head)
-        resid = np.degrees(cal.lateral(self.delays) - cal.apparent_lateral(self.view_directions(cal)))
-        return HeadCalibration(cal.delays_s, cal.laterals_rad, cal.back_laterals_rad, head=self.head,
-                               recordings=int(self.delays.shape[0]), residual_deg=float(np.median(np.abs(resid))))
+        resid = self.delays - cal.delay(self.view_directions(cal))
+        return HeadCalibration(cal.laterals_rad, cal.delays_s, cal.back_delays_s, head=self.head,
+                               recordings=int(self.delays.shape[0]), residual_us=float(np.median(np.abs(resid)) * 1e6))
 
 
 __all__ = ["HeadCalibration", "fit_head_calibration", "best_directions"]

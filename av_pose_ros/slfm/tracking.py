@@ -10,9 +10,10 @@ window, tells front from back after a few windows with the head turning.
 
 * prediction: a random walk (a wrapped Gaussian per update, for a source that moves or a head that is not exactly
   where its yaw says) plus a small chance that the source jumped anywhere (a new speaker);
-* update: each hypothesis predicts the lateral angle ``asin(sin(theta - head_yaw))``; the likelihood of the
-  measurement is a Gaussian around it, mixed with a uniform floor for the per-window estimator's gross errors
-  (reflections, the wrong side).
+* update: each hypothesis predicts the lateral angle ``asin(sin(theta - head_yaw))`` (or, for a head calibrated
+  front and back, ``HeadCalibration.apparent_lateral``: a real head reads a source behind it a few degrees off its
+  mirror); the likelihood of the measurement is a Gaussian around it, mixed with a uniform floor for the
+  per-window estimator's gross errors (reflections, the wrong side).
 
 Without head motion a hypothesis and its mirror always predict the same measurement, so their posterior mass stays
 equal: the front/back confidence (posterior mass of the hemisphere the answer is in, leaving out directions within
@@ -23,6 +24,7 @@ answer is given in front, like the per-window model's. Angles follow REP-103: ra
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,27 +92,33 @@ def _gcc_lateral(binaural: np.ndarray, fs: int) -> float:
     return gcc_phat_azimuth(x, int(fs))
 
 
-def default_estimator() -> tuple[LateralEstimator, str]:
-    """The shipped azimuth model's `estimate` (and its path), or GCC-PHAT when the model file is missing or bad."""
+def default_estimator():
+    """The shipped azimuth model (read through the shipped head calibration when it is there), or GCC-PHAT when
+    the model file is missing or bad."""
     from .estimators import AzimuthEstimator, model_path
 
-    path = model_path("slfm_azimuth.pt")
+    calibration = model_path("slfm_head_calibration.json")
     try:
-        return AzimuthEstimator.load(path, device="cpu").estimate, path
-    except (SlfmError, OSError):
-        return _gcc_lateral, "gcc_phat"
+        return AzimuthEstimator.load(model_path("slfm_azimuth.pt"), device="cpu",
+                                     calibration=calibration if os.path.exists(calibration) else None)
+    except (SlfmError, OSError, ValueError):
+        return "gcc_phat"
 
 
 class SourceTracker:
     """Full-circle azimuth of one sound source from front-folded per-window estimates and the head's yaw.
 
     ``estimator``: "auto" (the shipped azimuth model, GCC-PHAT without it), "gcc_phat", an `AzimuthEstimator`, or
-    any callable ``(binaural (2, n), fs) -> lateral angle (rad)``.
+    any callable ``(binaural (2, n), fs) -> lateral angle (rad)``. ``head_calibration``: the head's
+    `HeadCalibration` (default: the estimator's own, if it has one), for where a source behind is read.
     """
 
-    def __init__(self, estimator="auto", config: TrackerConfig | None = None):
+    def __init__(self, estimator="auto", config: TrackerConfig | None = None, *, head_calibration=None):
         self.config = config or TrackerConfig()
+        if estimator == "auto":
+            estimator = default_estimator()
         self.estimator, self.estimator_name = self._resolve(estimator)
+        self.head_calibration = head_calibration or getattr(estimator, "calibration", None)
         n = self.config.n_hypotheses
         self.grid = wrap_angle(np.arange(n) * (2 * np.pi / n))
         self._kernel = self._drift_kernel()
@@ -118,8 +126,6 @@ class SourceTracker:
 
     @staticmethod
     def _resolve(estimator) -> tuple[LateralEstimator, str]:
-        if estimator == "auto":
-            return default_estimator()
         if estimator in (None, "gcc_phat"):
             return _gcc_lateral, "gcc_phat"
         if hasattr(estimator, "estimate"):
@@ -177,7 +183,10 @@ class SourceTracker:
     def _likelihood(self, lateral: float, yaw: float) -> np.ndarray:
         """p(measurement | direction): Gaussian in the lateral angle plus a uniform floor over [-pi/2, pi/2]."""
         cfg = self.config
-        predicted = np.arcsin(np.clip(np.sin(self.grid - yaw), -1.0, 1.0))
+        if self.head_calibration is not None:
+            predicted = self.head_calibration.apparent_lateral(self.grid - yaw)
+        else:
+            predicted = np.arcsin(np.clip(np.sin(self.grid - yaw), -1.0, 1.0))
         sigma = math.radians(cfg.measurement_std_deg)
         good = np.exp(-0.5 * ((lateral - predicted) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
         like = (1.0 - cfg.outlier_fraction) * good + cfg.outlier_fraction / math.pi

@@ -82,13 +82,14 @@ def turn_profile(n_windows: int, turn_rad: float) -> np.ndarray:
     return turn_rad * ramp
 
 
-def render_windows(sc: TurnScenario, yaws: np.ndarray, window_s: float, seed: int) -> np.ndarray:
-    """(W, 2, n) clips, window k heard at head yaw ``yaws[k]`` (relative to the room's base yaw)."""
+def render_windows(sc: TurnScenario, yaws: np.ndarray, window_s: float, seed: int, head=None) -> np.ndarray:
+    """(W, 2, n) clips, window k heard at head yaw ``yaws[k]`` (relative to the room's base yaw) by ``head``
+    (``slfm.heads``; default the spherical training head)."""
     rng = np.random.default_rng([int(seed), 5])
     n = int(round(window_s * SAMPLE_RATE))
     clips = np.zeros((len(yaws), 2, n), np.float32)
     for k, (yaw, sig) in enumerate(zip(yaws, sc.signals)):
-        out = render_view(sc.room, sc.room.base_yaw + float(yaw), sig, rng, snr_db=30.0)
+        out = render_view(sc.room, sc.room.base_yaw + float(yaw), sig, rng, snr_db=30.0, head=head)
         clips[k, :, :min(n, out.shape[1])] = out[:, :n]
     return clips
 
@@ -100,21 +101,23 @@ def _errors(pred, true) -> dict:
 
 def collect_measurements(num: int = 40, seed: int = 0, split: str = "dev", turns_deg=(0.0, 10.0, 20.0, 30.0),
                          n_windows: int = 8, window_s: float = 1.0, cache_dir: str | None = "data_cache/slfm",
-                         estimator="auto") -> dict:
+                         estimator="auto", head=None) -> dict:
     """Per head turn: the per-window lateral estimates of the model and of GCC-PHAT (num, W), the head yaws (num, W)
-    and the true head-frame azimuth at the last window (num,). Same scenarios and clips for every method."""
+    and the true head-frame azimuth at the last window (num,). Same scenarios and clips for every method; ``head``
+    hears them (default the spherical training head)."""
     speech = speech_corpus(cache_dir, count=60, seed=seed, split="eval") if cache_dir else None
     bank = SourceBank(speech)
     model = SourceTracker(estimator)
     out = {"estimator": model.estimator_name, "split": split, "num": num, "seed": seed, "n_windows": n_windows,
-           "window_s": window_s, "turns": {}}
+           "window_s": window_s, "head": getattr(head, "name", "spherical"), "turns": {},
+           "head_calibration": model.head_calibration}
     t0 = time.perf_counter()
     rows = {t: {"model": [], "gcc": [], "yaws": [], "truth": []} for t in turns_deg}
     for i in range(num):
         sc = make_scenario(SPLIT_OFFSETS[split] + i, seed, bank, n_windows, window_s)
         for turn in turns_deg:
             yaws = turn_profile(n_windows, np.deg2rad(turn)) * (1 if i % 2 == 0 else -1)
-            clips = render_windows(sc, yaws, window_s, seed + i)
+            clips = render_windows(sc, yaws, window_s, seed + i, head)
             rows[turn]["model"].append([model.estimator(c, SAMPLE_RATE) for c in clips])
             rows[turn]["gcc"].append([gcc_phat_azimuth(c, SAMPLE_RATE) for c in clips])
             rows[turn]["yaws"].append(yaws)
@@ -124,8 +127,9 @@ def collect_measurements(num: int = 40, seed: int = 0, split: str = "dev", turns
     return out
 
 
-def _track(laterals: np.ndarray, yaws: np.ndarray, config: TrackerConfig | None):
-    tracker = SourceTracker("gcc_phat", config)  # the estimator is not called: the laterals are given
+def _track(laterals: np.ndarray, yaws: np.ndarray, config: TrackerConfig | None, head_calibration=None):
+    # the estimator is not called: the laterals are given
+    tracker = SourceTracker("gcc_phat", config, head_calibration=head_calibration)
     for lat, yaw in zip(laterals, yaws):
         tracker.update_lateral(lat, yaw)
     return tracker.state
@@ -134,10 +138,11 @@ def _track(laterals: np.ndarray, yaws: np.ndarray, config: TrackerConfig | None)
 def score(measured: dict, config: TrackerConfig | None = None) -> dict:
     """Full-circle errors at the last window of the tracker (model), the tracker (GCC-PHAT) and the per-window
     model, per head turn."""
-    res = {k: v for k, v in measured.items() if k != "turns"}
+    res = {k: v for k, v in measured.items() if k not in ("turns", "head_calibration")}
     res["turns"] = {}
+    cal = measured.get("head_calibration")
     for turn, r in measured["turns"].items():
-        states = [_track(m, y, config) for m, y in zip(r["model"], r["yaws"])]
+        states = [_track(m, y, config, cal) for m, y in zip(r["model"], r["yaws"])]
         states_gcc = [_track(g, y, config) for g, y in zip(r["gcc"], r["yaws"])]
         res["turns"][str(turn)] = _summary({
             "truth": r["truth"], "tracker": [s.azimuth for s in states], "tracker_gcc": [s.azimuth for s in states_gcc],
@@ -148,9 +153,10 @@ def score(measured: dict, config: TrackerConfig | None = None) -> dict:
 
 def evaluate_tracking(num: int = 40, seed: int = 0, split: str = "dev", turns_deg=(0.0, 10.0, 20.0, 30.0),
                       n_windows: int = 8, window_s: float = 1.0, config: TrackerConfig | None = None,
-                      cache_dir: str | None = "data_cache/slfm", estimator="auto") -> dict:
+                      cache_dir: str | None = "data_cache/slfm", estimator="auto", head=None) -> dict:
     """`collect_measurements` then `score` with ``config``."""
-    return score(collect_measurements(num, seed, split, turns_deg, n_windows, window_s, cache_dir, estimator), config)
+    return score(collect_measurements(num, seed, split, turns_deg, n_windows, window_s, cache_dir, estimator, head),
+                 config)
 
 
 def _summary(r: dict) -> dict:
@@ -173,7 +179,8 @@ def _summary(r: dict) -> dict:
 
 def format_report(res: dict) -> str:
     lines = [f"split {res['split']}, {res['num']} scenarios, seed {res['seed']}, {res['n_windows']} windows of "
-             f"{res['window_s']} s, estimator {res['estimator']} ({res['seconds']:.0f} s)",
+             f"{res['window_s']} s, head {res.get('head', 'spherical')}, estimator {res['estimator']} "
+             f"({res['seconds']:.0f} s)",
              "turn | method | MAE all | MAE behind | MAE front | front/back correct | median confidence"]
     for turn, methods in res["turns"].items():
         for name, m in methods.items():
@@ -195,14 +202,25 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cache-dir", default="data_cache/slfm", help="where the held-out speech is cached")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
+    ap.add_argument("--head", default="spherical", choices=["spherical", "kemar"],
+                    help="who hears the scenarios: the spherical training head or the measured MIT KEMAR head")
+    ap.add_argument("--head-calibration", default=None,
+                    help="the model's head calibration (default models/slfm_head_calibration.json; 'none' = the "
+                         "spherical-head curve); for kemar, e.g. one from `av-pose calibrate-head --head kemar`")
 
 
 def run(args) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from .estimators import AzimuthEstimator, model_path
+    from .heads import head_model
+
+    cal = args.head_calibration or model_path("slfm_head_calibration.json")
+    estimator = AzimuthEstimator.load(model_path("slfm_azimuth.pt"), device="cpu",
+                                      calibration=None if cal == "none" else cal)
     res = evaluate_tracking(args.num, args.seed, args.split, tuple(args.turns), args.windows,
-                            cache_dir=args.cache_dir or None)
+                            cache_dir=args.cache_dir or None, estimator=estimator, head=head_model(args.head))
     print(format_report(res))
     if args.json:
         with open(args.json, "w") as f:
