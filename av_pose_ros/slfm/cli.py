@@ -67,17 +67,28 @@ def _eval(args) -> int:
 
 
 def _calibrate_head(args) -> int:
+    from av_pose_ros.bag.reader import BagError
+
+    from .calibration_bag import BagRecordingsConfig, recordings_from_bag
+    from .errors import SlfmError
     from .estimators import AzimuthEstimator, model_path
     from .head_calibration import fit_head_calibration
     from .head_eval import turn_recordings
     from .heads import head_model
 
     try:
-        head = head_model(args.head)
         estimator = AzimuthEstimator.load(args.azimuth_model or model_path("slfm_azimuth.pt"), device="cpu")
-        delays, turns, _ = turn_recordings(estimator, head, args.recordings, args.seed, progress=not args.quiet)
-        cal = fit_head_calibration(delays, turns, head=head.name)
-    except (OSError, ValueError) as exc:
+        if args.bag:
+            config = BagRecordingsConfig(audio_topic=args.audio_topic, yaw_topic=args.yaw_topic,
+                                         left_channel=args.left_channel, right_channel=args.right_channel)
+            delays, turns, _ = recordings_from_bag(args.bag, estimator, config)
+            name = args.name or str(args.bag)
+        else:
+            head = head_model(args.head)
+            delays, turns, _ = turn_recordings(estimator, head, args.recordings, args.seed, progress=not args.quiet)
+            name = args.name or head.name
+        cal = fit_head_calibration(delays, turns, head=name)
+    except (OSError, ValueError, BagError, SlfmError) as exc:
         print(f"calibrate-head: {exc}", file=sys.stderr)
         return 2
     cal.save(args.out)
@@ -140,14 +151,25 @@ def register(subparsers) -> None:
 
     c = subparsers.add_parser(
         "calibrate-head", help="learn the head's delay -> direction curves from its own turns (no labels)",
-        description="Record a fixed source at several head yaws (known turns, unknown directions), read the "
-                    "azimuth model's interaural delays and fit which delay means which direction for this head "
-                    "(slfm/head_calibration.py). The recordings are simulated through the chosen head; slfm_node "
-                    "and SourceTracker read the result through `head_calibration_path`.")
+        description="Fit which interaural delay means which direction for a head (slfm/head_calibration.py) from "
+                    "recordings of fixed sources at several head yaws: known turns, unknown directions, no labels. "
+                    "On a robot: record binaural/frames and slfm/head_rotation while a speaker plays noise or "
+                    "music and the head turns now and then (move the speaker between takes; a few minutes in "
+                    "all), then pass the bag with --bag. Without --bag the recordings are simulated through "
+                    "--head. slfm_node and SourceTracker read the result through `head_calibration_path`.")
+    c.add_argument("--bag", default=None, help="a rosbag2 of the robot's ears and head yaw (see above)")
+    c.add_argument("--audio-topic", default="binaural/frames", help="AudioFrame topic of the two ears (--bag)")
+    c.add_argument("--yaw-topic", default="slfm/head_rotation",
+                   help="HeadRotation topic whose integrated_yaw is the head's yaw (--bag; sim: sim/head_yaw)")
+    c.add_argument("--left-channel", type=int, default=0, help="left ear's channel in the AudioFrame (--bag)")
+    c.add_argument("--right-channel", type=int, default=1, help="right ear's channel in the AudioFrame (--bag)")
+    c.add_argument("--name", default=None, help="the head's name stored in the file")
     c.add_argument("--head", default="spherical", choices=["spherical", "kemar"],
-                   help="spherical = the training head (the shipped file); kemar = the measured MIT KEMAR head")
-    c.add_argument("--recordings", type=int, default=600, help="recordings, four head yaws each")
-    c.add_argument("--seed", type=int, default=11, help="rooms of the recordings (eval-slfm's clips are others)")
+                   help="without --bag: spherical = the training head (the shipped file); kemar = the measured MIT "
+                        "KEMAR head")
+    c.add_argument("--recordings", type=int, default=600, help="without --bag: recordings, four head yaws each")
+    c.add_argument("--seed", type=int, default=11,
+                   help="without --bag: rooms of the recordings (eval-slfm's clips are others)")
     c.add_argument("--azimuth-model", default=None, help="default models/slfm_azimuth.pt")
     c.add_argument("--out", default="models/slfm_head_calibration.json")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
