@@ -148,7 +148,7 @@ def test_estimator_reads_its_delay_through_the_calibration():
     rng = np.random.default_rng(3)
     room = sample_room(rng, rt60_range=(0.2, 0.3))
     clip = render_view(room, room.base_yaw, music_like(16000 * 2, rng), rng)
-    plain = AzimuthEstimator.load(path)
+    plain = AzimuthEstimator.load(path, calibration=None)
     bigger = HeadCalibration(tuple(1.3 * np.array(HeadCalibration.woodworth().delays_s)),
                              HeadCalibration.woodworth().laterals_rad)
     calibrated = AzimuthEstimator.load(path, calibration=bigger)
@@ -168,3 +168,21 @@ def test_slfm_node_reports_a_bad_head_calibration_and_keeps_running(ros_context,
             assert node.alive()
         finally:
             probe.close()
+
+
+def test_the_shipped_model_loads_with_its_own_calibration_only(tmp_path):
+    import dataclasses
+    import shutil
+
+    from av_pose_ros.slfm.estimators import AzimuthEstimator
+
+    path = REPO / "models" / "slfm_azimuth.pt"
+    shipped = REPO / "models" / "slfm_head_calibration.json"
+    if not (path.exists() and shipped.exists()):
+        pytest.skip("no shipped azimuth model and calibration")
+    assert AzimuthEstimator.load(path).calibration == HeadCalibration.load(shipped)
+    assert AzimuthEstimator.load(path, calibration=None).calibration is None
+    shutil.copy(path, tmp_path / "slfm_azimuth.pt")      # a calibration beside it, fitted on another model
+    other = dataclasses.replace(HeadCalibration.load(shipped), azimuth_model="0" * 16)
+    other.save(tmp_path / "slfm_head_calibration.json")
+    assert AzimuthEstimator.load(tmp_path / "slfm_azimuth.pt").calibration is None

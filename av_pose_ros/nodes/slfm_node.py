@@ -95,7 +95,14 @@ class SlfmNode(Node):
             try:
                 estimator.calibration = HeadCalibration.load(package_file(self.p.head_calibration_path))
             except ValueError as err:
+                estimator.calibration = None
                 self.health.problem("head_calibration", f"{err}; using the spherical-head curve")
+            else:
+                if not estimator.calibration.fits_model(estimator.path):
+                    self.health.problem("head_calibration", f"{self.p.head_calibration_path} was fitted on another "
+                                        "azimuth model's delays; run `av-pose calibrate-head` for this one")
+        elif kind == "azimuth":
+            estimator.calibration = None
         return estimator
 
     def on_image(self, msg: Image) -> None:

@@ -8,6 +8,7 @@ runs the same subcommands on their own.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -72,12 +73,13 @@ def _calibrate_head(args) -> int:
     from .calibration_bag import BagRecordingsConfig, recordings_from_bag
     from .errors import SlfmError
     from .estimators import AzimuthEstimator, model_path
-    from .head_calibration import fit_head_calibration
+    from .head_calibration import fit_head_calibration, model_digest
     from .head_eval import turn_recordings
     from .heads import head_model
 
     try:
-        estimator = AzimuthEstimator.load(args.azimuth_model or model_path("slfm_azimuth.pt"), device="cpu")
+        estimator = AzimuthEstimator.load(args.azimuth_model or model_path("slfm_azimuth.pt"), device="cpu",
+                                          calibration=None)
         if args.bag:
             config = BagRecordingsConfig(audio_topic=args.audio_topic, yaw_topic=args.yaw_topic,
                                          left_channel=args.left_channel, right_channel=args.right_channel)
@@ -88,6 +90,7 @@ def _calibrate_head(args) -> int:
             delays, turns, _ = turn_recordings(estimator, head, args.recordings, args.seed, progress=not args.quiet)
             name = args.name or head.name
         cal = fit_head_calibration(delays, turns, head=name)
+        cal = dataclasses.replace(cal, azimuth_model=model_digest(estimator.path))
     except (OSError, ValueError, BagError, SlfmError) as exc:
         print(f"calibrate-head: {exc}", file=sys.stderr)
         return 2

@@ -160,13 +160,21 @@ class AzimuthEstimator:
         self.calibration = calibration  # slfm.head_calibration.HeadCalibration of this head, or None (Woodworth)
 
     @classmethod
-    def load(cls, path, device=None, calibration=None) -> AzimuthEstimator:
-        """``calibration``: a ``HeadCalibration`` (or the path of its JSON file) fitted for the head in use."""
-        if calibration is not None and not hasattr(calibration, "lateral"):
-            from .head_calibration import HeadCalibration
+    def load(cls, path, device=None, calibration="auto") -> AzimuthEstimator:
+        """``calibration``: a ``HeadCalibration`` (or the path of its JSON file) fitted for the head in use;
+        "auto": ``slfm_head_calibration.json`` beside the model file when it was fitted on this model's delays
+        (the shipped pair); None: the spherical-head (Woodworth) curve."""
+        from .head_calibration import HeadCalibration
 
-            calibration = HeadCalibration.load(calibration)
         model, _ = _load(path, cls.kind, AzimuthNet)
+        if isinstance(calibration, str) and calibration == "auto":
+            beside = Path(path).with_name("slfm_head_calibration.json")
+            calibration = None
+            if beside.exists():
+                found = HeadCalibration.load(beside)
+                calibration = found if found.azimuth_model and found.fits_model(path) else None
+        elif calibration is not None and not hasattr(calibration, "lateral"):
+            calibration = HeadCalibration.load(calibration)
         return cls(model, _default_device(device), str(path), calibration)
 
     def _prepare(self, binaural, fs) -> np.ndarray:

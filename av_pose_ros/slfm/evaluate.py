@@ -123,7 +123,7 @@ def evaluate_slfm(num: int = 100, seed: int = 0, rotation_model: str | None = No
     from .rotation_wide import WideRotationEstimator
 
     rot = RotationEstimator.load(rotation_model or model_path("slfm_rotation.pt"), device="cpu")
-    azm = AzimuthEstimator.load(azimuth_model or model_path("slfm_azimuth.pt"), device="cpu")
+    azm = AzimuthEstimator.load(azimuth_model or model_path("slfm_azimuth.pt"), device="cpu", calibration=None)
     wide_path = wide_model or model_path("slfm_rotation_wide.pt")
     wide = WideRotationEstimator.load(wide_path) if (wide_model or os.path.exists(wide_path)) else None
     cal_path = head_calibration or model_path("slfm_head_calibration.json")

@@ -23,6 +23,7 @@ and ``apparent_lateral`` tells the tracker where a source in any direction will 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -54,6 +55,7 @@ class HeadCalibration:
     head: str = ""
     recordings: int = 0
     residual_us: float = 0.0
+    azimuth_model: str = ""   # sha256 (first 16 hex) of the azimuth model whose delays were fitted; "" = any
 
     @classmethod
     def woodworth(cls, head_radius: float = HEAD_RADIUS, knots: int = 12) -> HeadCalibration:
@@ -90,7 +92,8 @@ class HeadCalibration:
             raw = json.loads(Path(path).read_text())
             cal = cls(tuple(float(x) for x in raw["laterals_rad"]), tuple(float(x) for x in raw["delays_s"]),
                       tuple(float(x) for x in raw.get("back_delays_s", ())), str(raw.get("head", "")),
-                      int(raw.get("recordings", 0)), float(raw.get("residual_us", 0.0)))
+                      int(raw.get("recordings", 0)), float(raw.get("residual_us", 0.0)),
+                      str(raw.get("azimuth_model", "")))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}: not a head calibration file ({e}); make one with "
                              "`av-pose calibrate-head`") from None
@@ -100,6 +103,15 @@ class HeadCalibration:
                 c.size != lat.size or np.any(np.diff(c) <= 0) for c in curves):
             raise ValueError(f"{path}: the lateral and delay tables must be increasing, of equal length >= 2")
         return cal
+
+    def fits_model(self, model_path) -> bool:
+        """Whether this calibration was fitted on the delays of the azimuth model file at ``model_path``."""
+        return not self.azimuth_model or self.azimuth_model == model_digest(model_path)
+
+
+def model_digest(path) -> str:
+    """First 16 hex digits of a file's sha256: which azimuth model a calibration belongs to."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def _odd_interp(x, xp, fp) -> np.ndarray:

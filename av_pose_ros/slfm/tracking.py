@@ -24,7 +24,6 @@ answer is given in front, like the per-window model's. Angles follow REP-103: ra
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -93,14 +92,12 @@ def _gcc_lateral(binaural: np.ndarray, fs: int) -> float:
 
 
 def default_estimator():
-    """The shipped azimuth model (read through the shipped head calibration when it is there), or GCC-PHAT when
-    the model file is missing or bad."""
+    """The shipped azimuth model (read through the shipped head calibration), or GCC-PHAT when the model file is
+    missing or bad."""
     from .estimators import AzimuthEstimator, model_path
 
-    calibration = model_path("slfm_head_calibration.json")
     try:
-        return AzimuthEstimator.load(model_path("slfm_azimuth.pt"), device="cpu",
-                                     calibration=calibration if os.path.exists(calibration) else None)
+        return AzimuthEstimator.load(model_path("slfm_azimuth.pt"), device="cpu")
     except (SlfmError, OSError, ValueError):
         return "gcc_phat"
 
