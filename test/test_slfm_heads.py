@@ -100,13 +100,15 @@ def _recordings(front_scale: float, back_scale: float, n: int = 400, seed: int =
 
 def test_calibration_learns_a_bigger_head_from_turns_alone():
     delays, turns = _recordings(front_scale=1.12, back_scale=1.0)
-    cal = fit_head_calibration(delays, turns)
+    cal = fit_head_calibration(delays, turns, symmetric=True)
     lateral = np.deg2rad(np.arange(5.0, 80.0, 5.0))
     true_delay = 1.12 * woodworth_itd(lateral)
     learned = np.degrees(np.abs(cal.lateral(true_delay) - lateral))
     plain = np.degrees(np.abs(HeadCalibration.woodworth().lateral(true_delay) - lateral))
     assert np.median(learned) < 1.5 and np.median(plain) > 3.0, (learned, plain)
-    assert cal.back_delays_s == ()      # a symmetric head keeps one curve
+    assert cal.back_delays_s == ()      # a head known to be symmetric keeps one curve
+    both = fit_head_calibration(delays, turns)   # a back curve of its own, close to the front one here
+    assert np.degrees(np.max(np.abs(both.apparent_lateral(np.pi - lateral) - lateral))) < 3.0
     assert cal.recordings == 400 and cal.residual_us < 30.0
 
 

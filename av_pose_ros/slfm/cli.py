@@ -89,7 +89,8 @@ def _calibrate_head(args) -> int:
             head = head_model(args.head)
             delays, turns, _ = turn_recordings(estimator, head, args.recordings, args.seed, progress=not args.quiet)
             name = args.name or head.name
-        cal = fit_head_calibration(delays, turns, head=name)
+        cal = fit_head_calibration(delays, turns, head=name, symmetric=args.symmetric or
+                                   (not args.bag and args.head == "spherical"))
         cal = dataclasses.replace(cal, azimuth_model=model_digest(estimator.path))
     except (OSError, ValueError, BagError, SlfmError) as exc:
         print(f"calibrate-head: {exc}", file=sys.stderr)
@@ -167,6 +168,9 @@ def register(subparsers) -> None:
     c.add_argument("--left-channel", type=int, default=0, help="left ear's channel in the AudioFrame (--bag)")
     c.add_argument("--right-channel", type=int, default=1, help="right ear's channel in the AudioFrame (--bag)")
     c.add_argument("--name", default=None, help="the head's name stored in the file")
+    c.add_argument("--symmetric", action="store_true",
+                   help="one curve for front and back (a head known to be front/back symmetric; implied for the "
+                        "simulated spherical head); by default sources behind get their own curve")
     c.add_argument("--head", default="spherical", choices=["spherical", "kemar"],
                    help="without --bag: spherical = the training head (the shipped file); kemar = the measured MIT "
                         "KEMAR head")

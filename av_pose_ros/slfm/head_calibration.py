@@ -149,14 +149,15 @@ def _monotone_fit(lateral, delay, knots, scale, current, smoothness: float = 0.0
 
 
 def fit_head_calibration(delays_s, turns_rad, *, knots: int = 12, iterations: int = 20, huber_us: float = 40.0,
-                         min_back_views: int = 100, back_gain: float = 0.95, head: str = "") -> HeadCalibration:
+                         symmetric: bool = False, min_back_views: int = 100, head: str = "") -> HeadCalibration:
     """Fit the lateral angle -> delay curves from recordings of fixed sources at known head turns.
 
     delays_s: (N, V) measured interaural delays (s) of N recordings, each at V head yaws; turns_rad: (N, V) the head's
     yaw of each view relative to the recording's first view (rad, + left; from the camera or TF). No directions.
-    A separate curve for sources behind is fitted when at least ``min_back_views`` views hear their source from
-    behind, and kept when it explains the recordings better: its median residual below ``back_gain`` times the
-    symmetric curve's (a label-free choice; a symmetric head gains nothing from it but noise)."""
+    Sources behind get a curve of their own (a real head is not front/back symmetric) unless ``symmetric`` (a head
+    known to be, like the simulator's sphere, gains nothing from it but noise) or fewer than ``min_back_views``
+    views hear their source from behind. Which of the two to use is not decided from the recordings: the median
+    residual moves by less than its own noise between them (measured on the sphere and on MIT KEMAR)."""
     delays, turns = np.asarray(delays_s, float), np.asarray(turns_rad, float)
     if delays.shape != turns.shape or delays.ndim != 2 or delays.shape[1] < 2:
         raise ValueError(f"need (N, V >= 2) delays and turns of the same shape, got {delays.shape}, {turns.shape}")
@@ -165,11 +166,10 @@ def fit_head_calibration(delays_s, turns_rad, *, knots: int = 12, iterations: in
     if delays.shape[0] < 20:
         raise ValueError(f"only {delays.shape[0]} recordings with a turn of more than 5 deg; need at least 20")
     fit = _Alternation(delays, turns, np.linspace(0.0, math.pi / 2, knots), huber_us * 1e-6, iterations, head)
-    symmetric = fit.run(min_back_views=None)
-    if fit.back_views(symmetric) < min_back_views:
-        return symmetric
-    asymmetric = fit.run(min_back_views=min_back_views)
-    return asymmetric if asymmetric.residual_us < back_gain * symmetric.residual_us else symmetric
+    one_curve = fit.run(min_back_views=None)
+    if symmetric or fit.back_views(one_curve) < min_back_views:
+        return one_curve
+    return fit.run(min_back_views=min_back_views)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .baselines import gcc_phat_azimuth
 from .data import eval_audio_set, simulate_config
 from .head_calibration import HeadCalibration, fit_head_calibration
+from .heads import SphericalHead
 from .rooms import RT60_LEVELS, fold_front
 from .sources import SourceBank
 
@@ -61,7 +62,7 @@ def evaluate_measured_head(estimator, head, num: int, seed: int, *, shipped: Hea
                            recordings: int = 150, levels=None, cache_dir=None, progress: bool = False) -> dict:
     """``score_head`` on ``head`` with the shipped calibration and one fitted on ``recordings`` of its own turns."""
     delays, turns, _ = turn_recordings(estimator, head, recordings, seed, progress)
-    own = fit_head_calibration(delays, turns, head=head.name)
+    own = fit_head_calibration(delays, turns, head=head.name, symmetric=isinstance(head, SphericalHead))
     calibrations = {"own_turns": own} | ({"shipped": shipped} if shipped is not None else {})
     return {"head": head.name, "calibration_recordings": recordings, "own_calibration_residual_us": own.residual_us,
             "own_calibration_has_back_curve": bool(own.back_delays_s),
