@@ -13,8 +13,9 @@ from TF with `head_yaw_source: tf`, when something else turns the head and publi
 no head TF) feeds `av_pose_ros.slfm.SourceTracker`: a source in front and its mirror behind move oppositely in the
 head frame as the head turns.
 
-Confidence comes from the models' own symmetry, as SLfM trains them: the rotation from b to a must be the negative of
-a to b, and swapping the ears must mirror the azimuth; the disagreement (degrees) sets the confidence. Parameters
+Confidence: for the rotation, the shipped model's own symmetry (the turn from b to a must be the negative of a to b;
+the disagreement sets it), or the wide model's overlap and alignment; for the sound, how concentrated the azimuth
+model's delay distribution is around its peak (a reverberant or noisy window spreads it). Parameters
 are live except `mode` and the model paths (read-only). The per-message work is
 `av_pose_ros.pipeline.slfm.SlfmHandler`.
 """
@@ -27,7 +28,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from av_pose_ros.msg import AudioFrame, HeadRotation, SoundDirection
 from av_pose_ros.pipeline.common import StageError
-from av_pose_ros.pipeline.slfm import PARAMS, SlfmHandler, symmetry_confidence
+from av_pose_ros.pipeline.slfm import PARAMS, SlfmHandler
 from av_pose_ros.primitives.geometry import make_transform, rot_z
 from av_pose_ros.primitives.paths import package_file
 from av_pose_ros.ros.conversions import (
@@ -46,7 +47,7 @@ from av_pose_ros.ros.runner import run_node
 from av_pose_ros.ros.tf import TfBuffer, TfPublisher, transform_msg
 from av_pose_ros.ros.time_jumps import TimeJumps
 
-__all__ = ["PARAMS", "SlfmNode", "main", "symmetry_confidence"]
+__all__ = ["PARAMS", "SlfmNode", "main"]
 
 
 class SlfmNode(Node):

@@ -2,8 +2,8 @@
 
 `SlfmHandler` keeps the previous image (the rotation is between two views), the integrated yaw, the camera's field
 of view and the rolling binaural buffer the azimuth model reads; slfm_node drives it. Confidence comes from the
-models' own symmetry, as SLfM trains them: the rotation from b to a must be the negative of a to b, and swapping the
-ears must mirror the azimuth; the disagreement (degrees) sets the confidence.
+estimators (`estimate_with_confidence`): the rotation model's disagreement between the two orders of the views (the
+wide model: its overlap and alignment), the azimuth model's concentration of its delay distribution.
 
 Front/back: the azimuth model hears only the lateral angle; a `SourceTracker` combines successive windows with the
 head's yaw at each window (integrated from the rotation model, or read from TF) into a full-circle azimuth and a
@@ -36,7 +36,8 @@ PARAMS = [
     Param("right_channel", 1, "Channel of the right ear in the AudioFrame.", 0, 64),
     Param("audio_window_s", 1.0, "Audio used for one azimuth estimate (s).", 0.25, 10.0),
     Param("audio_hop_s", 0.5, "Time between azimuth estimates (s).", 0.05, 10.0),
-    Param("symmetry_scale_deg", 3.0, "Symmetry disagreement (deg) at which confidence falls to 1/e.", 0.1, 90.0),
+    Param("symmetry_scale_deg", 3.0, "Rotation (slfm_rotation.pt): disagreement (deg) of the turn read both ways at "
+          "which its confidence falls to 1/e.", 0.1, 90.0),
     Param("track_front_back", True, "Full-circle azimuth: combine successive windows with the head's yaw to tell a "
                                     "source in front from its mirror behind (SourceTracker); false = front-folded."),
     Param("head_yaw_source", "rotation", "Head yaw the tracker reads: rotation = integrated from the rotation model "
@@ -49,11 +50,6 @@ PARAMS = [
     Param("front_back_resolved", 0.9, "front_back_confidence from which front_back_folded is false.", 0.5, 1.0,
           read_only=True),
 ]
-
-
-def symmetry_confidence(forward: float, mirrored: float, scale_deg: float) -> float:
-    """exp(-|forward + mirrored| / scale): 1 when the mirrored estimate is exactly the negative of the forward one."""
-    return float(np.exp(-abs(np.degrees(forward + mirrored)) / scale_deg))
 
 
 @dataclass
@@ -153,13 +149,13 @@ class SlfmHandler:
             self._remember_yaw(stamp_ns)
             return None
         try:
-            forward, backward = self.rotation.estimate_batch([previous[1], rgb], [rgb, previous[1]], fov)
+            forward, confidence = self.rotation.estimate_with_confidence(previous[1], rgb, fov,
+                                                                         self.p.symmetry_scale_deg)
         except SlfmInputError as err:
             raise StageError("input_image", str(err)) from err
         self.integrated_yaw += float(forward)
         self._remember_yaw(stamp_ns)
-        return RotationOutput(stamp_ns, previous[0], float(forward), self.integrated_yaw,
-                              symmetry_confidence(forward, backward, self.p.symmetry_scale_deg))
+        return RotationOutput(stamp_ns, previous[0], float(forward), self.integrated_yaw, confidence)
 
     def on_audio(self, audio) -> DirectionOutput | None:
         """Sound direction once `audio_window_s` of audio is buffered, every `audio_hop_s`; None in between."""
@@ -178,13 +174,12 @@ class SlfmHandler:
         if clip is None or audio.stamp_ns - self.last_estimate_ns < self.p.audio_hop_s * 1e9:
             return None
         try:
-            forward, mirrored = self.azimuth.estimate_batch([clip, clip[::-1]], fs)
+            forward, confidence = self.azimuth.estimate_with_confidence(clip, fs)
         except SlfmInputError as err:
             raise StageError("input_audio", str(err)) from err
         self.last_estimate_ns = audio.stamp_ns
         start_ns = audio.stamp_ns + int(audio.audio.shape[1] / fs * 1e9) - int(window / fs * 1e9)
-        out = DirectionOutput(start_ns, float(forward),
-                              symmetry_confidence(forward, mirrored, self.p.symmetry_scale_deg))
+        out = DirectionOutput(start_ns, float(forward), confidence)
         if self.p.track_front_back:
             out.head_yaw = self.head_yaw_at(start_ns + int(window / fs * 5e8))  # the middle of the window
             weight = min(1.0, self.p.audio_hop_s / self.p.audio_window_s)  # both are live parameters

@@ -418,6 +418,13 @@ class WideRotationEstimator:
         """Turn of the head from view a to view b (rad, + left)."""
         return self.estimate_full(img_a, img_b, fov_deg).yaw
 
+    def estimate_with_confidence(self, img_a, img_b, fov_deg: float = 90.0,
+                                 symmetry_scale_deg: float = 3.0) -> tuple[float, float]:
+        """(yaw rad, confidence): the model's own confidence (overlap, alignment, margin); the
+        `RotationEstimator` interface (``symmetry_scale_deg`` is not used here)."""
+        r = self.estimate_full(img_a, img_b, fov_deg)
+        return r.yaw, r.confidence
+
     def estimate_batch(self, imgs_a, imgs_b, fov_deg: float = 90.0) -> np.ndarray:
         """`estimate` for each pair (the `RotationEstimator` interface slfm_node drives)."""
         from .errors import SlfmInputError
