@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -182,8 +183,12 @@ class AzimuthEstimator:
             beside = Path(path).with_name("slfm_head_calibration.json")
             calibration = None
             if beside.exists():
-                found = HeadCalibration.load(beside)
-                calibration = found if found.azimuth_model and found.fits_model(path) else None
+                try:
+                    found = HeadCalibration.load(beside)
+                except ValueError as err:  # the model still works through the spherical-head curve
+                    warnings.warn(f"{err}; reading {path} through the spherical-head curve", stacklevel=2)
+                else:
+                    calibration = found if found.azimuth_model and found.fits_model(path) else None
         elif calibration is not None and not hasattr(calibration, "lateral"):
             calibration = HeadCalibration.load(calibration)
         return cls(model, _default_device(device), str(path), calibration)
