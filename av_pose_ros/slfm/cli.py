@@ -12,6 +12,8 @@ import dataclasses
 import json
 import sys
 
+import numpy as np
+
 
 def _size(text: str):
     try:
@@ -83,8 +85,9 @@ def _calibrate_head(args) -> int:
         if args.bag:
             config = BagRecordingsConfig(audio_topic=args.audio_topic, yaw_topic=args.yaw_topic,
                                          left_channel=args.left_channel, right_channel=args.right_channel)
-            delays, turns, _ = recordings_from_bag(args.bag, estimator, config)
-            name = args.name or str(args.bag)
+            parts = [recordings_from_bag(bag, estimator, config)[:2] for bag in args.bag]
+            delays, turns = np.concatenate([d for d, _ in parts]), np.concatenate([t for _, t in parts])
+            name = args.name or ", ".join(map(str, args.bag))
         else:
             head = head_model(args.head)
             delays, turns, _ = turn_recordings(estimator, head, args.recordings, args.seed, progress=not args.quiet)
@@ -161,7 +164,8 @@ def register(subparsers) -> None:
                     "music and the head turns now and then (move the speaker between takes; a few minutes in "
                     "all), then pass the bag with --bag. Without --bag the recordings are simulated through "
                     "--head. slfm_node and SourceTracker read the result through `head_calibration_path`.")
-    c.add_argument("--bag", default=None, help="a rosbag2 of the robot's ears and head yaw (see above)")
+    c.add_argument("--bag", nargs="+", default=None,
+                   help="rosbag2 recordings of the robot's ears and head yaw (see above), one or more takes")
     c.add_argument("--audio-topic", default="binaural/frames", help="AudioFrame topic of the two ears (--bag)")
     c.add_argument("--yaw-topic", default="slfm/head_rotation",
                    help="HeadRotation topic whose integrated_yaw is the head's yaw (--bag; sim: sim/head_yaw)")
