@@ -75,6 +75,9 @@ def test_spherical_calibration_file_and_bad_files(tmp_path):
     (tmp_path / "bad.json").write_text('{"laterals_rad": [0, 0.5, 1.0], "delays_s": [0, 1e-4, 5e-5]}')
     with pytest.raises(ValueError, match="increasing"):
         HeadCalibration.load(tmp_path / "bad.json")
+    (tmp_path / "nan.json").write_text('{"laterals_rad": [0, 0.5, 1.0], "delays_s": [0, NaN, 5e-4]}')
+    with pytest.raises(ValueError, match="increasing"):
+        HeadCalibration.load(tmp_path / "nan.json")
     (tmp_path / "junk.json").write_text("not json")
     with pytest.raises(ValueError, match="calibrate-head"):
         HeadCalibration.load(tmp_path / "junk.json")

@@ -99,9 +99,9 @@ class HeadCalibration:
                              "`av-pose calibrate-head`") from None
         lat = np.asarray(cal.laterals_rad)
         curves = [np.asarray(cal.delays_s)] + ([np.asarray(cal.back_delays_s)] if cal.back_delays_s else [])
-        if lat.size < 2 or np.any(np.diff(lat) <= 0) or lat[-1] > 1.58 or any(
-                c.size != lat.size or np.any(np.diff(c) <= 0) for c in curves):
-            raise ValueError(f"{path}: the lateral and delay tables must be increasing, of equal length >= 2")
+        if lat.size < 2 or not np.all(np.isfinite(np.concatenate([lat, *curves]))) or np.any(np.diff(lat) <= 0) \
+                or lat[-1] > 1.58 or any(c.size != lat.size or np.any(np.diff(c) <= 0) for c in curves):
+            raise ValueError(f"{path}: the lateral and delay tables must be finite, increasing, of equal length >= 2")
         return cal
 
     def fits_model(self, model_path) -> bool:
