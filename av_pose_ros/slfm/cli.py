@@ -105,7 +105,8 @@ def _calibrate_head(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``train-slfm``, ``eval-slfm`` and ``eval-slfm-tracking`` to an argparse subparsers object."""
+    """Add ``train-slfm``, ``eval-slfm``, ``calibrate-head`` and ``eval-slfm-tracking`` to an argparse subparsers
+    object."""
     t = subparsers.add_parser("train-slfm", help="self-supervised SLfM training (rotation + sound direction)",
                               description="Train the SLfM rotation and azimuth models without labels.")
     t.add_argument("--out-dir", default="models", help="where slfm_rotation.pt / slfm_azimuth.pt are written")
@@ -182,7 +183,8 @@ def register(subparsers) -> None:
     c.add_argument("--seed", type=int, default=11,
                    help="without --bag: rooms of the recordings (eval-slfm's clips are others)")
     c.add_argument("--azimuth-model", default=None, help="default models/slfm_azimuth.pt")
-    c.add_argument("--out", default="models/slfm_head_calibration.json")
+    c.add_argument("--out", default="head_calibration.json",
+                   help="where to write it (the shipped file: models/slfm_head_calibration.json)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=_calibrate_head)
 
