@@ -11,11 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from av_pose_ros.bag.typestore import stamp_ns
 from av_pose_ros.primitives.skeleton import BONE_INDICES, LEFT_HIP, LEFT_WRIST, RIGHT_HIP, RIGHT_WRIST
-
-
-def _ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def _points(msg) -> np.ndarray:
@@ -38,10 +35,10 @@ def read_bag(path: Path) -> dict:
 
 def pose_errors(topics: dict) -> dict:
     """Stamp-matched errors of human/pose_3d against sim/ground_truth, and end-to-end latencies."""
-    truth = {_ns(m.header.stamp): _points(m) for _, m in topics.get("sim/ground_truth", [])}
+    truth = {stamp_ns(m.header.stamp): _points(m) for _, m in topics.get("sim/ground_truth", [])}
     stamps, rows = [], []
     for received, msg in topics.get("human/pose_3d", []):
-        stamp = _ns(msg.header.stamp)
+        stamp = stamp_ns(msg.header.stamp)
         if stamp in truth:
             err = np.linalg.norm(_points(msg) - truth[stamp], axis=1)
             stamps.append(stamp)
@@ -60,11 +57,11 @@ def handover_errors(topics: dict, truth: dict) -> np.ndarray:
     out = []
     t0 = min(truth) if truth else 0
     for _, msg in topics.get("handover/target_info", []):
-        joints = truth.get(_ns(msg.header.stamp))
+        joints = truth.get(stamp_ns(msg.header.stamp))
         if joints is not None:
             wrist = joints[RIGHT_WRIST if msg.hand == "right" else LEFT_WRIST]
             p = msg.pose.position
-            out.append(((_ns(msg.header.stamp) - t0) * 1e-9, np.linalg.norm(np.array([p.x, p.y, p.z]) - wrist),
+            out.append(((stamp_ns(msg.header.stamp) - t0) * 1e-9, np.linalg.norm(np.array([p.x, p.y, p.z]) - wrist),
                         float(msg.reachable), float(msg.hand in offered_hands(joints))))
     return np.array(out).reshape(-1, 4)
 
@@ -206,7 +203,7 @@ def write_figure(topics: dict, errors: dict, handover: np.ndarray, path: Path, s
 
     fig = plt.figure(figsize=(16, 10))
     rows, stamps, truth = errors["rows"], errors["stamps"], errors["truth"]
-    poses = {_ns(m.header.stamp): _points(m) for _, m in topics.get("human/pose_3d", [])}
+    poses = {stamp_ns(m.header.stamp): _points(m) for _, m in topics.get("human/pose_3d", [])}
     picks = [int(stamps[i]) for i in np.linspace(0, len(stamps) - 1, 3).astype(int)] if len(stamps) else []
     t0 = min(truth) if truth else 0
     for i, stamp in enumerate(picks):

@@ -21,6 +21,11 @@ def typestore():
     return store
 
 
+def stamp_ns(stamp) -> int:
+    """Nanoseconds of a deserialized builtin_interfaces/Time (sec, nanosec)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def message_class(msgtype: str) -> type:
     """The generated Python class of 'pkg/msg/Name' (what rosidl_runtime_py.get_message does)."""
     package, kind, name = msgtype.split("/")

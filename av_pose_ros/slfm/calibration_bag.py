@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from av_pose_ros.bag.reader import BagError, BagReader
-from av_pose_ros.bag.typestore import typestore
+from av_pose_ros.bag.typestore import stamp_ns, typestore
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,10 +38,6 @@ def _topic(bag: BagReader, name: str) -> str:
     raise BagError(f"{bag.path} has no topic {name!r} (it has: {', '.join(sorted(bag.topics))})")
 
 
-def _ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def read_ears_and_yaw(path, config: BagRecordingsConfig):
     """Contiguous audio segments [(start ns, fs, (2, n) float32)] and the yaw series (stamps ns, yaw rad)."""
     store = typestore()
@@ -53,14 +49,14 @@ def read_ears_and_yaw(path, config: BagRecordingsConfig):
         for topic, _, raw in bag.messages([audio_topic, yaw_topic]):
             msg = store.deserialize_cdr(raw, kinds[topic])
             if topic == yaw_topic:
-                yaw_t.append(_ns(msg.header.stamp))
+                yaw_t.append(stamp_ns(msg.header.stamp))
                 yaw.append(float(msg.integrated_yaw))
                 continue
             c, n, fs = int(msg.num_channels), int(msg.num_samples), int(msg.sample_rate)
             if max(config.left_channel, config.right_channel) >= c or n == 0 or len(msg.data) != c * n:
                 continue
             data = np.asarray(msg.data, dtype=np.float32).reshape(c, n)[[config.left_channel, config.right_channel]]
-            start = _ns(msg.header.stamp)
+            start = stamp_ns(msg.header.stamp)
             if chunks and (fs != chunks[0][1] or abs(start - expected) > 0.5 * n / fs * 1e9):
                 segments.append(chunks)      # a gap or a new rate: a new segment
                 chunks = []

@@ -79,34 +79,30 @@ def evaluate_rotation(estimator: RotationEstimator, num: int, seed: int, sizes=(
 
 
 def evaluate_azimuth(estimator: AzimuthEstimator, num: int, seed: int, levels=None, cache_dir=None,
-                     calibration=None) -> dict:
-    levels = list(levels or RT60_LEVELS)
-    out = {}
-    all_model, all_gcc, all_true, all_cal = [], [], [], []
-    for level in levels:
-        clips, az, rt60, kinds = eval_audio_set(num, seed, level, cache_dir=cache_dir)
-        true = fold_front(az)
-        pred = estimator.estimate_batch(list(clips), 16000)
-        gcc = np.array([gcc_phat_azimuth(c) for c in clips])
-        kinds = np.asarray(kinds)
+                     calibrations: dict | None = None, head=None) -> dict:
+    """Front-folded azimuth errors per reverberation level and pooled: ``model`` (as ``estimator`` reads),
+    ``model_<name>`` through each of ``calibrations`` (name -> HeadCalibration), ``gcc_phat``, ``chance``; the same
+    clips for every method, heard by ``head`` (``slfm.heads``; default the spherical training head)."""
+    out, pooled = {}, {}
+    for level in list(levels or RT60_LEVELS):
+        clips, az, rt60, kinds = eval_audio_set(num, seed, level, cache_dir=cache_dir, head=head)
+        true, clips, kinds = fold_front(az), list(clips), np.asarray(kinds)
+        errors = {"model": estimator.estimate_batch(clips, 16000) - true,
+                  "gcc_phat": np.array([gcc_phat_azimuth(c) for c in clips]) - true}
+        if calibrations:
+            delays = estimator.delay_batch(clips, 16000)
+            errors.update({f"model_{name}": cal.lateral(delays) - true for name, cal in calibrations.items()})
+        errors["chance"] = true
         entry = {"rt60_range_s": list(RT60_LEVELS[level]), "mean_rt60_s": float(rt60.mean()),
-                 "model": _stats(pred - true), "gcc_phat": _stats(gcc - true), "chance": _stats(true),
-                 "by_source": {}}
-        if calibration is not None:
-            all_cal.append(calibration.lateral(estimator.delay_batch(list(clips), 16000)) - true)
-            entry["model_calibrated"] = _stats(all_cal[-1])
+                 **{k: _stats(v) for k, v in errors.items()}, "by_source": {}}
         for k in ("speech", "music", "noise"):
             m = kinds == k
             if m.any():
-                entry["by_source"][k] = {"model": _stats((pred - true)[m]), "gcc_phat": _stats((gcc - true)[m])}
+                entry["by_source"][k] = {name: _stats(errors[name][m]) for name in ("model", "gcc_phat")}
         out[level] = entry
-        all_model.append(pred - true)
-        all_gcc.append(gcc - true)
-        all_true.append(true)
-    out["all"] = {"model": _stats(np.concatenate(all_model)), "gcc_phat": _stats(np.concatenate(all_gcc)),
-                  "chance": _stats(np.concatenate(all_true))}
-    if all_cal:
-        out["all"]["model_calibrated"] = _stats(np.concatenate(all_cal))
+        for k, v in errors.items():
+            pooled.setdefault(k, []).append(v)
+    out["all"] = {k: _stats(np.concatenate(v)) for k, v in pooled.items()}
     return out
 
 
@@ -132,7 +128,7 @@ def evaluate_slfm(num: int = 100, seed: int = 0, rotation_model: str | None = No
     result = {
         "num": num, "seed": seed,
         "rotation": evaluate_rotation(rot, num, seed, sizes, feature_method, wide),
-        "azimuth": evaluate_azimuth(azm, num, seed, levels, cache_dir, shipped),
+        "azimuth": evaluate_azimuth(azm, num, seed, levels, cache_dir, {"calibrated": shipped} if shipped else None),
     }
     if measured_head_recordings > 0 and KEMAR_SOFA.exists():
         result["measured_head"] = evaluate_measured_head(

@@ -2,9 +2,9 @@
 
 ``turn_recordings`` makes the calibration input a robot would collect: a fixed source heard at four head yaws,
 the turns known (from the camera or TF), the directions not. ``evaluate_measured_head`` reads held-out front
-clips (the same rooms, sources and signals as ``eval-slfm``'s azimuth table, rendered through the measured head)
-with the plain spherical-head readout, the shipped calibration (learned on the training head's turns) and a
-calibration learned on the measured head's own turns (other rooms), against GCC-PHAT.
+clips (``evaluate.evaluate_azimuth``: the same rooms, sources and signals as ``eval-slfm``'s azimuth table,
+rendered through the measured head) with the plain spherical-head readout, the shipped calibration (learned on the
+training head's turns) and a calibration learned on the measured head's own turns (other rooms), against GCC-PHAT.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .baselines import gcc_phat_azimuth
-from .data import eval_audio_set, simulate_config
+from .data import simulate_config
 from .head_calibration import HeadCalibration, fit_head_calibration
 from .heads import SphericalHead
-from .rooms import RT60_LEVELS, fold_front
 from .sources import SourceBank
 
 CALIBRATION_INDEX = 5_000_000  # room indices of calibration recordings (eval clips start at 1_000_000)
@@ -35,42 +33,22 @@ def turn_recordings(estimator, head, n: int, seed: int, progress: bool = False):
     return np.array(delays), np.array(turns), np.array(azimuths)
 
 
-def _mae(err) -> dict:
-    e = np.degrees(np.abs(np.asarray(err)))
-    return {"mae_deg": float(e.mean()), "median_deg": float(np.median(e)), "p90_deg": float(np.quantile(e, 0.9))}
-
-
-def score_head(estimator, head, num: int, seed: int, calibrations: dict, levels=None, cache_dir=None) -> dict:
-    """Front-folded azimuth errors per reverberation level: ``model`` (spherical-head readout), ``model_<name>``
-    per calibration, ``gcc_phat``; the same clips for every method."""
-    out, pooled = {}, {}
-    for level in levels or list(RT60_LEVELS):
-        clips, az, _, _ = eval_audio_set(num, seed, level, cache_dir=cache_dir, head=head)
-        true, clips = fold_front(az), list(clips)
-        delays = estimator.delay_batch(clips)
-        errors = {"model": estimator.estimate_batch(clips) - true,
-                  "gcc_phat": np.array([gcc_phat_azimuth(c) for c in clips]) - true}
-        errors.update({f"model_{name}": cal.lateral(delays) - true for name, cal in calibrations.items()})
-        out[level] = {k: _mae(v) for k, v in errors.items()}
-        for k, v in errors.items():
-            pooled.setdefault(k, []).append(v)
-    out["all"] = {k: _mae(np.concatenate(v)) for k, v in pooled.items()}
-    return out
-
-
 def evaluate_measured_head(estimator, head, num: int, seed: int, *, shipped: HeadCalibration | None,
                            recordings: int = 150, levels=None, cache_dir=None, progress: bool = False) -> dict:
-    """``score_head`` on ``head`` with the shipped calibration and one fitted on ``recordings`` of its own turns."""
+    """``evaluate_azimuth`` on ``head`` with the shipped calibration and one fitted on ``recordings`` of its own
+    turns."""
+    from .evaluate import evaluate_azimuth
+
     delays, turns, _ = turn_recordings(estimator, head, recordings, seed, progress)
     own = fit_head_calibration(delays, turns, head=head.name, symmetric=isinstance(head, SphericalHead))
     calibrations = {"own_turns": own} | ({"shipped": shipped} if shipped is not None else {})
     return {"head": head.name, "calibration_recordings": recordings, "own_calibration_residual_us": own.residual_us,
             "own_calibration_has_back_curve": bool(own.back_delays_s),
-            "levels": score_head(estimator, head, num, seed, calibrations, levels, cache_dir)}
+            "levels": evaluate_azimuth(estimator, num, seed, levels, cache_dir, calibrations, head)}
 
 
 def format_measured_head(res: dict) -> str:
-    methods = list(res["levels"]["all"])
+    methods = [m for m in res["levels"]["all"] if m != "chance"]
     lines = [f"Azimuth on a measured head ({res['head']}, never trained on), front sources, MAE / median (deg);",
              f"  model_own_turns: calibrated on {res['calibration_recordings']} recordings of its own turns "
              f"(other rooms, no labels; back curve: {res['own_calibration_has_back_curve']})",
@@ -81,4 +59,4 @@ def format_measured_head(res: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["turn_recordings", "score_head", "evaluate_measured_head", "format_measured_head", "CALIBRATION_INDEX"]
+__all__ = ["turn_recordings", "evaluate_measured_head", "format_measured_head", "CALIBRATION_INDEX"]
