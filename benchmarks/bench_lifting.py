@@ -44,7 +44,8 @@ def main():
 
     lifter = Lifter.load(args.model, threads=args.threads)
     scenario, sim = load_scenario("default"), Simulator()
-    rows = {k: [] for k in ("coarse + fine encodings", "CNN (3 stages) + soft-argmax", "full lifter (predict)",
+    rows = {k: [] for k in ("coarse + fine encodings", "CNN (3 stages) + soft-argmax", "CNN on the cube and its mirror",
+                            "full lifter (predict)",
                             "tof baseline", "vision_only baseline")}
     for f in range(args.frames):
         s = simulate_sample(scenario, sim, "test", 777, f)
@@ -53,6 +54,7 @@ def main():
         _, rays, audio = lifter.prepare(*a, speed_of_sound=c)
         steps = {"coarse + fine encodings": lambda a=a, c=c: lifter.prepare(*a, speed_of_sound=c),
                  "CNN (3 stages) + soft-argmax": lambda r=rays, u=audio: lifter.run_network(r, u),
+                 "CNN on the cube and its mirror": lambda r=rays, u=audio: lifter.run_network(r, u, mirror=True),
                  "full lifter (predict)": lambda a=a, c=c: lifter.predict(*a, speed_of_sound=c),
                  "tof baseline": lambda a=a, c=c: tof(*a, speed_of_sound=c),
                  "vision_only baseline": lambda a=a: vision_only(*a[:3])}

@@ -14,17 +14,11 @@ import numpy as np
 
 def _time_frame(lifter, a: tuple, c: float, repeat: int) -> tuple[float, float]:
     """(best ms of Lifter.predict, best ms of the refusal rule + calibration on its outputs) for one frame."""
-    from av_pose_ros.lifting.calibration import assess_outputs, spread_of
-    from av_pose_ros.lifting.lifter import snap
+    from av_pose_ros.lifting.calibration import assess_outputs
 
-    grid, rays, audio = lifter.prepare(*a, speed_of_sound=c)
-    local, conf = lifter.run_network(rays, audio)
-    raw = grid.to_world(local)
-    joints = snap(raw, *a[:3])
-    spread = spread_of(lifter, conf)
+    out = lifter.lift(*a, speed_of_sound=c)
     lift = min(timeit.repeat(lambda: lifter.predict(*a, speed_of_sound=c), number=1, repeat=repeat))
-    check = min(timeit.repeat(lambda: assess_outputs(lifter, a, c, grid, raw, joints, spread, conf), number=1,
-                              repeat=repeat))
+    check = min(timeit.repeat(lambda: assess_outputs(lifter, a, c, out), number=1, repeat=repeat))
     return 1000 * lift, 1000 * check
 
 

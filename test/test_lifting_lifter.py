@@ -99,3 +99,55 @@ def test_shipped_vision_model_is_small_and_deaf():
     assert vision.stat().st_size <= 20 * 2 ** 20
     lifter = Lifter.load(vision)
     assert lifter.config.use_audio is False and not hasattr(lifter.net, "audio")
+
+
+def _mirrored(volume: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.flip(volume, axis=-2))
+
+
+def test_mirror_average_is_equivariant_under_the_mirror(lifter):
+    """The averaged answer on a mirrored cube is the mirror of the averaged answer: averaging over the world's
+    mirror symmetry gives the network none of its own handedness, and maps y -> -y and left <-> right correctly."""
+    from av_pose_ros.primitives.skeleton import LEFT_RIGHT_SWAP
+
+    s = simulate_sample(_EasyScenario(), Simulator(), "test", 12345, 1)
+    _, rays, audio = lifter.prepare(s["keypoints"], s["K"], s["world_from_camera"], s["kernels"], s["speakers"],
+                                    s["mics"], float(s["fs"]), float(s["c"]))
+    swap = list(LEFT_RIGHT_SWAP)
+    local, conf = lifter.run_network(rays, audio, mirror=True)
+    m_local, m_conf = lifter.run_network(_mirrored(rays[swap]), _mirrored(audio), mirror=True)
+    expected = local[swap] * np.array([1.0, -1.0, 1.0])
+    np.testing.assert_allclose(m_local, expected, atol=1e-5)
+    np.testing.assert_allclose(m_conf, conf[swap], atol=1e-5)
+    plain, _ = lifter.run_network(rays, audio)
+    assert not np.allclose(plain, local, atol=1e-4)       # the mirror image is a second, different look
+
+
+def test_inference_recipe_travels_in_the_model_file(tmp_path):
+    """`calibration` stores how the network was run beside the fit; `Lifter.load` reads it back, and a re-centred
+    pass moves the cube onto the first pass's body."""
+    from av_pose_ros.lifting.calibration import store_in_model
+    from av_pose_ros.lifting.lifter import Inference
+
+    path = tmp_path / "lifter.pt"
+    path.write_bytes(SHIPPED.read_bytes())
+    store_in_model(path, "inference", Inference(recentre_passes=0, mirror_average=False).as_dict())
+    plain = Lifter.load(path)
+    assert plain.inference == Inference(recentre_passes=0, mirror_average=False)
+    store_in_model(path, "inference", Inference(recentre_passes=1, mirror_average=True).as_dict())
+    refined = Lifter.load(path)
+    assert refined.inference == Inference(recentre_passes=1, mirror_average=True)
+
+    s = simulate_sample(_EasyScenario(), Simulator(), "test", 12345, 2)
+    args = (s["keypoints"], s["K"], s["world_from_camera"], s["kernels"], s["speakers"], s["mics"], float(s["fs"]))
+    first = plain.lift(*args, speed_of_sound=float(s["c"]))
+    second = refined.lift(*args, speed_of_sound=float(s["c"]))
+    np.testing.assert_allclose(second.coarse_grid.centre, first.grid.centre)
+    np.testing.assert_allclose(second.grid.centre, first.raw.mean(axis=0), atol=1e-9)
+    camera_y = second.grid.to_local(np.asarray(s["world_from_camera"], float)[:3, 3])[1]
+    assert abs(camera_y) < 1e-9                     # the camera stays on the cube's mirror plane
+    for out in (first, second):
+        assert np.linalg.norm(out.joints - s["joints"], axis=1).mean() < 0.15
+    deaf = refined.lift(*args, speed_of_sound=float(s["c"]), network_kernels=np.zeros_like(s["kernels"]))
+    assert np.allclose(deaf.coarse_grid.centre, second.coarse_grid.centre)
+    assert not np.allclose(deaf.raw, second.raw, atol=1e-3)

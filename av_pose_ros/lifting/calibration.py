@@ -21,6 +21,9 @@ The command fits everything on ``val`` samples, writes it into the model file (`
 back by ``calibration_of``) and draws a reliability diagram::
 
     python -m av_pose_ros.lifting.calibration --model models/lifter.pt --num 200 --plot models/lifter_reliability.png
+
+The fit holds for one way of running the network (``lifter.Inference``: re-centring passes, mirror averaging), so
+it is stored beside it (``metrics.inference``); ``--recentre-passes`` / ``--mirror-average`` change both at once.
 """
 
 from __future__ import annotations
@@ -164,12 +167,15 @@ class Assessed:
     axes: np.ndarray            # (17, 3, 3)
 
 
-def assess_outputs(lifter, args: tuple, c: float, grid, raw_joints, joints, spread, network_confidence) -> Assessed:
+def assess_outputs(lifter, args: tuple, c: float, lift) -> Assessed:
     """Refusal verdict, calibrated confidence and covariance of a frame the lifter already ran on (``args`` as
-    given to ``Lifter.predict``, ``grid`` from ``Lifter.prepare``)."""
+    given to ``Lifter.predict``, ``lift`` its ``Lifter.lift``)."""
     from .refusal import rule_of
 
-    evidence = gather(*args, c, grid_centre=grid.centre, raw_joints=raw_joints, joints=joints, spread=spread)
+    raw_joints, joints, network_confidence = lift.raw, lift.joints, lift.confidence
+    spread = spread_of(lifter, network_confidence)
+    evidence = gather(*args, c, grid_centre=lift.coarse_grid.centre, raw_joints=raw_joints, joints=joints,
+                      spread=spread)
     verdict = judge(evidence, rule_of(lifter.info))
     x = joint_features(args[0], args[1], args[2], raw_joints, joints, spread, evidence)
     axes = ray_axes(joints, np.asarray(args[2], float)[:3, 3])
@@ -187,15 +193,9 @@ def assess(lifter, keypoints, K, world_from_camera, kernels, speakers, mics, fs,
            speed_of_sound: float = 343.0) -> Assessed:
     """``Lifter.predict`` plus the refusal rule and the calibration (what lifter_node publishes).
     Raises ``LiftingInputError`` for unusable inputs."""
-    from .lifter import snap
-
     args = (keypoints, K, world_from_camera, kernels, speakers, mics, fs)
-    grid, rays, audio = lifter.prepare(*args, speed_of_sound)
-    local, net_conf = lifter.run_network(rays, audio)
-    raw = grid.to_world(local)
-    joints = snap(raw, keypoints, K, world_from_camera) if lifter.snap_to_rays else raw
-    spread = spread_of(lifter, net_conf)
-    return assess_outputs(lifter, args, float(speed_of_sound), grid, raw, joints, spread, net_conf)
+    lift = lifter.lift(*args, speed_of_sound=speed_of_sound)
+    return assess_outputs(lifter, args, float(speed_of_sound), lift)
 
 
 def spread_of(lifter, network_confidence) -> np.ndarray:
@@ -209,7 +209,6 @@ def collect(lifter, family: str, num: int, seed: int, workers: int | None = None
     from . import dataset as ds
     from .evaluate import family_path
     from .features import LiftingInputError
-    from .lifter import snap
 
     data = ds.generate(family_path(family), "val", seed, num, workers=workers, progress=False)
     out = {"evidence": [], "x": [], "axes": [], "err": [], "conf": [], "distance": [], "frame": []}
@@ -221,19 +220,15 @@ def collect(lifter, family: str, num: int, seed: int, workers: int | None = None
         if not np.any(s["kernels"]):
             continue
         try:
-            grid, rays, audio = lifter.prepare(*args, speed_of_sound=c)
+            lift = lifter.lift(*args, speed_of_sound=c)
         except LiftingInputError:
             continue
-        local, net_conf = lifter.run_network(rays, audio)
-        raw = grid.to_world(local)
-        joints = snap(raw, *args[:3]) if lifter.snap_to_rays else raw
-        spread = spread_of(lifter, net_conf)
-        ev = gather(*args, c, grid_centre=grid.centre, raw_joints=raw, joints=joints, spread=spread)
-        out["evidence"].append(ev)
-        out["x"].append(joint_features(*args[:3], raw, joints, spread, ev))
-        out["axes"].append(ray_axes(joints, args[2][:3, 3]))
-        out["err"].append(joints - s["joints"].astype(float))
-        out["conf"].append(net_conf)
+        assessed = assess_outputs(lifter, args, c, lift)     # its evidence, features and axes; not its verdict
+        out["evidence"].append(assessed.verdict.evidence)
+        out["x"].append(assessed.features)
+        out["axes"].append(assessed.axes)
+        out["err"].append(lift.joints - s["joints"].astype(float))
+        out["conf"].append(lift.confidence)
         out["distance"].append(float(s["distance"]))
         out["frame"].append(i)
     out["num"] = num
@@ -426,14 +421,23 @@ def main(argv=None) -> int:
                              "(default: chosen with --quantile, see CANDIDATES)")
     parser.add_argument("--workers", type=int, default=1, help="simulation processes for missing val samples")
     parser.add_argument("--plot", default="models/lifter_reliability.png", help="reliability diagram PNG")
+    parser.add_argument("--recentre-passes", type=int, default=None,
+                        help="network passes on a cube re-centred on the previous pass's body (default: the model's)")
+    parser.add_argument("--mirror-average", action=argparse.BooleanOptionalAction, default=None,
+                        help="average the last pass with its mirror image (default: the model's)")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the model file")
     args = parser.parse_args(argv)
     import torch
 
-    from .lifter import Lifter
+    from .lifter import Inference, Lifter
 
     torch.set_num_threads(1)
     lifter = Lifter.load(args.model, threads=1)
+    current = lifter.inference
+    lifter.inference = Inference(
+        recentre_passes=current.recentre_passes if args.recentre_passes is None else args.recentre_passes,
+        mirror_average=current.mirror_average if args.mirror_average is None else args.mirror_average)
+    print(f"inference: {lifter.inference}")
     runs = {f: collect(lifter, f, args.num, args.seed, args.workers) for f in args.families}
     quantile, cal, flagged, risk, families = choose_quantile(runs, args.radius_m, args.quantile, args.max_risk)
     report = {"families": families}
@@ -462,8 +466,9 @@ def main(argv=None) -> int:
                          f"Brier {report['val']['brier']:.3f} vs base rate {report['val']['brier_base_rate']:.3f}")
         print(f"reliability diagram written to {args.plot}")
     if not args.dry_run:
+        store_in_model(args.model, "inference", lifter.inference.as_dict())
         write_calibration(args.model, cal, report)
-        print(f"calibration written into {args.model}")
+        print(f"calibration and inference written into {args.model}")
     return 0
 
 

@@ -42,9 +42,8 @@ from av_pose_ros.primitives.skeleton import BONE_INDICES, LEFT_HIP, LEFT_WRIST, 
 
 from . import dataset as ds
 from .baselines import tof, vision_only
-from .calibration import R1, R2, assess_outputs, brier, mahalanobis, spread_of
-from .features import LiftingInputError, audio_encoding, box_centre_ray
-from .lifter import snap
+from .calibration import R1, R2, assess_outputs, brier, mahalanobis
+from .features import LiftingInputError, box_centre_ray
 
 METHODS = ("cnn", "tof", "vision_only", "vision_learned")
 ABLATIONS = ("audio_shuffled", "audio_zero")
@@ -98,29 +97,21 @@ def _has_kernels(s: dict) -> bool:
 
 def _cnn_family(lifter, s: dict, other_kernels: np.ndarray) -> dict:
     """The network's outputs on this frame: ``cnn`` (snapped onto the rays), ``cnn_no_snap`` and the ablations,
-    all on the grid the lifter placed with the frame's own kernels. Raises ``LiftingInputError``."""
+    whose network heard other kernels on cubes the lifter placed with the frame's own. Raises
+    ``LiftingInputError``."""
     args = _args(s)
     if not _has_kernels(s):
         raise LiftingInputError("no kernel for this frame")
     c = float(s["c"])
     t0 = time.perf_counter()
-    grid, rays, audio = lifter.prepare(*args, speed_of_sound=c)
-
-    def run(a):
-        local, conf = lifter.run_network(rays, a)
-        raw = grid.to_world(local)
-        return raw, (snap(raw, *args[:3]) if lifter.snap_to_rays else raw), conf
-
-    raw, cnn, conf = run(audio)
-    assessed = assess_outputs(lifter, args, c, grid, raw, cnn, spread_of(lifter, conf), conf)   # as the node does
-    out = {"cnn": cnn, "cnn_no_snap": raw, "_seconds": time.perf_counter() - t0, "_assessed": assessed}
-    shuffled = audio_encoding(grid, other_kernels, args[4], args[5], args[6], c)
-    out["audio_shuffled"] = run(shuffled)[1]
-    out["audio_zero"] = run(np.zeros_like(audio))[1]
+    lift = lifter.lift(*args, speed_of_sound=c)
+    seconds = time.perf_counter() - t0
+    assessed = assess_outputs(lifter, args, c, lift)   # as the node does
+    out = {"cnn": lift.joints, "cnn_no_snap": lift.raw, "_seconds": seconds, "_assessed": assessed}
+    out["audio_shuffled"] = lifter.lift(*args, speed_of_sound=c, network_kernels=other_kernels).joints
+    out["audio_zero"] = lifter.lift(*args, speed_of_sound=c, network_kernels=np.zeros_like(s["kernels"])).joints
     try:      # the whole lifter (coarse locator included) on the other frame's kernels
-        g2, r2, a2 = lifter.prepare(*args[:3], other_kernels, *args[4:], speed_of_sound=c)
-        raw2 = g2.to_world(lifter.run_network(r2, a2)[0])
-        out["audio_shuffled_end_to_end"] = snap(raw2, *args[:3]) if lifter.snap_to_rays else raw2
+        out["audio_shuffled_end_to_end"] = lifter.lift(*args[:3], other_kernels, *args[4:], speed_of_sound=c).joints
     except LiftingInputError:
         pass
     return out
