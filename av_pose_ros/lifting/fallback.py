@@ -115,6 +115,8 @@ def fit(lifter, families, num: int, seed: int, radius_m: float = 0.1, workers: i
 
 
 def main(argv=None) -> int:
+    from .lifter import Lifter, add_inference_arguments
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/lifter_vision.pt", help="vision-only lifter (--no-audio)")
     parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES),
@@ -124,17 +126,19 @@ def main(argv=None) -> int:
     parser.add_argument("--radius-m", type=float, default=0.1, help="a joint counts as right within this (m)")
     parser.add_argument("--workers", type=int, default=1, help="simulation processes for missing val samples")
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the model file")
+    add_inference_arguments(parser)
     args = parser.parse_args(argv)
-    from .lifter import Lifter
-
     lifter = Lifter.load(args.model, threads=1)
+    lifter.inference = lifter.inference.overridden(args.recentre_passes, args.mirror_average)
+    print(f"inference: {lifter.inference}")
     cal = fit(lifter, args.families, args.num, args.seed, args.radius_m, args.workers)
     print(f"{cal.frames} val frames ({', '.join(args.families)}): joints within {args.radius_m * 100:.0f} cm "
           f"{cal.within.mean():.2f} (wrists {cal.within[[LEFT_WRIST, RIGHT_WRIST]].mean():.2f}); RMS along the ray "
           f"{1000 * cal.along_std_m.mean():.0f} mm, across {1000 * cal.across_std_m.mean():.0f} mm")
     if not args.dry_run:
+        store_in_model(args.model, "inference", lifter.inference.as_dict())
         store_in_model(args.model, "fallback", cal.as_dict())
-        print(f"fallback calibration written into {args.model}")
+        print(f"fallback calibration and inference written into {args.model}")
     return 0
 
 

@@ -62,6 +62,21 @@ class Inference:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def overridden(self, recentre_passes: int | None = None, mirror_average: bool | None = None) -> Inference:
+        """This recipe with the given fields changed (None keeps a field)."""
+        return Inference(recentre_passes=self.recentre_passes if recentre_passes is None else int(recentre_passes),
+                         mirror_average=self.mirror_average if mirror_average is None else bool(mirror_average))
+
+
+def add_inference_arguments(parser) -> None:
+    """``--recentre-passes`` and ``--mirror-average`` of the commands that fit a calibration for a recipe."""
+    import argparse
+
+    parser.add_argument("--recentre-passes", type=int, default=None,
+                        help="network passes on a cube re-centred on the previous pass's body (default: the model's)")
+    parser.add_argument("--mirror-average", action=argparse.BooleanOptionalAction, default=None,
+                        help="average the last pass with its mirror image (default: the model's)")
+
 
 @dataclass
 class Lift:
@@ -225,4 +240,4 @@ def snap(joints: np.ndarray, keypoints, K, world_from_camera) -> np.ndarray:
     return out
 
 
-__all__ = ["Inference", "Lift", "Lifter", "LifterLoadError", "LiftingInputError", "snap"]
+__all__ = ["Inference", "add_inference_arguments", "Lift", "Lifter", "LifterLoadError", "LiftingInputError", "snap"]
