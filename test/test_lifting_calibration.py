@@ -113,9 +113,11 @@ def test_calibration_travels_in_the_model_file(tmp_path):
 def test_range_target_reads_only_families_with_people_beyond_the_window():
     from av_pose_ros.lifting.calibration import meets_range_target
 
-    near = {"beyond_range_frames": 0, "beyond_range_flagged": float("nan"), "mpjpe_unflagged_mm": 500.0}
+    near = {"beyond_range_frames": 0, "beyond_range_flagged": float("nan"), "mpjpe_unflagged_mm": 500.0,
+            "beyond_range_unflagged_mm": float("nan")}
     assert meets_range_target({"default": near})
-    far = {"beyond_range_frames": 40, "beyond_range_flagged": 0.85, "mpjpe_unflagged_mm": 150.0}
-    assert not meets_range_target({"default": near, "far": far})
+    far = {"beyond_range_frames": 40, "beyond_range_flagged": 0.85, "mpjpe_unflagged_mm": 90.0,
+           "beyond_range_unflagged_mm": 150.0}
+    assert not meets_range_target({"default": near, "far": far})    # a good family does not excuse its far frames
     assert meets_range_target({"far": {**far, "beyond_range_flagged": 0.92}})
-    assert meets_range_target({"far": {**far, "mpjpe_unflagged_mm": 90.0}})
+    assert meets_range_target({"far": {**far, "beyond_range_unflagged_mm": 90.0}})
