@@ -409,7 +409,7 @@ def choose_quantile(runs: dict, radius_m: float, quantile="auto", max_risk="auto
 
 
 def main(argv=None) -> int:
-    from .lifter import Lifter, add_inference_arguments
+    from .lifter import Lifter, add_inference_arguments, inference_from_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/lifter.pt")
@@ -434,7 +434,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     lifter = Lifter.load(args.model, threads=1)
-    lifter.inference = lifter.inference.overridden(args.recentre_passes, args.mirror_average)
+    lifter.inference = inference_from_arguments(lifter, args)
     print(f"inference: {lifter.inference}")
     runs = {f: collect(lifter, f, args.num, args.seed, args.workers) for f in args.families}
     quantile, cal, flagged, risk, families = choose_quantile(runs, args.radius_m, args.quantile, args.max_risk)

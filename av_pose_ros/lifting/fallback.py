@@ -115,7 +115,7 @@ def fit(lifter, families, num: int, seed: int, radius_m: float = 0.1, workers: i
 
 
 def main(argv=None) -> int:
-    from .lifter import Lifter, add_inference_arguments
+    from .lifter import Lifter, add_inference_arguments, inference_from_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/lifter_vision.pt", help="vision-only lifter (--no-audio)")
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     add_inference_arguments(parser)
     args = parser.parse_args(argv)
     lifter = Lifter.load(args.model, threads=1)
-    lifter.inference = lifter.inference.overridden(args.recentre_passes, args.mirror_average)
+    lifter.inference = inference_from_arguments(lifter, args)
     print(f"inference: {lifter.inference}")
     cal = fit(lifter, args.families, args.num, args.seed, args.radius_m, args.workers)
     print(f"{cal.frames} val frames ({', '.join(args.families)}): joints within {args.radius_m * 100:.0f} cm "

@@ -11,7 +11,9 @@ Two steps of inference (``Inference``, stored in the model file with the calibra
 
 * **re-centring** (``recentre_passes``): the coarse cube sits on the strongest echo, 0.1 m voxels away from the
   body at best; the network is then run again on a cube centred on its own body (mean of its joints). A cube
-  centred on the true torso had been worth 6-10 % on val; centring on the network's own estimate gets most of it.
+  centred on the true torso had been worth 6-10 % on val; centring on the network's own estimate gets that and
+  more. A pass that only places the next cube may stop after its first ``placing_stages`` stages (the body's
+  centre needs no refined limbs).
 * **mirror averaging** (``mirror_average``): the world has no handedness. The cube's y axis passes through the
   camera, so its mirror image (y -> -y, left and right joints swapped) is an equally valid scene of a mirrored
   person and rig (the network max-pools over pairs and never sees which pair is which); the last pass runs the
@@ -20,7 +22,7 @@ Two steps of inference (``Inference``, stored in the model file with the calibra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,19 +55,20 @@ class Inference:
 
     recentre_passes: int = 0
     mirror_average: bool = False
+    placing_stages: int = 0      # stages of the passes that only place the next cube (0: all)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Inference:
         d = d or {}
-        return cls(recentre_passes=int(d.get("recentre_passes", 0)), mirror_average=bool(d.get("mirror_average")))
+        return cls(recentre_passes=int(d.get("recentre_passes", 0)), mirror_average=bool(d.get("mirror_average")),
+                   placing_stages=int(d.get("placing_stages", 0)))
 
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def overridden(self, recentre_passes: int | None = None, mirror_average: bool | None = None) -> Inference:
-        """This recipe with the given fields changed (None keeps a field)."""
-        return Inference(recentre_passes=self.recentre_passes if recentre_passes is None else int(recentre_passes),
-                         mirror_average=self.mirror_average if mirror_average is None else bool(mirror_average))
+    def overridden(self, **changes) -> Inference:
+        """This recipe with the given fields changed (a None value keeps the field)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def add_inference_arguments(parser) -> None:
@@ -76,6 +79,15 @@ def add_inference_arguments(parser) -> None:
                         help="network passes on a cube re-centred on the previous pass's body (default: the model's)")
     parser.add_argument("--mirror-average", action=argparse.BooleanOptionalAction, default=None,
                         help="average the last pass with its mirror image (default: the model's)")
+    parser.add_argument("--placing-stages", type=int, default=None,
+                        help="network stages of the passes that only place the next cube, 0 = all (default: the "
+                             "model's)")
+
+
+def inference_from_arguments(lifter, args) -> Inference:
+    """The lifter's recipe with the command line's changes (``add_inference_arguments``)."""
+    return lifter.inference.overridden(recentre_passes=args.recentre_passes, mirror_average=args.mirror_average,
+                                       placing_stages=args.placing_stages)
 
 
 @dataclass
@@ -160,9 +172,10 @@ class Lifter:
                               speakers, mics, float(fs), float(speed_of_sound))
 
     @torch.no_grad()
-    def run_network(self, rays: np.ndarray, audio: np.ndarray, mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Grid-frame joints (17, 3) and confidences (17,) of the last stage; ``mirror``: averaged with the
-        network's answer on the mirror image of the cube (module docstring)."""
+    def run_network(self, rays: np.ndarray, audio: np.ndarray, mirror: bool = False,
+                    stages: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Grid-frame joints (17, 3) and confidences (17,) of the last stage run (``stages``: that many, default
+        all); ``mirror``: averaged with the network's answer on the mirror image of the cube (module docstring)."""
         if self.threads:
             torch.set_num_threads(int(self.threads))
         r = torch.from_numpy(np.ascontiguousarray(rays, np.float32))[None].to(self.device)
@@ -171,7 +184,7 @@ class Lifter:
             swap = list(LEFT_RIGHT_SWAP)
             r = torch.cat([r, torch.flip(r[:, swap], dims=[-2])])
             a = torch.cat([a, torch.flip(a, dims=[-2])])
-        local, conf = self.net.locate(self.net(r, a)[-1])
+        local, conf = self.net.locate(self.net(r, a, stages=stages)[-1])
         local, conf = local.cpu().numpy().astype(float), conf.cpu().numpy().astype(float)
         if not mirror:
             return local[0], conf[0]
@@ -192,9 +205,12 @@ class Lifter:
         if network_kernels is not None:
             rays, audio = self.encode(grid, keypoints, K, world_from_camera, *heard)
         passes = max(int(self.inference.recentre_passes), 0)
+        placing = self.inference.placing_stages or None
         for k in range(passes + 1):
-            local, confidence = self.run_network(rays, audio, mirror=k == passes and self.inference.mirror_average)
-            if k < passes:
+            last = k == passes
+            local, confidence = self.run_network(rays, audio, mirror=last and self.inference.mirror_average,
+                                                 stages=None if last else placing)
+            if not last:
                 centre = grid.to_world(local).mean(axis=0)
                 grid = FineGrid(centre, person_frame(centre - world_from_camera[:3, 3]), grid.size_m, grid.n)
                 rays, audio = self.encode(grid, keypoints, K, world_from_camera, *heard)
@@ -240,4 +256,5 @@ def snap(joints: np.ndarray, keypoints, K, world_from_camera) -> np.ndarray:
     return out
 
 
-__all__ = ["Inference", "add_inference_arguments", "Lift", "Lifter", "LifterLoadError", "LiftingInputError", "snap"]
+__all__ = ["Inference", "Lift", "Lifter", "LifterLoadError", "LiftingInputError", "add_inference_arguments",
+           "inference_from_arguments", "snap"]

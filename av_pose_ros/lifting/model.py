@@ -120,15 +120,16 @@ class LifterNet(nn.Module):
         score = self.pair_score(feats.reshape(b * p, *feats.shape[2:])).reshape(b, p, 1, *feats.shape[3:])
         return (torch.softmax(score, dim=1) * feats).sum(dim=1)
 
-    def forward(self, rays: torch.Tensor, audio: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def forward(self, rays: torch.Tensor, audio: torch.Tensor | None = None,
+                stages: int | None = None) -> list[torch.Tensor]:
         """Heatmap logits (B, J, n/2, n/2, n/2) of every stage, last stage last (``audio`` ignored without an
-        audio branch)."""
+        audio branch); ``stages``: stop after that many."""
         feats = [self.rays(rays)]
         if self.config.use_audio:
             feats.append(self.fuse_audio(audio))
         x = self.stem(torch.cat(feats, dim=1))
         outs = []
-        for s, stage in enumerate(self.stages):
+        for s, stage in enumerate(self.stages[:stages]):
             outs.append(stage(x if s == 0 else torch.cat([x, outs[-1]], dim=1)))
         return outs
 
