@@ -31,6 +31,10 @@ def _eval(args) -> int:
 
     vision = None if args.vision_model.lower() == "none" else args.vision_model
     progress = not args.no_progress
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.suite:
         result = evaluate_suite(args.num, args.seed, families=args.families, model=args.model, vision_model=vision,
                                 cache_root=args.cache, workers=args.workers, progress=progress, split=args.split)
@@ -116,6 +120,8 @@ def register(subparsers) -> None:
     e.add_argument("--plot", default=None, help="write a PNG: skeletons and error by distance; with --suite the "
                                                 "bar chart (default eval_suite.png)")
     e.add_argument("--workers", type=int, default=None, help="simulation processes (default: all cores)")
+    e.add_argument("--threads", type=int, default=None, help="torch CPU threads for the networks (default: torch's, "
+                                                             "all cores; 1 on a machine busy with other work)")
     e.add_argument("--cache", default=None, help="data cache folder (default: data_cache/)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars (they go to stderr)")
     e.set_defaults(func=_eval)
