@@ -1,5 +1,6 @@
-"""Lifting speed per frame on 2 CPU threads: full lifter (coarse + fine encodings + CNN) with its split, and the
-non-learned baselines measured in the same run (target: full lifter <= 100 ms)."""
+"""Lifting speed per frame on 2 CPU threads: full lifter (coarse + fine encodings + CNN, run with the model's
+inference recipe) with its split, the same network run once without the recipe, and the non-learned baselines,
+all measured in the same run (target: full lifter <= 100 ms)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch  # noqa: E402
 from av_pose_ros.lifting import Lifter  # noqa: E402
 from av_pose_ros.lifting.baselines import tof, vision_only  # noqa: E402
 from av_pose_ros.lifting.dataset import simulate_sample  # noqa: E402
+from av_pose_ros.lifting.lifter import Inference  # noqa: E402
 from av_pose_ros.sim.render import Simulator  # noqa: E402
 from av_pose_ros.sim.scenario import load_scenario  # noqa: E402
 
@@ -43,9 +45,10 @@ def main():
     torch.set_num_threads(args.threads)
 
     lifter = Lifter.load(args.model, threads=args.threads)
+    one_pass = Lifter(lifter.net, threads=args.threads, info=lifter.info, inference=Inference())
     scenario, sim = load_scenario("default"), Simulator()
     rows = {k: [] for k in ("coarse + fine encodings", "CNN (3 stages) + soft-argmax", "CNN on the cube and its mirror",
-                            "full lifter (predict)",
+                            "full lifter (predict)", "one pass, no mirror (previous)",
                             "tof baseline", "vision_only baseline")}
     for f in range(args.frames):
         s = simulate_sample(scenario, sim, "test", 777, f)
@@ -56,12 +59,14 @@ def main():
                  "CNN (3 stages) + soft-argmax": lambda r=rays, u=audio: lifter.run_network(r, u),
                  "CNN on the cube and its mirror": lambda r=rays, u=audio: lifter.run_network(r, u, mirror=True),
                  "full lifter (predict)": lambda a=a, c=c: lifter.predict(*a, speed_of_sound=c),
+                 "one pass, no mirror (previous)": lambda a=a, c=c: one_pass.predict(*a, speed_of_sound=c),
                  "tof baseline": lambda a=a, c=c: tof(*a, speed_of_sound=c),
                  "vision_only baseline": lambda a=a: vision_only(*a[:3])}
         for name, fn in steps.items():
             rows[name].append(median_ms(fn, args.repeats))
     cfg = lifter.config
-    print(f"\nLifter per frame, median of {args.repeats} runs x {args.frames} frames, torch threads {args.threads} "
+    print(f"\ninference recipe: {lifter.inference}")
+    print(f"Lifter per frame, median of {args.repeats} runs x {args.frames} frames, torch threads {args.threads} "
           f"(grid {cfg.grid_n}^3 over {cfg.grid_size_m} m, width {cfg.width}, {cfg.stages} stages, "
           f"{sum(p.numel() for p in lifter.net.parameters())} parameters)")
     full = float(np.median(rows["full lifter (predict)"]))

@@ -59,8 +59,11 @@ def test_sim_head_turns_and_slfm_node_follows(ros_context):
     errors = [math.degrees((e.integrated_yaw - estimated_at_anchor)
                            - (true_yaw[ns_from_time(e.header.stamp)] - true_at_anchor))
               for e in estimates if ns_from_time(e.header.stamp) in true_yaw]
-    turns = [math.degrees(abs(e.relative_yaw)) for e in estimates]
-    print(f"{len(errors)} estimates, largest turn {max(turns):.1f} deg, |integrated error| max "
+    # The turn the check spans: one image pair may hold the whole 15-deg step or split it (camera period against
+    # the ramp), so the span of the true yaw under the checked estimates is what must reach 10 deg.
+    span = math.degrees(np.ptp([true_yaw[ns_from_time(e.header.stamp)] for e in estimates
+                                if ns_from_time(e.header.stamp) in true_yaw] + [true_at_anchor]))
+    print(f"{len(errors)} estimates over a turn of {span:.1f} deg, |integrated error| max "
           f"{max(map(abs, errors)):.2f} deg")
-    assert max(turns) >= 10.0
+    assert span >= 10.0
     assert max(map(abs, errors)) < 1.5, errors
