@@ -72,7 +72,7 @@ class Inference:
 
 
 def add_inference_arguments(parser) -> None:
-    """``--recentre-passes`` and ``--mirror-average`` of the commands that fit a calibration for a recipe."""
+    """The ``Inference`` fields as options of the commands that fit a calibration for a recipe."""
     import argparse
 
     parser.add_argument("--recentre-passes", type=int, default=None,
@@ -200,8 +200,8 @@ class Lifter:
         keypoints, K, world_from_camera = args[:3]
         grid, rays, audio = self.prepare(*args, fs, speed_of_sound)
         coarse_grid = grid
-        heard = (kernels, speakers, mics, fs, speed_of_sound) if network_kernels is None else \
-            (np.asarray(network_kernels, np.float32), speakers, mics, fs, speed_of_sound)
+        heard = (args[3] if network_kernels is None else np.asarray(network_kernels, np.float32), *args[4:], fs,
+                 speed_of_sound)
         if network_kernels is not None:
             rays, audio = self.encode(grid, keypoints, K, world_from_camera, *heard)
         passes = max(int(self.inference.recentre_passes), 0)
