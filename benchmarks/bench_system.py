@@ -35,8 +35,9 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def run_once(seconds: float, warmup_timeout_s: float = 120.0) -> dict:
-    """Start the graph, wait for the first pose, then watch every stage for `seconds`."""
+def run_once(seconds: float, warmup_timeout_s: float = 120.0, launch_args: list[str] | None = None) -> dict:
+    """Start the graph (with `av-pose launch sim` arguments `launch_args`, e.g. model_path:=...), wait for the first
+    pose, then watch every stage for `seconds`."""
     import rclpy
 
     import av_pose_ros.msg as msgs
@@ -45,7 +46,7 @@ def run_once(seconds: float, warmup_timeout_s: float = 120.0) -> dict:
     from av_pose_ros.ros.conversions import ns_from_time
     from av_pose_ros.ros.qos import RESULT_QOS, SENSOR_QOS
 
-    launch = Launch(resolve("sim", parse_arguments([], "sim")), quiet=True)
+    launch = Launch(resolve("sim", parse_arguments(list(launch_args or []), "sim")), quiet=True)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("bench_system", context=context)
@@ -110,9 +111,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=40.0, help="measured time per run, after the first pose")
     parser.add_argument("--repeats", type=int, default=1, help="runs (fresh graph each); medians are reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("launch_args", nargs="*", metavar="name:=value",
+                        help="`av-pose launch sim` arguments, e.g. model_path:=/tmp/other_lifter.pt")
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    runs = [run_once(args.seconds) for _ in range(args.repeats)]
+    runs = [run_once(args.seconds, launch_args=args.launch_args) for _ in range(args.repeats)]
     pose = [r["stages"]["human/pose_3d"] for r in runs]
     result = {"runs": runs, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
               "pose_latency_median_ms": statistics.median(p["median_ms"] for p in pose),
