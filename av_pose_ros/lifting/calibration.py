@@ -22,8 +22,9 @@ back by ``calibration_of``) and draws a reliability diagram::
 
     python -m av_pose_ros.lifting.calibration --model models/lifter.pt --num 200 --plot models/lifter_reliability.png
 
-The fit holds for one way of running the network (``lifter.Inference``: re-centring passes, mirror averaging), so
-it is stored beside it (``metrics.inference``); ``--recentre-passes`` / ``--mirror-average`` change both at once.
+The fit holds for one way of running the network (``lifter.Inference``: re-centring passes, mirror averaging,
+placing stages), so it is stored beside it (``metrics.inference``); ``--recentre-passes``, ``--mirror-average`` and
+``--placing-stages`` change both at once.
 """
 
 from __future__ import annotations
