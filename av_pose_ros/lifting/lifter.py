@@ -47,6 +47,7 @@ from .model import LifterNet, NetConfig
 MODEL_FORMAT = "av_pose_ros.lifter"
 SNAP_MAX_M = 0.35         # a joint further than this from its ray keeps the network's position (bad keypoint)
 SNAP_MIN_CONFIDENCE = 0.2
+_SWAP = list(LEFT_RIGHT_SWAP)    # joint channels of the mirror image
 
 
 @dataclass(frozen=True)
@@ -154,16 +155,19 @@ class Lifter:
 
         A vision-only model (``config.use_audio`` false) places its cube with ``vision_locate`` and encodes no
         audio (P = 0); the kernels are still checked for shape, as the node always has them."""
-        keypoints, K, world_from_camera, kernels, speakers, mics = check_inputs(keypoints, K, world_from_camera,
-                                                                                 kernels, speakers, mics)
+        args = check_inputs(keypoints, K, world_from_camera, kernels, speakers, mics)
+        grid = self._place(*args, fs, speed_of_sound)
+        return (grid, *self.encode(grid, *args, fs, speed_of_sound))
+
+    def _place(self, keypoints, K, world_from_camera, kernels, speakers, mics, fs, speed_of_sound) -> FineGrid:
+        """The coarse cube of checked inputs (``check_inputs``)."""
         cfg = self.config
         if cfg.use_audio:
             coarse = coarse_locate(keypoints, K, world_from_camera, kernels, speakers, mics, float(fs),
                                    float(speed_of_sound))
         else:
             coarse = vision_locate(keypoints, K, world_from_camera)
-        grid = FineGrid(coarse.centre, coarse.rotation, cfg.grid_size_m, cfg.grid_n)
-        return (grid, *self.encode(grid, keypoints, K, world_from_camera, kernels, speakers, mics, fs, speed_of_sound))
+        return FineGrid(coarse.centre, coarse.rotation, cfg.grid_size_m, cfg.grid_n)
 
     def encode(self, grid: FineGrid, keypoints, K, world_from_camera, kernels, speakers, mics, fs,
                speed_of_sound=343.0) -> tuple[np.ndarray, np.ndarray]:
@@ -181,15 +185,14 @@ class Lifter:
         r = torch.from_numpy(np.ascontiguousarray(rays, np.float32))[None].to(self.device)
         a = torch.from_numpy(np.ascontiguousarray(audio, np.float32))[None].to(self.device)
         if mirror:
-            swap = list(LEFT_RIGHT_SWAP)
-            r = torch.cat([r, torch.flip(r[:, swap], dims=[-2])])
+            r = torch.cat([r, torch.flip(r[:, _SWAP], dims=[-2])])
             a = torch.cat([a, torch.flip(a, dims=[-2])])
         local, conf = self.net.locate(self.net(r, a, stages=stages)[-1])
         local, conf = local.cpu().numpy().astype(float), conf.cpu().numpy().astype(float)
         if not mirror:
             return local[0], conf[0]
-        back = local[1][swap] * np.array([1.0, -1.0, 1.0])
-        return 0.5 * (local[0] + back), 0.5 * (conf[0] + conf[1][swap])
+        back = local[1][_SWAP] * np.array([1.0, -1.0, 1.0])
+        return 0.5 * (local[0] + back), 0.5 * (conf[0] + conf[1][_SWAP])
 
     def lift(self, keypoints, K, world_from_camera, kernels, speakers, mics, fs, *, speed_of_sound: float = 343.0,
              network_kernels=None) -> Lift:
@@ -198,12 +201,10 @@ class Lifter:
         hears ``kernels``. Raises ``LiftingInputError`` for unusable inputs."""
         args = check_inputs(keypoints, K, world_from_camera, kernels, speakers, mics)
         keypoints, K, world_from_camera = args[:3]
-        grid, rays, audio = self.prepare(*args, fs, speed_of_sound)
-        coarse_grid = grid
+        grid = coarse_grid = self._place(*args, fs, speed_of_sound)
         heard = (args[3] if network_kernels is None else np.asarray(network_kernels, np.float32), *args[4:], fs,
                  speed_of_sound)
-        if network_kernels is not None:
-            rays, audio = self.encode(grid, keypoints, K, world_from_camera, *heard)
+        rays, audio = self.encode(grid, keypoints, K, world_from_camera, *heard)
         passes = max(int(self.inference.recentre_passes), 0)
         placing = self.inference.placing_stages or None
         for k in range(passes + 1):
